@@ -1,1 +1,47 @@
-"""wassh."""
+"""wassh: run WebAssembly programs with real network access through transport plugins."""
+
+from __future__ import annotations
+
+from .abi.errno import Errno, WasiError
+from .embed import Capture, prepare, run, run_process, run_sync
+from .hookspecs import hookimpl, hookspec
+from .host.sockets import Socket as SocketHandle
+from .plugins import (
+    DGRAM,
+    LISTEN,
+    STREAM,
+    UNIX,
+    ConnectRequest,
+    Offer,
+    TransportConfig,
+    Transports,
+    make_plugin_manager,
+)
+from .resolve import resolve
+from .runtime import GuestCancelled, GuestConfig, Process
+
+__all__ = [
+    "DGRAM",
+    "LISTEN",
+    "STREAM",
+    "UNIX",
+    "Capture",
+    "ConnectRequest",
+    "Errno",
+    "GuestCancelled",
+    "GuestConfig",
+    "Offer",
+    "Process",
+    "SocketHandle",
+    "TransportConfig",
+    "Transports",
+    "WasiError",
+    "hookimpl",
+    "hookspec",
+    "make_plugin_manager",
+    "prepare",
+    "resolve",
+    "run",
+    "run_process",
+    "run_sync",
+]

@@ -1,0 +1,1 @@
+"""The guest boundary: the only code that touches guest memory or wasm values."""

@@ -1,0 +1,145 @@
+"""Host functions through wasmtime's unchecked API: ~1 µs a call instead of ~20 µs.
+
+Each import is a ctypes callback that reads its i32/i64 arguments straight out
+of the raw value array and writes the errno back into slot 0. Errors become
+errno here and only here (``to_errno``); ``BaseException``s that must unwind the
+guest (``proc_exit``, cancellation) become a trap and are re-raised by the
+runtime after the guest call returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from .errno import Errno, WasiError, to_errno
+
+log = logging.getLogger("wassh.abi")
+
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_size_t,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_int32),
+    ctypes.c_size_t,
+)
+_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_NO_FINALIZER = _FINALIZER(lambda _data: None)
+_SLOT = 4  # a wasmtime_val_raw_t is 16 bytes: four int32 slots
+
+HostFn = Callable[..., int]
+
+
+class Unwind:
+    """Holds the BaseException that stopped the guest until the runtime re-raises it."""
+
+    def __init__(self) -> None:
+        self.pending: BaseException | None = None
+
+
+def _make_callback(
+    name: str, fn: HostFn, params: str, returns: bool, unwind: Unwind, tracer: Any
+) -> Any:
+    """Build the ctypes callback for one import.
+
+    ``params`` holds one letter per parameter: ``i`` for i32 (passed unsigned),
+    ``I`` for i64 (unsigned). Source is generated per signature so each call
+    indexes its arguments directly instead of looping.
+    """
+    reads = []
+    for index, kind in enumerate(params):
+        lo = f"a[{index * _SLOT}]"
+        if kind == "i":
+            reads.append(f"{lo} & 0xFFFFFFFF")
+        else:
+            hi = f"a[{index * _SLOT + 1}]"
+            reads.append(f"(({lo} & 0xFFFFFFFF) | (({hi} & 0xFFFFFFFF) << 32))")
+    call = f"fn({', '.join(reads)})"
+    if tracer is not None:
+        call = f"tracer(name, fn, ({', '.join(reads)}{',' if reads else ''}))"
+    store = "a[0] = " if returns else ""
+    failure = "a[0] = to_errno(e)" if returns else "raise"
+    src = f"""
+def callback(env, caller, a, n):
+    try:
+        {store}{call}
+        return 0
+    except Exception as e:
+        try:
+            {failure}
+            return 0
+        except BaseException as inner:
+            unwind.pending = inner
+            return trap()
+    except BaseException as e:
+        unwind.pending = e
+        return trap()
+"""
+    namespace: dict[str, Any] = {
+        "fn": fn,
+        "to_errno": to_errno,
+        "unwind": unwind,
+        "trap": _new_trap,
+        "tracer": tracer,
+        "name": name,
+    }
+    exec(compile(src, f"<hostcall {name}>", "exec"), namespace)
+    return namespace["callback"]
+
+
+def _new_trap() -> int:
+    msg = b"wassh: guest unwound by the host"
+    ptr = ffi.wasmtime_trap_new(ctypes.create_string_buffer(msg), len(msg))
+    return ctypes.cast(ptr, ctypes.c_void_p).value or 0
+
+
+class HostCallTable:
+    """Defines host functions into a Linker and keeps their callbacks alive."""
+
+    def __init__(self, linker: wasmtime.Linker, unwind: Unwind, tracer: Any = None) -> None:
+        self._linker = linker
+        self._unwind = unwind
+        self._tracer = tracer
+        self._keep: list[Any] = []
+        self._names: set[tuple[str, str]] = set()
+
+    def has(self, module: str, name: str) -> bool:
+        return (module, name) in self._names
+
+    def define(self, module: str, name: str, params: str, fn: HostFn, returns: bool = True) -> None:
+        vt = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
+        ty = wasmtime.FuncType(
+            [vt[p] for p in params], [wasmtime.ValType.i32()] if returns else []
+        )
+        cb = _CALLBACK(_make_callback(name, fn, params, returns, self._unwind, self._tracer))
+        self._keep.append(cb)
+        mod_b, name_b = module.encode(), name.encode()
+        err = ffi.wasmtime_linker_define_func_unchecked(
+            self._linker.ptr(),
+            mod_b,
+            len(mod_b),
+            name_b,
+            len(name_b),
+            ty.ptr(),
+            ctypes.cast(cb, ffi.wasmtime_func_unchecked_callback_t),
+            None,
+            ctypes.cast(_NO_FINALIZER, ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+        )
+        if err:
+            raise wasmtime.WasmtimeError._from_ptr(err)
+        self._names.add((module, name))
+
+    def define_enosys(self, module: str, name: str, ty: wasmtime.FuncType) -> None:
+        """Answer an import we do not know with ENOSYS instead of a link error."""
+        params = "".join("I" if str(p) == "i64" else "i" for p in ty.params)
+        returns = len(ty.results) == 1
+
+        def enosys(*_args: int) -> int:
+            raise WasiError(Errno.ENOSYS, f"{module}.{name} is not implemented")
+
+        self.define(module, name, params, enosys, returns)

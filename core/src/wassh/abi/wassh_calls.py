@@ -1,0 +1,278 @@
+"""The ``wassh_experimental`` imports (wassh-abi.md §4) and this project's ``wassh`` ones."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from typing import TYPE_CHECKING
+
+from ..host.fakedns import FakeDns, literal
+from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
+from .errno import Errno, WasiError
+
+if TYPE_CHECKING:
+    from ..runtime import Process
+    from .hostcall import HostCallTable
+
+EXPERIMENTAL = "wassh_experimental"
+WASSH = "wassh"
+MSG_DONTWAIT = 0x40
+
+_AI_NUMERICHOST = 0x04
+_EAI_NONAME = -6
+_EAI_FAMILY = -4
+_AI_RECORD = struct.Struct("<iiiI16s")
+_LOCALHOST_V4 = bytes([127, 0, 0, 1])
+_LOCALHOST_V6 = bytes(15) + b"\x01"
+
+
+def is_localhost(name: str) -> bool:
+    return name in ("localhost", "localhost.") or (
+        name.endswith((".localhost", ".localhost.")) and not name.startswith(".")
+    )
+
+
+class WasshCalls:
+    def __init__(self, proc: Process) -> None:
+        self.proc = proc
+        self.fake = FakeDns()
+
+    @property
+    def mem(self):  # type: ignore[no-untyped-def]  # set after instantiation
+        return self.proc.memory
+
+    def register(self, table: HostCallTable) -> None:
+        for module in (EXPERIMENTAL, WASSH):
+            d = table.define
+            d(module, "sock_create", "iiii", self.sock_create)
+            d(module, "sock_connect", "iiii", self.sock_connect)
+            d(module, "sock_bind", "iiii", self.sock_bind)
+            d(module, "sock_listen", "ii", self.sock_listen)
+            d(module, "sock_accept", "ii", self.sock_accept)
+            d(module, "sock_register_fake_addr", "iii", self.sock_register_fake_addr)
+            d(module, "sock_get_name", "iiiii", self.sock_get_name)
+            d(module, "sock_get_opt", "iiii", self.sock_get_opt)
+            d(module, "sock_set_opt", "iiii", self.sock_set_opt)
+            d(module, "sock_recvfrom", "iiiiiiii", self.sock_recvfrom)
+            d(module, "sock_sendto", "iiiiiiii", self.sock_sendto)
+            d(module, "fd_dup", "ii", self.fd_dup)
+            d(module, "fd_dup2", "ii", self.fd_dup2)
+            d(module, "tty_get_window_size", "ii", self.tty_get_window_size)
+            d(module, "tty_set_window_size", "ii", self.tty_set_window_size)
+            d(module, "readpassphrase", "iiiii", self.readpassphrase)
+        table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
+
+    # -- addresses ---------------------------------------------------------------------
+    def _decode(self, fd: int, domain: int, addr_ptr: int, port: int, *, bind: bool = False
+                ) -> tuple[str, int]:
+        """Address bytes from the guest -> (host name or literal, port)."""
+        if domain == WASI_AF_INET:
+            raw = self.mem.read(addr_ptr, 4)
+        elif domain == WASI_AF_INET6:
+            raw = self.mem.read(addr_ptr, 16)
+        elif domain == WASI_AF_UNIX and not bind:
+            path = self.mem.read(addr_ptr, min(port, 108))
+            return path.split(b"\0", 1)[0].decode("utf-8", "replace"), 0
+        else:
+            raise WasiError(Errno.EAFNOSUPPORT)
+        sock = self.proc.sockets.get(fd)
+        marked = sock.protocol == -1 or sock.protocol == 0xFFFFFFFF
+        if bind and not marked:
+            return literal(raw), port & 0xFFFF
+        name = self.fake.lookup(raw, marked)
+        return (name if name is not None else literal(raw)), port & 0xFFFF
+
+    # -- sockets ------------------------------------------------------------------------
+    def sock_create(self, out: int, domain: int, type_: int, protocol: int) -> int:
+        self.mem.check(out, 4)
+        if protocol >= 1 << 31:
+            protocol -= 1 << 32
+        sock = self.proc.sockets.create(domain, type_, protocol)
+        self.mem.set_u32(out, self.proc.sockets.install(sock))
+        return 0
+
+    def sock_connect(self, fd: int, domain: int, addr: int, port: int) -> int:
+        host, port = self._decode(fd, domain, addr, port)
+        self.proc.sockets.get(fd).connect(host, port)
+        return 0
+
+    def sock_bind(self, fd: int, domain: int, addr: int, port: int) -> int:
+        host, port = self._decode(fd, domain, addr, port, bind=True)
+        self.proc.sockets.get(fd).bind(host, port)
+        return 0
+
+    def sock_listen(self, fd: int, backlog: int) -> int:
+        self.proc.sockets.get(fd).listen(backlog)
+        return 0
+
+    def sock_accept(self, fd: int, out: int) -> int:
+        self.mem.check(out, 4)
+        new = self.proc.sockets.get(fd).accept()
+        self.mem.set_u32(out, self.proc.sockets.install(new))
+        return 0
+
+    def sock_register_fake_addr(self, index: int, name_ptr: int, name_len: int) -> int:
+        self.fake.register_original(index, self.mem.read_str(name_ptr, name_len))
+        return 0
+
+    def sock_get_name(self, fd: int, family_out: int, port_out: int, addr_out: int,
+                      remote: int) -> int:
+        sock = self.proc.sockets.get(fd)
+        host, port = sock.name(bool(remote))
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+        packed = ip.packed
+        wasi_family = WASI_AF_INET if ip.version == 4 else WASI_AF_INET6
+        self.mem.check(family_out, 4)
+        self.mem.check(port_out, 2)
+        self.mem.check(addr_out, len(packed))
+        self.mem.set_u32(family_out, wasi_family)
+        self.mem.set_u16(port_out, port)
+        self.mem.write(addr_out, packed)
+        return 0
+
+    def sock_get_opt(self, fd: int, level: int, name: int, out: int) -> int:
+        self.mem.check(out, 4)
+        value = self.proc.sockets.get(fd).getsockopt(level, name)
+        self.mem.set_i32(out, value)
+        return 0
+
+    def sock_set_opt(self, fd: int, level: int, name: int, value: int) -> int:
+        if value >= 1 << 31:
+            value -= 1 << 32
+        self.proc.sockets.get(fd).setsockopt(level, name, value)
+        return 0
+
+    def sock_recvfrom(self, fd: int, buf: int, length: int, out: int, flags: int,
+                      domain_out: int, addr_out: int, port_out: int) -> int:
+        if flags & ~MSG_DONTWAIT:
+            raise WasiError(Errno.EINVAL)
+        sock = self.proc.sockets.get(fd)
+        mem = self.mem
+        view = mem.slice(buf, length)
+        mem.check(out, 4)
+        n, _truncated = sock.recv_into([view], dontwait=bool(flags))
+        mem.set_u32(out, n)
+        source = getattr(sock, "last_source", None) if sock.kind == "dgram" else None
+        wasi_family = WASI_FAMILY.get(sock.family, WASI_AF_INET)
+        if domain_out:
+            mem.set_u32(domain_out, wasi_family)
+        if sock.family == socket.AF_UNIX:
+            if port_out:
+                mem.set_u16(port_out, 0)
+            return 0
+        if source is None:
+            try:
+                source = sock.name(True)
+            except WasiError:
+                source = ("0.0.0.0" if sock.family == socket.AF_INET else "::", 0)
+        packed = ipaddress.ip_address(source[0].split("%", 1)[0]).packed
+        if addr_out:
+            mem.write(addr_out, packed)
+        if port_out:
+            mem.set_u16(port_out, source[1])
+        return 0
+
+    def sock_sendto(self, fd: int, buf: int, length: int, out: int, flags: int, domain: int,
+                    addr: int, port: int) -> int:
+        if flags & ~MSG_DONTWAIT:
+            raise WasiError(Errno.EINVAL)
+        mem = self.mem
+        data = mem.slice(buf, length)
+        mem.check(out, 4)
+        sock = self.proc.sockets.get(fd)
+        if domain == 0 or sock.kind == "stream":
+            n = sock.write([data], dontwait=bool(flags))
+        else:
+            if domain not in (WASI_AF_INET, WASI_AF_INET6):
+                raise WasiError(Errno.EAFNOSUPPORT)
+            host, port = self._decode(fd, domain, addr, port)
+            n = sock.sendto(data, host, port, dontwait=bool(flags))  # type: ignore[attr-defined]
+        mem.set_u32(out, n)
+        return 0
+
+    # -- descriptors and terminal ---------------------------------------------------------
+    def fd_dup(self, fd: int, out: int) -> int:
+        self.mem.check(out, 4)
+        self.mem.set_u32(out, self.proc.fds.dup(fd))
+        return 0
+
+    def fd_dup2(self, old: int, new: int) -> int:
+        self.proc.fds.dup2(old, new)
+        return 0
+
+    def tty_get_window_size(self, fd: int, out: int) -> int:
+        rows, cols = self.proc.window_size()
+        self.mem.check(out, 8)
+        self.mem.write(out, struct.pack("<HHHH", rows, cols, 0, 0))
+        return 0
+
+    def tty_set_window_size(self, fd: int, ptr: int) -> int:
+        raise WasiError(Errno.ENOTTY)
+
+    def readpassphrase(self, prompt: int, prompt_len: int, buf: int, buf_len: int,
+                       echo: int) -> int:
+        text = self.mem.read_str(prompt, prompt_len) if prompt else ""
+        if buf_len == 0:
+            raise WasiError(Errno.EINVAL)
+        self.mem.check(buf, buf_len)
+        answer = self.proc.read_passphrase(text, bool(echo)).encode()[: buf_len - 1]
+        self.mem.write(buf, answer + b"\0")
+        return 0
+
+    # -- name resolution (this project's SDK) ---------------------------------------------
+    def sock_getaddrinfo(self, node: int, node_len: int, family: int, socktype: int,
+                         protocol: int, flags: int, res: int, res_cap: int, nres_out: int) -> int:
+        mem = self.mem
+        name = mem.read_str(node, node_len)
+        mem.check(nres_out, 4)
+        mem.check(res, _AI_RECORD.size * res_cap)
+        if family not in (0, WASI_AF_INET, WASI_AF_INET6):
+            return _EAI_FAMILY & 0xFFFFFFFF
+        want_v6 = family in (0, WASI_AF_INET6)
+        want_v4 = family in (0, WASI_AF_INET)
+        if socktype >= 1 << 31:
+            socktype -= 1 << 32
+        results: list[tuple[int, int, bytes]] = []  # (wasi family, protocol, addr16)
+        numeric = _numeric(name)
+        if numeric is not None:
+            fam = WASI_AF_INET if len(numeric) == 4 else WASI_AF_INET6
+            if (fam == WASI_AF_INET and not want_v4) or (fam == WASI_AF_INET6 and not want_v6):
+                return _EAI_FAMILY & 0xFFFFFFFF
+            results.append((fam, 0, numeric))
+        elif flags & _AI_NUMERICHOST:
+            return _EAI_NONAME & 0xFFFFFFFF
+        elif is_localhost(name):
+            if want_v6:
+                results.append((WASI_AF_INET6, 0, _LOCALHOST_V6))
+            if want_v4:
+                results.append((WASI_AF_INET, 0, _LOCALHOST_V4))
+        else:
+            host_family = HOST_FAMILY.get(family, socket.AF_UNSPEC) if family else 0
+            real = self.proc.transports.getaddrinfo(name, host_family)
+            if real is not None:
+                for fam, addr in real:
+                    wf = WASI_FAMILY.get(fam)
+                    if wf == WASI_AF_INET and want_v4 or wf == WASI_AF_INET6 and want_v6:
+                        results.append((wf, 0, addr))
+                if not results:
+                    return _EAI_NONAME & 0xFFFFFFFF
+            else:
+                index = self.fake.register(name)
+                if want_v6:
+                    results.append((WASI_AF_INET6, -1, self.fake.v6_address(index)))
+                if want_v4:
+                    results.append((WASI_AF_INET, -1, self.fake.v4_address(index)))
+        results = results[:res_cap]
+        for i, (fam, proto, addr) in enumerate(results):
+            mem.pack(_AI_RECORD, res + i * _AI_RECORD.size, fam, socktype, proto, 0,
+                     addr.ljust(16, b"\0"))
+        mem.set_u32(nres_out, len(results))
+        return 0
+
+
+def _numeric(name: str) -> bytes | None:
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0]).packed
+    except ValueError:
+        return None

@@ -1,0 +1,117 @@
+"""The embedding API: run a guest from trio code, or from a plain script."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import outcome
+import trio
+import wasmtime
+
+from .engine import load_module
+from .plugins import TransportConfig, Transports, make_plugin_manager
+from .runtime import GuestCancelled, GuestConfig, Process, Stdin, Stdout
+
+
+def _parse_dir(spec: str | tuple[str, str]) -> tuple[str, str]:
+    if isinstance(spec, tuple):
+        return spec
+    host, sep, guest = spec.partition("::")
+    return host, guest if sep else host
+
+
+def prepare(
+    wasm: str | os.PathLike[str] | wasmtime.Module,
+    argv: Sequence[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdin: Stdin = None,
+    stdout: Stdout = None,
+    stderr: Stdout = None,
+    dirs: Sequence[str | tuple[str, str]] = (),
+    hosts: Mapping[str, str | Sequence[str]] | None = None,
+    plugins: Sequence[object] = (),
+    block: Sequence[str] = (),
+    entry_points: bool = True,
+    config: TransportConfig | None = None,
+    trace: bool = False,
+    trio_token: Any = None,
+) -> Process:
+    """Build a guest process without running it (``Process.run`` runs it)."""
+    module = wasm if isinstance(wasm, wasmtime.Module) else load_module(wasm)
+    if argv is None:
+        argv = [Path(str(wasm)).name] if not isinstance(wasm, wasmtime.Module) else ["guest"]
+    tconfig = config or TransportConfig()
+    for name, addrs in (hosts or {}).items():
+        tconfig.hosts[name] = [addrs] if isinstance(addrs, str) else list(addrs)
+    pm = make_plugin_manager(entry_points=entry_points, plugins=plugins, block=block)
+    transports = Transports(pm, tconfig)
+    guest = GuestConfig(
+        argv=list(argv),
+        env=dict(env or {}),
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        preopens=[_parse_dir(d) for d in dirs],
+        trace=trace,
+    )
+    return Process(module, guest, transports, trio_token=trio_token)
+
+
+async def run(
+    wasm: str | os.PathLike[str] | wasmtime.Module,
+    argv: Sequence[str] | None = None,
+    **options: Any,
+) -> int:
+    """Run a guest to completion on its own thread; returns its exit status.
+
+    Options are those of ``prepare``. Cancelling the surrounding scope stops the
+    guest promptly (blocked in a host call or computing) and closes its sockets.
+    """
+    proc = prepare(wasm, argv, trio_token=trio.lowlevel.current_trio_token(), **options)
+    return await run_process(proc)
+
+
+async def run_process(proc: Process) -> int:
+    token = trio.lowlevel.current_trio_token()
+    task = trio.lowlevel.current_task()
+
+    def deliver(result: outcome.Outcome[int]) -> None:
+        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+    def abort(_raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
+        proc.cancel()
+        return trio.lowlevel.Abort.FAILED  # keep waiting: the thread unwinds by itself
+
+    trio.lowlevel.start_thread_soon(proc.run, deliver)
+    try:
+        code: int = await trio.lowlevel.wait_task_rescheduled(abort)
+    except GuestCancelled:
+        await trio.lowlevel.checkpoint()  # re-raises the Cancelled that stopped the guest
+        raise
+    return code
+
+
+def run_sync(
+    wasm: str | os.PathLike[str] | wasmtime.Module,
+    argv: Sequence[str] | None = None,
+    **options: Any,
+) -> int:
+    """``run`` for scripts: starts a trio loop of its own."""
+    return trio.run(lambda: run(wasm, argv, **options))
+
+
+class Capture:
+    """A stdout/stderr sink that keeps everything the guest writes."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")

@@ -1,0 +1,1 @@
+"""Host-side semantics on plain Python values: fd table, files, sockets, poll."""

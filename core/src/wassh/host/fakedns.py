@@ -1,0 +1,94 @@
+"""Late name resolution: names get reserved addresses that connect swaps back.
+
+Two encodings live side by side (wassh-abi.md §6):
+
+* this project's SDK asks the host (``wassh.sock_getaddrinfo``); its addresses
+  lie truly inside 0.0.0.0/8 (index in the low 24 bits, network order) and
+  100::/64 (index in the low 64 bits);
+* guests linked against the original wassh-libc-sup register names with
+  ``sock_register_fake_addr`` and encode the index little-endian in IPv4
+  (``x.y.z.0``) and in the last byte of 100::XX.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..abi.errno import Errno, WasiError
+
+_V4_LIMIT = 1 << 24
+
+
+class FakeDns:
+    def __init__(self) -> None:
+        self._names: list[str] = [""]  # index 0 is never handed out: 0.0.0.0 stays "any"
+        self._index_of: dict[str, int] = {}
+        self._orig_v4: dict[int, str] = {}
+        self._orig_v6: dict[int, str] = {}
+
+    # -- this project's encoding ---------------------------------------------------
+    def register(self, name: str) -> int:
+        """The index for ``name``; the same name keeps its index."""
+        index = self._index_of.get(name)
+        if index is None:
+            index = len(self._names)
+            if index >= _V4_LIMIT:
+                raise WasiError(Errno.ENOMEM, "fake address space exhausted")
+            self._names.append(name)
+            self._index_of[name] = index
+        return index
+
+    @staticmethod
+    def v4_address(index: int) -> bytes:
+        return bytes([0, (index >> 16) & 0xFF, (index >> 8) & 0xFF, index & 0xFF])
+
+    @staticmethod
+    def v6_address(index: int) -> bytes:
+        return b"\x01\x00" + b"\x00" * 6 + index.to_bytes(8, "big")
+
+    # -- the original guest library's encoding ---------------------------------------
+    def register_original(self, index: int, name: str) -> None:
+        self._orig_v4[index] = name
+        self._orig_v6[index & 0xFF] = name
+
+    # -- lookups -----------------------------------------------------------------------
+    def lookup(self, addr: bytes, marked: bool) -> str | None:
+        """The name behind ``addr``, or None when it is a real address.
+
+        ``marked`` is true for sockets created with protocol -1 (addresses come
+        from the fake table); unmarked sockets still get a name when the
+        address is a registered fake (so 1.0.0.0-style fakes never leak out).
+        """
+        if len(addr) == 4:
+            if addr[0] == 0:
+                index = (addr[1] << 16) | (addr[2] << 8) | addr[3]
+                if 0 < index < len(self._names):
+                    return self._names[index]
+            if addr[3] == 0:
+                name = self._orig_v4.get(int.from_bytes(addr, "little"))
+                if name is not None:
+                    return name
+        elif len(addr) == 16 and addr[0] == 0x01 and not any(addr[1:8]):
+            index = int.from_bytes(addr[8:], "big")
+            if 0 < index < len(self._names):
+                return self._names[index]
+            if not any(addr[8:15]):
+                name = self._orig_v6.get(addr[15])
+                if name is not None:
+                    return name
+        if marked and self._is_fake_form(addr):
+            raise WasiError(Errno.EFAULT, "unregistered fake address")
+        return None
+
+    @staticmethod
+    def _is_fake_form(addr: bytes) -> bool:
+        if len(addr) == 4:
+            return addr[0] == 0 or addr[3] == 0
+        return addr[0] == 0x01 and not any(addr[1:8])
+
+
+def literal(addr: bytes) -> str:
+    """The text form of packed address bytes."""
+    if len(addr) == 4:
+        return str(ipaddress.IPv4Address(addr))
+    return str(ipaddress.IPv6Address(addr))

@@ -1,0 +1,498 @@
+"""Guest sockets: POSIX semantics over whichever transport owns each socket.
+
+The data path (read, write, poll) runs entirely on the guest thread: the owner's
+hooks move bytes without blocking and name an OS handle to wait on, so a
+``recv`` with data ready costs one host call and one OS read.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..abi.errno import Errno, WasiError, to_errno
+from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Dispatch
+from .objects import ALWAYS_READY, Filestat, OpenObject
+from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET
+from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
+from .wasi_defs import SOCKET_RIGHTS, Filetype
+
+if TYPE_CHECKING:
+    from ..runtime import Process
+
+log = logging.getLogger("wassh.sockets")
+
+# guest (wasi-libc) domain numbers -> host families
+WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX = 1, 2, 3
+HOST_FAMILY = {
+    WASI_AF_INET: socket.AF_INET,
+    WASI_AF_INET6: socket.AF_INET6,
+    WASI_AF_UNIX: socket.AF_UNIX,
+}
+WASI_FAMILY = {v: k for k, v in HOST_FAMILY.items()}
+
+NEW, CONNECTING, CONNECTED, BOUND, LISTENING, FAILED = range(6)
+_SHUT = {1: socket.SHUT_RD, 2: socket.SHUT_WR, 3: socket.SHUT_RDWR}
+
+
+class Socket(OpenObject):
+    """One guest socket. Plugins see it as ``SocketHandle``.
+
+    Public to plugins: ``family`` (host ``AF_*``), ``kind`` ("stream"/"dgram"),
+    ``protocol``, ``options`` (host ``(level, name) -> value``), ``config``,
+    ``trio_token``, ``process``, and ``transport_state`` (theirs to set).
+    """
+
+    rights_base = SOCKET_RIGHTS
+    rights_inheriting = 0
+
+    def __init__(self, process: Process, family: int, kind: str, protocol: int) -> None:
+        super().__init__()
+        self.process = process
+        self.family = family
+        self.kind = kind
+        self.protocol = protocol
+        self.filetype = Filetype.SOCKET_STREAM if kind == STREAM else Filetype.SOCKET_DGRAM
+        self.config = process.transports.config
+        self.trio_token = process.trio_token
+        self.options: dict[tuple[int, int], int] = {}
+        self.transport_state: Any = None
+        self.owner: Dispatch | None = None
+        self.state = NEW
+        self.error = 0  # SO_ERROR (WASI errno), read-and-clear
+        self.shut_rd = False
+        self.shut_wr = False
+        self.reset = False  # a reset was reported once; reads now see EOF
+        self.peer: tuple[str, int] | None = None
+        self.remote_host = ""  # what the guest asked to connect to (a name or literal)
+
+    # -- connection set-up -------------------------------------------------------------
+    def _choose(self, kind: str, host: str, port: int) -> Dispatch:
+        request = ConnectRequest(kind=kind, family=self.family, host=host, port=port)
+        owner = self.process.transports.choose(request)
+        if owner is None:
+            if kind == LISTEN:
+                raise WasiError(Errno.ENOTSUP, "no listening transport available")
+            if kind == UNIX:
+                raise WasiError(Errno.ECONNREFUSED, "no AF_UNIX transport available")
+            raise WasiError(Errno.ENETUNREACH, f"no transport accepts {host}:{port}")
+        return owner
+
+    def _apply_options(self) -> None:
+        assert self.owner is not None
+        for (level, name), value in self.options.items():
+            try:
+                self.owner.setsockopt(self, level, name, value)
+            except OSError as exc:
+                log.debug("option %s/%s not applied: %s", level, name, exc)
+
+    def connect(self, host: str, port: int) -> None:
+        if self.state == CONNECTED:
+            if self.kind == DGRAM:
+                self._connect_dgram(host, port)
+                return
+            raise WasiError(Errno.EISCONN)
+        if self.state == CONNECTING:
+            if not self._refresh_connect():
+                raise WasiError(Errno.EALREADY)
+            raise WasiError(Errno.EISCONN)
+        if self.state == FAILED:
+            err, self.error = self.error, 0
+            self.state = NEW
+            if err:
+                raise WasiError(Errno(err))
+        if self.state in (LISTENING,):
+            raise WasiError(Errno.EISCONN)
+        if self.kind == DGRAM:
+            self._connect_dgram(host, port)
+            return
+        kind = UNIX if self.family == socket.AF_UNIX else STREAM
+        owner = self._choose(kind, host, port)
+        self.owner = owner
+        self.remote_host = host
+        try:
+            done = owner.connect(self, host, port)
+        except BaseException:
+            self._drop_transport()
+            raise
+        self._apply_options()
+        if done:
+            self.state = CONNECTED
+            return
+        self.state = CONNECTING
+        if self.nonblocking:
+            raise WasiError(Errno.EINPROGRESS)
+        deadline = time.monotonic() + self.config.connect_timeout
+        while not self._refresh_connect():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._drop_transport()
+                self.state = NEW
+                raise WasiError(Errno.ETIMEDOUT, f"connect to {host}:{port} timed out")
+            fd, mask = owner.wait_handle(self, True)
+            self.process.waiter.wait_one(fd, mask, remaining)
+        if self.state == FAILED:
+            err, self.error = self.error, 0
+            self.state = NEW
+            raise WasiError(Errno(err))
+
+    def _connect_dgram(self, host: str, port: int) -> None:
+        if self.owner is None:
+            self.owner = self._choose(DGRAM, host, port)
+        self.owner.connect(self, host, port)
+        self._apply_options()
+        self.state = CONNECTED
+
+    def _refresh_connect(self) -> bool:
+        """Advance a connect in progress; True once it has finished either way."""
+        if self.state != CONNECTING:
+            return True
+        assert self.owner is not None
+        try:
+            if not self.owner.connect_check(self):
+                return False
+        except Exception as exc:
+            self.error = int(to_errno(exc))
+            self.state = FAILED
+            self._drop_transport()
+            return True
+        self.state = CONNECTED
+        return True
+
+    def _drop_transport(self) -> None:
+        if self.owner is not None and self.transport_state is not None:
+            try:
+                self.owner.close(self)
+            except Exception as exc:
+                log.debug("transport close failed: %s", exc)
+        self.transport_state = None
+        if self.state != LISTENING:
+            self.owner = None if self.state in (NEW, FAILED) else self.owner
+
+    def bind(self, host: str, port: int) -> None:
+        if self.state != NEW or self.owner is not None:
+            raise WasiError(Errno.EINVAL, "socket already bound or connected")
+        if self.family == socket.AF_UNIX:
+            raise WasiError(Errno.EINVAL, "AF_UNIX sockets cannot bind")
+        kind = LISTEN if self.kind == STREAM else DGRAM
+        owner = self._choose(kind, host, port)
+        self.owner = owner
+        try:
+            owner.bind(self, host, port)
+        except BaseException:
+            self._drop_transport()
+            self.owner = None
+            raise
+        self.state = BOUND
+        self._apply_options()
+
+    def listen(self, backlog: int) -> None:
+        if self.kind != STREAM or self.family == socket.AF_UNIX:
+            raise WasiError(Errno.EINVAL)
+        if self.state == LISTENING:
+            return
+        if self.state != BOUND or self.owner is None:
+            raise WasiError(Errno.EINVAL, "listen on an unbound socket")
+        self.owner.listen(self, backlog)
+        self.state = LISTENING
+
+    def accept(self) -> Socket:
+        if self.state != LISTENING or self.owner is None:
+            raise WasiError(Errno.EINVAL, "accept on a socket that is not listening")
+        owner = self.owner
+        while True:
+            try:
+                state = owner.accept(self)
+                break
+            except BlockingIOError:
+                if self.nonblocking:
+                    raise WasiError(Errno.EAGAIN) from None
+                fd, mask = owner.wait_handle(self, False)
+                self.process.waiter.wait_one(fd, mask)
+        new = Socket(self.process, self.family, self.kind, self.protocol)
+        new.owner = owner
+        new.transport_state = state
+        new.state = CONNECTED
+        return new
+
+    # -- data ----------------------------------------------------------------------------
+    def _check_readable(self) -> bool:
+        """False when reads must return EOF right away."""
+        if self.state == CONNECTING and not self._refresh_connect():
+            if self.nonblocking:
+                raise WasiError(Errno.EAGAIN)
+            self._wait(False)
+            return self._check_readable()
+        if self.state != CONNECTED:
+            if self.state == FAILED:
+                err, self.error = self.error, 0
+                self.state = NEW
+                if err:
+                    raise WasiError(Errno(err))
+            if self.family == socket.AF_UNIX:
+                raise WasiError(Errno.EINVAL)
+            raise WasiError(Errno.ENOTCONN)
+        return not (self.shut_rd or self.reset)
+
+    def _wait(self, write: bool, timeout: float | None = None) -> None:
+        assert self.owner is not None
+        fd, mask = self.owner.wait_handle(self, write)
+        self.process.waiter.wait_one(fd, mask, timeout)
+
+    def _recv_error(self, exc: OSError) -> int:
+        if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
+            self.reset = True
+        raise exc
+
+    def recv_into(
+        self, bufs: list[memoryview], *, peek: bool = False, waitall: bool = False,
+        dontwait: bool = False,
+    ) -> tuple[int, bool]:
+        """Scatter received bytes; block only while nothing at all has arrived."""
+        if not self._check_readable():
+            return 0, False
+        owner = self.owner
+        assert owner is not None
+        recv = owner.recv_into
+        total = 0
+        nonblocking = self.nonblocking or dontwait
+        for buf in bufs:
+            filled = 0
+            size = len(buf)
+            while filled < size:
+                try:
+                    n = recv(self, buf[filled:] if filled else buf, peek)
+                except BlockingIOError:
+                    if total or filled:
+                        if not (waitall and not nonblocking):
+                            return total + filled, False
+                    elif nonblocking:
+                        raise WasiError(Errno.EAGAIN) from None
+                    self._wait(False)
+                    continue
+                except OSError as exc:
+                    if total or filled:
+                        return total + filled, False
+                    self._recv_error(exc)
+                if n == 0:
+                    return total + filled, False
+                filled += n
+                if peek or self.kind == DGRAM:
+                    return total + filled, False
+                if not waitall:
+                    break
+            total += filled
+            if filled < size:
+                return total, False
+        return total, False
+
+    def read(self, bufs: list[memoryview]) -> int:
+        return self.recv_into(bufs)[0]
+
+    def write(self, bufs: list[memoryview], dontwait: bool = False) -> int:
+        if self.state != CONNECTED:
+            if self.state == CONNECTING and self._refresh_connect() and self.state == CONNECTED:
+                pass
+            elif self.state == CONNECTING:
+                if self.nonblocking or dontwait:
+                    raise WasiError(Errno.EAGAIN)
+                while not self._refresh_connect():
+                    self._wait(True)
+                return self.write(bufs, dontwait)
+            elif self.kind == DGRAM:
+                raise WasiError(Errno.EDESTADDRREQ)
+            else:
+                raise WasiError(Errno.ENOTCONN)
+        if self.shut_wr:
+            raise WasiError(Errno.EPIPE)
+        owner = self.owner
+        assert owner is not None
+        send = owner.send
+        nonblocking = self.nonblocking or dontwait
+        total = 0
+        for buf in bufs:
+            sent = 0
+            size = len(buf)
+            while sent < size:
+                try:
+                    n = send(self, buf[sent:] if sent else buf)
+                except BlockingIOError:
+                    if nonblocking:
+                        if total or sent:
+                            return total + sent
+                        raise WasiError(Errno.EAGAIN) from None
+                    self._wait(True)
+                    continue
+                except OSError:
+                    if total or sent:
+                        return total + sent
+                    raise
+                sent += n
+            total += sent
+        return total
+
+    def shutdown(self, how: int) -> None:
+        if how not in _SHUT:
+            raise WasiError(Errno.EINVAL)
+        if self.state != CONNECTED or self.owner is None:
+            raise WasiError(Errno.ENOTCONN)
+        self.owner.shutdown(self, _SHUT[how])
+        if how & 1:
+            self.shut_rd = True
+        if how & 2:
+            self.shut_wr = True
+
+    # -- options -------------------------------------------------------------------------
+    def setsockopt(self, level: int, name: int, value: int) -> None:
+        opt = OPTIONS.get((level, name))
+        if opt is None or self.family == socket.AF_UNIX:
+            raise WasiError(Errno.ENOPROTOOPT)
+        if self.kind not in opt.kinds or self.family not in opt.families:
+            raise WasiError(Errno.ENOPROTOOPT)
+        if opt.boolean:
+            value = 1 if value else 0
+        self.options[(opt.level, opt.name)] = value
+        if self.owner is not None and self.transport_state is not None:
+            try:
+                self.owner.setsockopt(self, opt.level, opt.name, value)
+            except OSError as exc:
+                log.debug("option not applied to the transport: %s", exc)
+
+    def getsockopt(self, level: int, name: int) -> int:
+        if level == SOL_SOCKET and name == SO_ERROR:
+            if self.state == CONNECTING:
+                self._refresh_connect()
+            err, self.error = self.error, 0
+            return err
+        if level == SOL_SOCKET and name == SO_TYPE:
+            return int(self.filetype)
+        opt = OPTIONS.get((level, name))
+        if opt is None or self.family == socket.AF_UNIX:
+            raise WasiError(Errno.ENOPROTOOPT)
+        if self.kind not in opt.kinds or self.family not in opt.families:
+            raise WasiError(Errno.ENOPROTOOPT)
+        if self.owner is not None and self.transport_state is not None:
+            live = self.owner.getsockopt(self, opt.level, opt.name)
+            if live is not None:
+                return (1 if live else 0) if opt.boolean else int(live)
+        return self.options.get((opt.level, opt.name), 0)
+
+    # -- names ---------------------------------------------------------------------------
+    def name(self, remote: bool) -> tuple[str, int]:
+        if self.family == socket.AF_UNIX:
+            raise WasiError(Errno.EPROTONOSUPPORT)
+        if self.state == CONNECTING:
+            self._refresh_connect()
+        if self.owner is None or self.transport_state is None:
+            if remote:
+                raise WasiError(Errno.ENOTCONN)
+            return ("0.0.0.0" if self.family == socket.AF_INET else "::", 0)
+        if remote and self.state != CONNECTED:
+            raise WasiError(Errno.ENOTCONN)
+        result = self.owner.name(self, remote)
+        if result is None:
+            if remote:
+                raise WasiError(Errno.ENOTCONN)
+            return ("0.0.0.0" if self.family == socket.AF_INET else "::", 0)
+        return (str(result[0]), int(result[1]))
+
+    # -- poll ----------------------------------------------------------------------------
+    def poll_handle(self, write: bool) -> tuple[int, int]:
+        state = self.state
+        if state == CONNECTED or state == LISTENING:
+            if write and self.shut_wr:
+                return ALWAYS_READY
+            if not write and (self.shut_rd or self.reset):
+                return ALWAYS_READY
+            assert self.owner is not None
+            fd, mask = self.owner.wait_handle(self, write)
+            return fd, (mask | POLLRDHUP) if not write and mask == POLLIN else mask
+        if state == CONNECTING:
+            assert self.owner is not None
+            return self.owner.wait_handle(self, True)
+        return ALWAYS_READY
+
+    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
+        if self.state == CONNECTING:
+            self._refresh_connect()
+            return 0, 0, 0
+        if self.state in (NEW, FAILED, BOUND):
+            return 0, 0, 0 if write else 1
+        hangup = 1 if revents & (POLLHUP | POLLRDHUP) else 0
+        if write:
+            if self.shut_wr:
+                return int(Errno.EPIPE), 0, 0
+            if revents & POLLHUP and not revents & POLLOUT:
+                return int(Errno.EPIPE), 0, 1
+            return 0, 0, 0
+        if self.shut_rd or self.reset:
+            return 0, 0, 1
+        if revents & POLLERR and not revents & POLLIN:
+            return int(Errno.ECONNRESET), 0, hangup
+        return 0, 0, hangup
+
+    def filestat(self) -> Filestat:
+        return Filestat(filetype=self.filetype)
+
+    def set_fdflags(self, flags: int) -> None:
+        if flags & 1:
+            raise WasiError(Errno.EINVAL, "O_APPEND on a socket")
+        self.nonblocking = bool(flags & 4)
+
+    def close(self) -> None:
+        self._drop_transport()
+        self.state = NEW
+        self.process.sockets.forget(self)
+
+
+class SocketLayer:
+    """The sockets of one process: creation and lookups by descriptor."""
+
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.live: set[Socket] = set()
+
+    def create(self, wasi_domain: int, wasi_type: int, protocol: int) -> Socket:
+        base = wasi_type & ~0x6000
+        family = HOST_FAMILY.get(wasi_domain)
+        if family is None:
+            raise WasiError(Errno.EAFNOSUPPORT)
+        if base == Filetype.SOCKET_STREAM:
+            kind = STREAM
+        elif base == Filetype.SOCKET_DGRAM:
+            kind = DGRAM
+        else:
+            raise WasiError(Errno.EPROTONOSUPPORT)
+        transports = self.process.transports
+        if family == socket.AF_UNIX:
+            if not transports.serves(UNIX):
+                raise WasiError(Errno.EPROTONOSUPPORT, "no AF_UNIX transport installed")
+        elif not (transports.serves(kind) or (kind == STREAM and transports.serves(LISTEN))):
+            raise WasiError(Errno.EPROTONOSUPPORT, f"no {kind} transport installed")
+        sock = Socket(self.process, family, kind, protocol)
+        sock.nonblocking = bool(wasi_type & 0x4000)
+        return sock
+
+    def install(self, sock: Socket) -> int:
+        try:
+            fd = self.process.fds.add(sock)
+        except WasiError:
+            sock.close()
+            raise
+        self.live.add(sock)
+        return fd
+
+    def forget(self, sock: Socket) -> None:
+        self.live.discard(sock)
+
+    def get(self, fd: int) -> Socket:
+        obj = self.process.fds.get(fd)
+        if not isinstance(obj, Socket):
+            raise WasiError(Errno.ENOTSOCK)
+        return obj
+
+    def close_all(self) -> None:
+        for sock in list(self.live):
+            sock.close()

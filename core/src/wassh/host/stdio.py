@@ -1,0 +1,143 @@
+"""Standard streams: the host's own descriptors, in-memory bytes, or callbacks."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+
+from ..abi.errno import Errno, WasiError
+from .objects import ALWAYS_READY, Filestat, OpenObject
+from .waiter import POLLHUP, POLLIN, POLLOUT, Waiter
+from .wasi_defs import STDIO_RIGHTS, Filetype
+
+
+def _filetype_of(fd: int) -> int:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return Filetype.UNKNOWN
+    if stat.S_ISCHR(mode):
+        return Filetype.CHARACTER_DEVICE
+    if stat.S_ISREG(mode):
+        return Filetype.REGULAR_FILE
+    if stat.S_ISSOCK(mode):
+        return Filetype.SOCKET_STREAM
+    return Filetype.UNKNOWN
+
+
+class HostStream(OpenObject):
+    """A host descriptor (a terminal, pipe or file) passed through as a stream.
+
+    The host descriptor keeps its blocking mode (it may be the user's terminal);
+    blocking is done with poll(2) on the guest thread so cancellation still works.
+    """
+
+    rights_base = STDIO_RIGHTS
+    rights_inheriting = 0
+
+    def __init__(self, fd: int, waiter: Waiter, *, owned: bool = False) -> None:
+        super().__init__()
+        self.fd = fd
+        self.waiter = waiter
+        self.owned = owned
+        self.filetype = _filetype_of(fd)
+
+    def read(self, bufs: list[memoryview]) -> int:
+        if not bufs:
+            return 0
+        if self.filetype != Filetype.REGULAR_FILE:
+            if self.nonblocking:
+                if not self.waiter.wait([(self.fd, POLLIN)], 0)[0]:
+                    raise WasiError(Errno.EAGAIN)
+            else:
+                while not self.waiter.wait([(self.fd, POLLIN)], None)[0]:
+                    pass
+        return os.readv(self.fd, bufs)
+
+    def write(self, bufs: list[memoryview]) -> int:
+        total = 0
+        for buf in bufs:
+            data = buf
+            while data:
+                try:
+                    n = os.write(self.fd, data)
+                except BlockingIOError:
+                    self.waiter.wait_one(self.fd, POLLOUT)
+                    continue
+                except BrokenPipeError as exc:
+                    if total:
+                        return total
+                    raise WasiError(Errno.EPIPE) from exc
+                total += n
+                data = data[n:]
+        return total
+
+    def poll_handle(self, write: bool) -> tuple[int, int]:
+        if self.filetype == Filetype.REGULAR_FILE:
+            return ALWAYS_READY
+        return (self.fd, POLLOUT if write else POLLIN)
+
+    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
+        return 0, 0, 1 if revents & POLLHUP else 0
+
+    def filestat(self) -> Filestat:
+        return Filestat(filetype=self.filetype)
+
+    def close(self) -> None:
+        if self.owned:
+            os.close(self.fd)
+
+
+class BytesInput(OpenObject):
+    """Standard input served from bytes given by the embedder; EOF afterwards."""
+
+    filetype = Filetype.CHARACTER_DEVICE
+    rights_base = STDIO_RIGHTS
+    rights_inheriting = 0
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = memoryview(bytes(data))
+        self._pos = 0
+
+    def read(self, bufs: list[memoryview]) -> int:
+        total = 0
+        for buf in bufs:
+            chunk = self._data[self._pos : self._pos + len(buf)]
+            buf[: len(chunk)] = chunk
+            self._pos += len(chunk)
+            total += len(chunk)
+            if len(chunk) < len(buf):
+                break
+        return total
+
+
+class CallbackOutput(OpenObject):
+    """Standard output or error handed to a Python callable, chunk by chunk."""
+
+    filetype = Filetype.CHARACTER_DEVICE
+    rights_base = STDIO_RIGHTS
+    rights_inheriting = 0
+
+    def __init__(self, sink: Callable[[bytes], object]) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def write(self, bufs: list[memoryview]) -> int:
+        data = b"".join(bufs)
+        if data:
+            self._sink(data)
+        return len(data)
+
+
+class DevNull(OpenObject):
+    """/dev/null: reads hit EOF, writes vanish, always ready."""
+
+    filetype = Filetype.CHARACTER_DEVICE
+
+    def read(self, bufs: list[memoryview]) -> int:
+        return 0
+
+    def write(self, bufs: list[memoryview]) -> int:
+        return sum(len(b) for b in bufs)

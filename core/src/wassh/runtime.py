@@ -1,0 +1,210 @@
+"""One guest process: its store, memory, descriptor table and host calls.
+
+A ``Process`` runs on the thread that calls ``run()`` (the guest thread). Its
+socket data path also runs there; only work that needs the trio loop (relay
+transports, name resolution) crosses threads, through the plugins.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import wasmtime
+
+from .abi.errno import Errno, WasiError
+from .abi.hostcall import HostCallTable, Unwind
+from .abi.memory import GuestMemory
+from .abi.preview1 import MODULE as PREVIEW1, GuestExit, Preview1
+from .abi.preview1_fs import Preview1Fs
+from .abi.trace import Tracer
+from .abi.wassh_calls import WasshCalls
+from .engine import EpochGuard, get_engine
+from .host.fdtable import FdTable
+from .host.files import open_preopen
+from .host.objects import OpenObject
+from .host.sockets import SocketLayer
+from .host.stdio import BytesInput, CallbackOutput, HostStream
+from .host.waiter import GuestTerminated, Waiter
+from .plugins import Transports
+
+log = logging.getLogger("wassh.runtime")
+
+Stdin = None | bytes | int
+Stdout = None | int | Callable[[bytes], object]
+
+
+@dataclass
+class GuestConfig:
+    """Everything a guest process is started with."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    stdin: Stdin = None  # None: the host's fd 0; bytes; or a host fd
+    stdout: Stdout = None  # None: the host's fd 1; a host fd; or a callable taking bytes
+    stderr: Stdout = None
+    preopens: list[tuple[str, str]] = field(default_factory=list)  # (host path, guest path)
+    trace: bool = False
+    trace_file: Any = None
+
+
+class GuestCancelled(Exception):  # noqa: N818
+    """The guest was stopped by its embedder before it exited."""
+
+
+def _stdin_object(spec: Stdin, waiter: Waiter) -> OpenObject:
+    if spec is None:
+        return HostStream(0, waiter)
+    if isinstance(spec, bytes | bytearray):
+        return BytesInput(bytes(spec))
+    return HostStream(spec, waiter)
+
+
+def _stdout_object(spec: Stdout, default_fd: int, waiter: Waiter) -> OpenObject:
+    if spec is None:
+        return HostStream(default_fd, waiter)
+    if isinstance(spec, int):
+        return HostStream(spec, waiter)
+    return CallbackOutput(spec)
+
+
+class Process:
+    """A guest instance. Build it anywhere; call ``run`` on the guest thread."""
+
+    def __init__(
+        self,
+        module: wasmtime.Module,
+        config: GuestConfig,
+        transports: Transports,
+        trio_token: Any = None,
+    ) -> None:
+        self.module = module
+        self.config = config
+        self.transports = transports
+        self.trio_token = trio_token
+        self.waiter = Waiter()
+        self.fds = FdTable()
+        self.preopen_fds: set[int] = set()
+        self.memory: GuestMemory = None  # type: ignore[assignment]  # set in _instantiate
+        self.sockets = SocketLayer(self)
+        self._guard: EpochGuard | None = None
+        self._lock = threading.Lock()
+        self._signal_deliver: Any = None
+        self._store: wasmtime.Store | None = None
+        self.exit_code: int | None = None
+
+    # -- thread-safe controls --------------------------------------------------------
+    def cancel(self) -> None:
+        """Stop the guest promptly, whether blocked in a host call or computing."""
+        with self._lock:
+            self.waiter.cancel()
+            if self._guard is not None:
+                self._guard.interrupt()
+
+    def queue_signal(self, signum: int) -> None:
+        self.waiter.queue_signal(signum)
+
+    # -- guest thread ------------------------------------------------------------------
+    def _setup_fds(self) -> None:
+        cfg = self.config
+        self.fds.add(_stdin_object(cfg.stdin, self.waiter))
+        self.fds.add(_stdout_object(cfg.stdout, 1, self.waiter))
+        self.fds.add(_stdout_object(cfg.stderr, 2, self.waiter))
+        for host_path, guest_path in cfg.preopens:
+            self.preopen_fds.add(self.fds.add(open_preopen(host_path, guest_path)))
+
+    def _instantiate(self) -> wasmtime.Instance:
+        engine = get_engine()
+        store = wasmtime.Store(engine)
+        self._store = store
+        with self._lock:
+            self._guard = EpochGuard(store)
+            if self.waiter.cancelled:
+                self._guard.interrupt()
+        linker = wasmtime.Linker(engine)
+        tracer = Tracer(self.config.trace_file or sys.stderr) if self.config.trace else None
+        self._unwind = Unwind()
+        table = HostCallTable(linker, self._unwind, tracer)
+        self._preview1 = Preview1(self)
+        self._preview1.register(table)
+        Preview1Fs(self).register(table)
+        WasshCalls(self).register(table)
+        for imp in self.module.imports:
+            if imp.module in (PREVIEW1, "wassh_experimental", "wassh") and isinstance(
+                imp.type, wasmtime.FuncType
+            ):
+                if not table.has(imp.module, imp.name or ""):
+                    table.define_enosys(imp.module, imp.name or "", imp.type)
+        instance = linker.instantiate(store, self.module)
+        exports = instance.exports(store)
+        mem = exports.get("memory")
+        if not isinstance(mem, wasmtime.Memory):
+            raise WasiError(Errno.ENOEXEC, "guest exports no memory")
+        base = ctypes.addressof(mem.data_ptr(store).contents)
+        self.memory = GuestMemory(base, lambda: mem.data_len(store))
+        self._preview1.mem = self.memory
+        self._signal_deliver = exports.get("__wassh_signal_deliver")
+        return instance
+
+    def window_size(self) -> tuple[int, int]:
+        try:
+            size = os.get_terminal_size(0)
+            return size.lines, size.columns
+        except OSError:
+            return 24, 80
+
+    def read_passphrase(self, prompt: str, echo: bool) -> str:
+        """Ask on the controlling terminal (the guest already printed nothing)."""
+        import getpass
+
+        if echo:
+            return input(prompt)
+        return getpass.getpass(prompt)
+
+    def deliver_signals(self, signals: list[int]) -> None:
+        deliver = self._signal_deliver
+        if deliver is None or self._store is None:
+            return
+        for sig in signals:
+            deliver(self._store, sig)
+
+    def run(self) -> int:
+        """Run ``_start`` to completion on this thread; returns the exit status."""
+        try:
+            self._setup_fds()
+            instance = self._instantiate()
+            start = instance.exports(self._store).get("_start")  # type: ignore[arg-type]
+            if not isinstance(start, wasmtime.Func):
+                raise WasiError(Errno.ENOEXEC, "guest has no _start")
+            try:
+                start(self._store)
+                code = 0
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                pending = self._unwind.pending
+                self._unwind.pending = None
+                if isinstance(pending, GuestExit):
+                    code = pending.code
+                elif isinstance(pending, GuestTerminated) or self.waiter.cancelled:
+                    raise GuestCancelled("guest cancelled") from None
+                elif pending is not None:
+                    raise pending from exc
+                else:
+                    raise
+            self.exit_code = code
+            return code
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.fds.close_all()
+        self.sockets.close_all()
+        self.waiter.close()
+
+
+__all__ = ["GuestCancelled", "GuestConfig", "Process"]

@@ -1,0 +1,18 @@
+/* wassh SDK: wasi-libc's <arpa/inet.h> plus inet_addr()/inet_ntoa(). */
+#ifndef __WASSH_ARPA_INET_H
+#define __WASSH_ARPA_INET_H
+
+#include_next <arpa/inet.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+in_addr_t inet_addr(const char *);
+char *inet_ntoa(struct in_addr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,65 @@
+/* wassh SDK: BSD socket API for wasm32-wasi (preview1) guests.
+ *
+ * Wraps wasi-libc's <sys/socket.h> and adds what preview1 leaves out: the
+ * socket()/connect()/bind()/... prototypes and the SO_* and MSG_* constants.
+ * The functions are implemented by the wassh SDK on top of the wassh host calls. */
+#ifndef __WASSH_SYS_SOCKET_H
+#define __WASSH_SYS_SOCKET_H
+
+#include_next <sys/socket.h>
+
+#ifndef PF_UNIX
+#define PF_UNIX AF_UNIX
+#endif
+#ifndef PF_LOCAL
+#define PF_LOCAL AF_UNIX
+#endif
+#ifndef AF_LOCAL
+#define AF_LOCAL AF_UNIX
+#endif
+
+#ifndef SO_REUSEADDR
+#define SO_REUSEADDR 2
+#endif
+#ifndef SO_ERROR
+#define SO_ERROR 4
+#endif
+#ifndef SO_KEEPALIVE
+#define SO_KEEPALIVE 9
+#endif
+
+#ifndef MSG_DONTWAIT
+#define MSG_DONTWAIT 0x40
+#endif
+/* There is no SIGPIPE to suppress: the flag is accepted and has no effect. */
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+
+#ifndef SOMAXCONN
+#define SOMAXCONN 128
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int socket(int, int, int);
+int socketpair(int, int, int, int[2]);
+int connect(int, const struct sockaddr *, socklen_t);
+int bind(int, const struct sockaddr *, socklen_t);
+int listen(int, int);
+int getsockname(int, struct sockaddr *__restrict, socklen_t *__restrict);
+int getpeername(int, struct sockaddr *__restrict, socklen_t *__restrict);
+int setsockopt(int, int, int, const void *, socklen_t);
+ssize_t sendto(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+ssize_t recvfrom(int, void *__restrict, size_t, int, struct sockaddr *__restrict,
+                 socklen_t *__restrict);
+ssize_t sendmsg(int, const struct msghdr *, int);
+ssize_t recvmsg(int, struct msghdr *, int);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

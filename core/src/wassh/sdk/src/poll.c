@@ -1,0 +1,116 @@
+/* wassh SDK: poll() that tolerates entries wasi-libc's poll() rejects.
+ *
+ * Entries with a negative fd, or asking for neither POLLIN nor POLLOUT (for
+ * example events == 0), are not sent to the host and get revents 0. With no
+ * entry left, the call sleeps for the timeout (forever for a negative
+ * timeout, until a signal interrupts it). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdint.h>
+#include <time.h>
+#include <wasi/api.h>
+
+/* An "infinite" wait is a loop of long clock waits. */
+#define FOREVER_SLICE_NS ((__wasi_timestamp_t)3600 * 1000000000u)
+
+static int wants(const struct pollfd *p) {
+    return p->fd >= 0 && (p->events & (POLLRDNORM | POLLWRNORM)) != 0;
+}
+
+int __wassh_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
+    size_t active = 0;
+    for (nfds_t i = 0; i < nfds; i++) {
+        fds[i].revents = 0;
+        if (wants(&fds[i]))
+            active++;
+    }
+
+    __wasi_subscription_t subs[2 * active + 1];
+    __wasi_event_t events[2 * active + 1];
+    size_t nsubs = 0;
+    for (nfds_t i = 0; i < nfds; i++) {
+        struct pollfd *p = &fds[i];
+        if (!wants(p))
+            continue;
+        if (p->events & POLLRDNORM) {
+            subs[nsubs++] = (__wasi_subscription_t){
+                .userdata = (uintptr_t)p,
+                .u.tag = __WASI_EVENTTYPE_FD_READ,
+                .u.u.fd_read.file_descriptor = (__wasi_fd_t)p->fd,
+            };
+        }
+        if (p->events & POLLWRNORM) {
+            subs[nsubs++] = (__wasi_subscription_t){
+                .userdata = (uintptr_t)p,
+                .u.tag = __WASI_EVENTTYPE_FD_WRITE,
+                .u.u.fd_write.file_descriptor = (__wasi_fd_t)p->fd,
+            };
+        }
+    }
+    int forever = timeout < 0 && nsubs == 0;
+    if (timeout >= 0 || forever) {
+        subs[nsubs++] = (__wasi_subscription_t){
+            .userdata = 0,
+            .u.tag = __WASI_EVENTTYPE_CLOCK,
+            .u.u.clock.id = __WASI_CLOCKID_REALTIME,
+            .u.u.clock.timeout = forever ? FOREVER_SLICE_NS
+                                         : (__wasi_timestamp_t)timeout * 1000000u,
+        };
+    }
+
+    size_t nevents = 0;
+    for (;;) {
+        __wasi_errno_t err = __wasi_poll_oneoff(subs, events, nsubs, &nevents);
+        if (err != 0) {
+            errno = err;
+            return -1;
+        }
+        if (!forever)
+            break;
+    }
+
+    for (size_t i = 0; i < nevents; i++) {
+        const __wasi_event_t *ev = &events[i];
+        if (ev->type != __WASI_EVENTTYPE_FD_READ && ev->type != __WASI_EVENTTYPE_FD_WRITE)
+            continue;
+        struct pollfd *p = (struct pollfd *)(uintptr_t)ev->userdata;
+        if (ev->error == __WASI_ERRNO_BADF) {
+            p->revents |= POLLNVAL;
+        } else if (ev->error == __WASI_ERRNO_PIPE) {
+            p->revents |= POLLHUP;
+        } else if (ev->error != 0) {
+            p->revents |= POLLERR;
+        } else {
+            p->revents |= ev->type == __WASI_EVENTTYPE_FD_READ ? POLLRDNORM : POLLWRNORM;
+            if (ev->fd_readwrite.flags & __WASI_EVENTRWFLAGS_FD_READWRITE_HANGUP)
+                p->revents |= POLLHUP;
+        }
+    }
+
+    int ready = 0;
+    for (nfds_t i = 0; i < nfds; i++) {
+        if (fds[i].revents & POLLHUP)
+            fds[i].revents &= ~POLLWRNORM; /* hang-up excludes writability */
+        fds[i].revents &= fds[i].events | POLLERR | POLLHUP | POLLNVAL;
+        if (fds[i].revents != 0)
+            ready++;
+    }
+    return ready;
+}
+
+/* The signal mask is ignored: signals are only delivered inside poll_oneoff. */
+int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts, const sigset_t *sigmask) {
+    (void)sigmask;
+    int timeout = -1;
+    if (ts != NULL) {
+        if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L) {
+            errno = EINVAL;
+            return -1;
+        }
+        long long ms = (long long)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
+        timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+    }
+    return __wassh_poll(fds, nfds, timeout);
+}

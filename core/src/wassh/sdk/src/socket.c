@@ -1,0 +1,417 @@
+/* wassh SDK: BSD socket calls on top of the wassh host calls.
+ *
+ * Conventions of the host ABI: families are wasi-libc's (AF_INET 1, AF_INET6 2,
+ * AF_UNIX 3), ports cross in host byte order, addresses as raw network-order
+ * bytes, every call returns a WASI errno (which is also the C errno value). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <wasi/api.h>
+
+#include "wassh_host.h"
+
+/* Layout checks: these are what the host and ordinary C code rely on. */
+_Static_assert(sizeof(sa_family_t) == 2, "sa_family_t must be 16 bits");
+_Static_assert(sizeof(socklen_t) == 4, "socklen_t must be 32 bits");
+_Static_assert(sizeof(struct sockaddr_in) == 16, "sockaddr_in must be 16 bytes");
+_Static_assert(offsetof(struct sockaddr_in, sin_port) == 2, "sin_port offset");
+_Static_assert(offsetof(struct sockaddr_in, sin_addr) == 4, "sin_addr offset");
+_Static_assert(sizeof(struct sockaddr_in6) == 32, "sockaddr_in6 must be 32 bytes");
+_Static_assert(offsetof(struct sockaddr_in6, sin6_port) == 2, "sin6_port offset");
+_Static_assert(offsetof(struct sockaddr_in6, sin6_addr) == 8, "sin6_addr offset");
+_Static_assert(offsetof(struct sockaddr_in6, sin6_scope_id) == 24, "sin6_scope_id offset");
+_Static_assert(sizeof(struct sockaddr_un) == 110, "sockaddr_un must be 110 bytes");
+_Static_assert(offsetof(struct sockaddr_un, sun_path) == 2, "sun_path offset");
+_Static_assert(sizeof(((struct sockaddr_un *)0)->sun_path) == 108, "sun_path size");
+_Static_assert(sizeof(struct sockaddr_storage) == 128, "sockaddr_storage must be 128 bytes");
+_Static_assert(sizeof(struct sockaddr_storage) >= sizeof(struct sockaddr_un),
+               "sockaddr_storage must hold sockaddr_un");
+_Static_assert(sizeof(struct __wassh_gai_record) == 32, "host getaddrinfo record size");
+_Static_assert(AF_INET == 1 && AF_INET6 == 2 && AF_UNIX == 3, "wassh family numbers");
+_Static_assert(SOCK_STREAM == 6 && SOCK_DGRAM == 5, "wassh socket types");
+_Static_assert(SOL_SOCKET == 0x7fffffff, "SOL_SOCKET");
+
+#define UNIX_PATH_MAX 108
+
+static int fail(int err) {
+    errno = err;
+    return -1;
+}
+
+/* A socket address decoded into the form the host calls take. */
+struct host_addr {
+    int32_t domain;
+    const void *addr;
+    int32_t port;
+    char path[UNIX_PATH_MAX];
+};
+
+/* Returns 0 or an errno value. */
+static int decode_sockaddr(const struct sockaddr *sa, socklen_t len, struct host_addr *out) {
+    if (sa == NULL)
+        return EFAULT;
+    if (len < sizeof(sa_family_t))
+        return EINVAL;
+    switch (sa->sa_family) {
+    case AF_INET: {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
+        if (len < sizeof(struct sockaddr_in))
+            return EINVAL;
+        out->domain = AF_INET;
+        out->addr = &sin->sin_addr;
+        out->port = ntohs(sin->sin_port);
+        return 0;
+    }
+    case AF_INET6: {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
+        if (len < sizeof(struct sockaddr_in6))
+            return EINVAL;
+        out->domain = AF_INET6;
+        out->addr = &sin6->sin6_addr;
+        out->port = ntohs(sin6->sin6_port);
+        return 0;
+    }
+    case AF_UNIX: {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)sa;
+        size_t n = len - offsetof(struct sockaddr_un, sun_path);
+        if (n > UNIX_PATH_MAX)
+            n = UNIX_PATH_MAX;
+        memset(out->path, 0, sizeof(out->path));
+        memcpy(out->path, sun->sun_path, n);
+        out->domain = AF_UNIX;
+        out->addr = out->path;
+        out->port = UNIX_PATH_MAX;
+        return 0;
+    }
+    default:
+        return EAFNOSUPPORT;
+    }
+}
+
+/* Store an address reported by the host into a caller's buffer, POSIX style:
+ * truncate to *len and set *len to the full size. */
+static void encode_sockaddr(int32_t family, uint16_t port, const uint8_t *addr,
+                            struct sockaddr *sa, socklen_t *len) {
+    struct sockaddr_storage ss;
+    socklen_t need;
+
+    memset(&ss, 0, sizeof(ss));
+    if (family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, addr, 4);
+        need = sizeof(struct sockaddr_in);
+    } else if (family == AF_INET6) {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(port);
+        memcpy(&sin6->sin6_addr, addr, 16);
+        need = sizeof(struct sockaddr_in6);
+    } else {
+        /* AF_UNIX (unnamed) or unknown: only the family. */
+        ss.ss_family = (sa_family_t)family;
+        need = sizeof(sa_family_t);
+    }
+    if (sa != NULL && len != NULL) {
+        socklen_t n = *len < need ? *len : need;
+        memcpy(sa, &ss, n);
+        *len = need;
+    }
+}
+
+int socket(int domain, int type, int protocol) {
+    int32_t fd = -1;
+    int32_t rc = __wassh_sock_create(&fd, domain, type, protocol);
+    if (rc != 0)
+        return fail(rc);
+    return fd;
+}
+
+int socketpair(int domain, int type, int protocol, int sv[2]) {
+    (void)domain;
+    (void)type;
+    (void)protocol;
+    (void)sv;
+    return fail(ENOSYS);
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+    struct host_addr ha;
+    int err = decode_sockaddr(addr, len, &ha);
+    if (err != 0)
+        return fail(err);
+    int32_t rc = __wassh_sock_connect(fd, ha.domain, ha.addr, ha.port);
+    return rc != 0 ? fail(rc) : 0;
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len) {
+    struct host_addr ha;
+    int err = decode_sockaddr(addr, len, &ha);
+    if (err != 0)
+        return fail(err);
+    int32_t rc = __wassh_sock_bind(fd, ha.domain, ha.addr, ha.port);
+    return rc != 0 ? fail(rc) : 0;
+}
+
+int listen(int fd, int backlog) {
+    if (backlog < 0)
+        backlog = 0;
+    int32_t rc = __wassh_sock_listen(fd, backlog);
+    return rc != 0 ? fail(rc) : 0;
+}
+
+static int get_name(int fd, struct sockaddr *restrict addr, socklen_t *restrict len,
+                    int remote) {
+    int32_t family = 0;
+    uint16_t port = 0;
+    uint8_t bytes[16];
+
+    memset(bytes, 0, sizeof(bytes));
+    int32_t rc = __wassh_sock_get_name(fd, &family, &port, bytes, remote);
+    if (rc != 0)
+        return rc;
+    encode_sockaddr(family, port, bytes, addr, len);
+    return 0;
+}
+
+int getsockname(int fd, struct sockaddr *restrict addr, socklen_t *restrict len) {
+    if (addr == NULL || len == NULL)
+        return fail(EFAULT);
+    int err = get_name(fd, addr, len, 0);
+    return err != 0 ? fail(err) : 0;
+}
+
+int getpeername(int fd, struct sockaddr *restrict addr, socklen_t *restrict len) {
+    if (addr == NULL || len == NULL)
+        return fail(EFAULT);
+    int err = get_name(fd, addr, len, 1);
+    return err != 0 ? fail(err) : 0;
+}
+
+static int do_accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict len) {
+    int32_t newfd = -1;
+
+    if (addr != NULL && len == NULL)
+        return fail(EFAULT);
+    int32_t rc = __wassh_sock_accept(fd, &newfd);
+    if (rc != 0)
+        return fail(rc);
+    if (addr != NULL) {
+        /* POSIX: report the peer. Sockets without a reportable address
+         * (AF_UNIX) get just a family field. */
+        if (get_name(newfd, addr, len, 1) != 0)
+            encode_sockaddr(AF_UNSPEC, 0, NULL, addr, len);
+    }
+    return newfd;
+}
+
+int accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict len) {
+    return do_accept(fd, addr, len);
+}
+
+int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict len, int flags) {
+    if ((flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0)
+        return fail(EINVAL);
+    int newfd = do_accept(fd, addr, len);
+    if (newfd < 0 || (flags & SOCK_NONBLOCK) == 0)
+        return newfd;
+    __wasi_fdstat_t st;
+    __wasi_errno_t err = __wasi_fd_fdstat_get(newfd, &st);
+    if (err == 0)
+        err = __wasi_fd_fdstat_set_flags(newfd, st.fs_flags | __WASI_FDFLAGS_NONBLOCK);
+    if (err != 0) {
+        (void)__wasi_fd_close(newfd);
+        return fail(err);
+    }
+    return newfd;
+}
+
+int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
+    int32_t v;
+    if (len != sizeof(int32_t))
+        return fail(EINVAL);
+    if (value == NULL)
+        return fail(EFAULT);
+    memcpy(&v, value, sizeof(v));
+    int32_t rc = __wassh_sock_set_opt(fd, level, name, v);
+    return rc != 0 ? fail(rc) : 0;
+}
+
+int getsockopt(int fd, int level, int name, void *restrict value, socklen_t *restrict len) {
+    int32_t v = 0;
+    if (value == NULL || len == NULL)
+        return fail(EFAULT);
+    if (*len < sizeof(int32_t))
+        return fail(EINVAL);
+    int32_t rc = __wassh_sock_get_opt(fd, level, name, &v);
+    if (rc == ENOPROTOOPT && level == SOL_SOCKET && name == SO_TYPE) {
+        /* The socket type equals the WASI filetype of the descriptor. */
+        __wasi_fdstat_t st;
+        rc = __wasi_fd_fdstat_get(fd, &st);
+        if (rc == 0) {
+            if (st.fs_filetype == __WASI_FILETYPE_SOCKET_STREAM ||
+                st.fs_filetype == __WASI_FILETYPE_SOCKET_DGRAM)
+                v = st.fs_filetype;
+            else
+                rc = ENOTSOCK;
+        }
+    }
+    if (rc != 0)
+        return fail(rc);
+    memcpy(value, &v, sizeof(v));
+    *len = sizeof(int32_t);
+    return 0;
+}
+
+static int is_datagram(int fd) {
+    __wasi_fdstat_t st;
+    return __wasi_fd_fdstat_get(fd, &st) == 0 && st.fs_filetype == __WASI_FILETYPE_SOCKET_DGRAM;
+}
+
+ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
+                 struct sockaddr *restrict from, socklen_t *restrict fromlen) {
+    /* Only MSG_DONTWAIT reaches the host; MSG_WAITALL is a loop here. */
+    if ((flags & ~(MSG_DONTWAIT | MSG_WAITALL)) != 0)
+        return fail(EINVAL);
+    if (from != NULL && fromlen == NULL)
+        return fail(EFAULT);
+    int waitall = (flags & MSG_WAITALL) != 0 && len > 0 && !is_datagram(fd);
+    int32_t hflags = flags & MSG_DONTWAIT;
+    int32_t domain = 0;
+    uint8_t addr[16];
+    uint16_t port = 0;
+    size_t total = 0;
+
+    memset(addr, 0, sizeof(addr));
+    for (;;) {
+        uint32_t n = 0;
+        int32_t rc = __wassh_sock_recvfrom(fd, (char *)buf + total, len - total, &n, hflags,
+                                           &domain, addr, &port);
+        if (rc != 0) {
+            if (total > 0)
+                break; /* report what was received; the error comes again */
+            return fail(rc);
+        }
+        total += n;
+        if (!waitall || n == 0 || total >= len)
+            break;
+    }
+    if (from != NULL)
+        encode_sockaddr(domain, port, addr, from, fromlen);
+    return (ssize_t)total;
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags) {
+    return recvfrom(fd, buf, len, flags, NULL, NULL);
+}
+
+ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+               socklen_t tolen) {
+    struct host_addr ha = {.domain = 0, .addr = NULL, .port = 0};
+    if ((flags & ~MSG_DONTWAIT) != 0)
+        return fail(EINVAL);
+    if (to != NULL) {
+        int err = decode_sockaddr(to, tolen, &ha);
+        if (err != 0)
+            return fail(err);
+    }
+    uint32_t n = 0;
+    int32_t rc = __wassh_sock_sendto(fd, buf, len, &n, flags, ha.domain, ha.addr, ha.port);
+    if (rc != 0)
+        return fail(rc);
+    return (ssize_t)n;
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags) {
+    return sendto(fd, buf, len, flags, NULL, 0);
+}
+
+static size_t iov_total(const struct iovec *iov, int n, int *overflow) {
+    size_t total = 0;
+    *overflow = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len > SIZE_MAX - total)
+            *overflow = 1;
+        total += iov[i].iov_len;
+    }
+    return total;
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
+    int overflow;
+    if (msg == NULL)
+        return fail(EFAULT);
+    if (msg->msg_controllen != 0)
+        return fail(ENOTSUP); /* no ancillary data (fd passing) */
+    if (msg->msg_iovlen < 0)
+        return fail(EINVAL);
+    const struct sockaddr *to = msg->msg_name;
+    if (msg->msg_iovlen == 1)
+        return sendto(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags, to,
+                      msg->msg_namelen);
+    size_t total = iov_total(msg->msg_iov, msg->msg_iovlen, &overflow);
+    if (overflow)
+        return fail(EINVAL);
+    char *tmp = malloc(total ? total : 1);
+    if (tmp == NULL)
+        return fail(ENOMEM);
+    size_t off = 0;
+    for (int i = 0; i < msg->msg_iovlen; i++) {
+        memcpy(tmp + off, msg->msg_iov[i].iov_base, msg->msg_iov[i].iov_len);
+        off += msg->msg_iov[i].iov_len;
+    }
+    ssize_t r = sendto(fd, tmp, total, flags, to, msg->msg_namelen);
+    int saved = errno;
+    free(tmp);
+    errno = saved;
+    return r;
+}
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
+    int overflow;
+    if (msg == NULL)
+        return fail(EFAULT);
+    if (msg->msg_iovlen < 0)
+        return fail(EINVAL);
+    struct sockaddr *from = msg->msg_name;
+    socklen_t *fromlen = from != NULL ? &msg->msg_namelen : NULL;
+    ssize_t r;
+    if (msg->msg_iovlen == 1) {
+        r = recvfrom(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags, from,
+                     fromlen);
+    } else {
+        size_t total = iov_total(msg->msg_iov, msg->msg_iovlen, &overflow);
+        if (overflow)
+            return fail(EINVAL);
+        char *tmp = malloc(total ? total : 1);
+        if (tmp == NULL)
+            return fail(ENOMEM);
+        r = recvfrom(fd, tmp, total, flags, from, fromlen);
+        if (r > 0) {
+            size_t off = 0;
+            for (int i = 0; i < msg->msg_iovlen && off < (size_t)r; i++) {
+                size_t n = msg->msg_iov[i].iov_len;
+                if (n > (size_t)r - off)
+                    n = (size_t)r - off;
+                memcpy(msg->msg_iov[i].iov_base, tmp + off, n);
+                off += n;
+            }
+        }
+        int saved = errno;
+        free(tmp);
+        errno = saved;
+    }
+    if (r >= 0) {
+        msg->msg_controllen = 0;
+        msg->msg_flags = 0;
+    }
+    return r;
+}
