@@ -2,6 +2,7 @@
  * guard) to add the traditional sin_zero padding. The size stays 16 bytes. */
 #ifndef __wasilibc___struct_sockaddr_in_h
 #define __wasilibc___struct_sockaddr_in_h
+#pragma GCC system_header
 
 #include <__typedef_sa_family_t.h>
 #include <__typedef_in_port_t.h>

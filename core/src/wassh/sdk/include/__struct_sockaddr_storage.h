@@ -2,6 +2,7 @@
  * guard): sockaddr_storage is 128 bytes, large enough for sockaddr_un. */
 #ifndef __wasilibc___struct_sockaddr_storage_h
 #define __wasilibc___struct_sockaddr_storage_h
+#pragma GCC system_header
 
 #include <__typedef_sa_family_t.h>
 

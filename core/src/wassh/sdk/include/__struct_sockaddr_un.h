@@ -2,6 +2,7 @@
  * guard) to give struct sockaddr_un a real sun_path, as on every POSIX system. */
 #ifndef __wasilibc___struct_sockaddr_un_h
 #define __wasilibc___struct_sockaddr_un_h
+#pragma GCC system_header
 
 #include <__typedef_sa_family_t.h>
 

@@ -6,6 +6,7 @@
  * code does, and the host connects to the name. getnameinfo() is numeric only. */
 #ifndef _NETDB_H
 #define _NETDB_H
+#pragma GCC system_header
 
 #include <features.h>
 #include <netinet/in.h>

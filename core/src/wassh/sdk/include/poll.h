@@ -5,6 +5,7 @@
  * ignored). */
 #ifndef __WASSH_POLL_H
 #define __WASSH_POLL_H
+#pragma GCC system_header
 
 #include_next <poll.h>
 

@@ -1,6 +1,7 @@
 /* wassh SDK: wasi-libc's <arpa/inet.h> plus inet_addr()/inet_ntoa(). */
 #ifndef __WASSH_ARPA_INET_H
 #define __WASSH_ARPA_INET_H
+#pragma GCC system_header
 
 #include_next <arpa/inet.h>
 

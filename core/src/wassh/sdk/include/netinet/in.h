@@ -2,6 +2,7 @@
  * host understands, in case the libc headers ever stop defining them. */
 #ifndef __WASSH_NETINET_IN_H
 #define __WASSH_NETINET_IN_H
+#pragma GCC system_header
 
 #include_next <netinet/in.h>
 

@@ -1,6 +1,7 @@
 /* wassh SDK: TCP socket options (Linux numbering, as the wassh host expects). */
 #ifndef __WASSH_NETINET_TCP_H
 #define __WASSH_NETINET_TCP_H
+#pragma GCC system_header
 
 #include <netinet/in.h>
 

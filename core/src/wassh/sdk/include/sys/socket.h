@@ -5,6 +5,7 @@
  * The functions are implemented by the wassh SDK on top of the wassh host calls. */
 #ifndef __WASSH_SYS_SOCKET_H
 #define __WASSH_SYS_SOCKET_H
+#pragma GCC system_header
 
 #include_next <sys/socket.h>
 
