@@ -13,9 +13,7 @@ from .plugins import TransportConfig
 def _fits(family: int, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     if family == socket.AF_INET:
         return str(ip) if ip.version == 4 else None
-    if ip.version == 6:
-        return str(ip)
-    return f"::ffff:{ip}"  # an IPv6 socket reaches IPv4 through a mapped address
+    return str(ip) if ip.version == 6 else None
 
 
 def resolve(config: TransportConfig, host: str, port: int, family: int) -> tuple[Any, ...]:

@@ -130,7 +130,8 @@ class Process:
         linker = wasmtime.Linker(engine)
         tracer = Tracer(self.config.trace_file or sys.stderr) if self.config.trace else None
         self._unwind = Unwind()
-        table = HostCallTable(linker, self._unwind, tracer)
+        # The table owns the ctypes callbacks: it must live as long as the store.
+        table = self._table = HostCallTable(linker, self._unwind, tracer)
         self._preview1 = Preview1(self)
         self._preview1.register(table)
         Preview1Fs(self).register(table)

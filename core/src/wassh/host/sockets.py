@@ -119,7 +119,7 @@ class Socket(OpenObject):
             raise
         self._apply_options()
         if done:
-            self.state = CONNECTED
+            self._connected()
             return
         self.state = CONNECTING
         if self.nonblocking:
@@ -158,8 +158,14 @@ class Socket(OpenObject):
             self.state = FAILED
             self._drop_transport()
             return True
-        self.state = CONNECTED
+        self._connected()
         return True
+
+    def _connected(self) -> None:
+        self.state = CONNECTED
+        assert self.owner is not None
+        # Remembered now: once both sides have closed, the OS forgets the peer.
+        self.peer = self.owner.name(self, True)
 
     def _drop_transport(self) -> None:
         if self.owner is not None and self.transport_state is not None:
@@ -214,7 +220,7 @@ class Socket(OpenObject):
         new = Socket(self.process, self.family, self.kind, self.protocol)
         new.owner = owner
         new.transport_state = state
-        new.state = CONNECTED
+        new._connected()
         return new
 
     # -- data ----------------------------------------------------------------------------
@@ -353,12 +359,11 @@ class Socket(OpenObject):
             raise WasiError(Errno.ENOPROTOOPT)
         if opt.boolean:
             value = 1 if value else 0
-        self.options[(opt.level, opt.name)] = value
         if self.owner is not None and self.transport_state is not None:
-            try:
-                self.owner.setsockopt(self, opt.level, opt.name, value)
-            except OSError as exc:
-                log.debug("option not applied to the transport: %s", exc)
+            # A live OS socket answers as it would natively (IPV6_V6ONLY after
+            # connect is EINVAL on Linux); the value is kept only once applied.
+            self.owner.setsockopt(self, opt.level, opt.name, value)
+        self.options[(opt.level, opt.name)] = value
 
     def getsockopt(self, level: int, name: int) -> int:
         if level == SOL_SOCKET and name == SO_ERROR:
@@ -391,7 +396,7 @@ class Socket(OpenObject):
             return ("0.0.0.0" if self.family == socket.AF_INET else "::", 0)
         if remote and self.state != CONNECTED:
             raise WasiError(Errno.ENOTCONN)
-        result = self.owner.name(self, remote)
+        result = self.peer if remote and self.peer else self.owner.name(self, remote)
         if result is None:
             if remote:
                 raise WasiError(Errno.ENOTCONN)

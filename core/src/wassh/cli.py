@@ -1,0 +1,163 @@
+"""The ``wassh`` command line: run, cc, transports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+import trio
+import wasmtime
+
+from .plugins import TransportConfig, Transports, make_plugin_manager
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One clear line, not a usage dump: scripts and people read this.
+        self.exit(2, f"wassh: {message} (see '{self.prog} --help')\n")
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"wassh: {message}\n")
+    raise SystemExit(2)
+
+
+def _parse_kv(values: Sequence[str], what: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            _fail(f"bad {what} {item!r}: expected NAME=VALUE")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wassh", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a wasm32-wasi program")
+    run.add_argument("program", help="the .wasm file")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
+    run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
+                     help="preopen a host directory (sandboxed)")
+    run.add_argument("--env", action="append", default=[], metavar="K=V",
+                     help="set a guest environment variable")
+    run.add_argument("--add-host", action="append", default=[], metavar="NAME=ADDRESS",
+                     help="map a name to an address for name resolution")
+    run.add_argument("--trace", action="store_true", help="log each host call to stderr")
+    run.add_argument("--connect-timeout", type=float, default=75.0, metavar="SECONDS")
+    run.add_argument("--block-plugin", action="append", default=[], metavar="NAME",
+                     help="do not load this transport plugin")
+    run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+
+    sub.add_parser("cc", help="compile C for wasm32-wasi against the guest SDK", add_help=False)
+
+    tr = sub.add_parser("transports", help="list transport plugins and their ranking")
+    tr.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def _cmd_run(ns: argparse.Namespace) -> int:
+    from .embed import prepare, run_process
+    from .engine import load_module
+
+    args = list(ns.args)
+    if args and args[0] == "--":
+        args = args[1:]
+    env = {k: v[-1] for k, v in _parse_kv(ns.env, "--env").items()}
+    hosts = _parse_kv(ns.add_host, "--add-host")
+    for name, addrs in hosts.items():
+        for addr in addrs:
+            import ipaddress
+
+            try:
+                ipaddress.ip_address(addr)
+            except ValueError:
+                _fail(f"bad --add-host {name}={addr}: {addr!r} is not an IP address")
+    dirs = []
+    for spec in ns.dir:
+        host, sep, guest = spec.partition("::")
+        import os
+
+        if not os.path.isdir(host):
+            _fail(f"--dir {spec}: {host!r} is not a directory")
+        dirs.append((host, guest if sep else host))
+    try:
+        module = load_module(ns.program, use_cache=not ns.no_cache)
+    except OSError as exc:
+        _fail(f"cannot read {ns.program}: {exc.strerror or exc}")
+    except wasmtime.WasmtimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
+        _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
+    config = TransportConfig(connect_timeout=ns.connect_timeout)
+
+    async def main() -> int:
+        proc = prepare(
+            module,
+            [ns.program, *args],
+            env=env,
+            dirs=dirs,
+            hosts=hosts,
+            block=ns.block_plugin,
+            config=config,
+            trace=ns.trace,
+            trio_token=trio.lowlevel.current_trio_token(),
+        )
+        return await run_process(proc)
+
+    return trio.run(main)
+
+
+def _cmd_transports(ns: argparse.Namespace) -> int:
+    pm = make_plugin_manager()
+    transports = Transports(pm, TransportConfig())
+    rows = []
+    for offer, plugin in transports.offers:
+        dist = pm.get_name(plugin)
+        rows.append({
+            "name": offer.name,
+            "plugin": dist,
+            "rank": offer.rank,
+            "kinds": sorted(offer.kinds),
+            "available": offer.available,
+            "reason": offer.reason,
+        })
+    if ns.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no transport plugins found (install wassh-transport-tcp)")
+        return 1
+    for r in rows:
+        state = "available" if r["available"] else f"unavailable: {r['reason']}"
+        print(f"{r['name']:<12} rank {r['rank']:>4}  {','.join(r['kinds']):<24} {state}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cc"]:
+        from .cc import main as cc_main
+
+        return cc_main(argv[1:])
+    parser = _build_parser()
+    ns = parser.parse_args(argv)
+    level = logging.WARNING - 10 * ns.verbose
+    logging.basicConfig(level=level, format="wassh: %(name)s: %(message)s")
+    if ns.command == "run":
+        return _cmd_run(ns)
+    if ns.command == "transports":
+        return _cmd_transports(ns)
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

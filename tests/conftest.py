@@ -1,0 +1,122 @@
+"""Shared fixtures: real loopback servers and cached guest builds."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from guestbuild import GUESTS, build_guest  # noqa: E402
+
+import wassh  # noqa: E402
+
+
+@dataclass
+class ConnRecord:
+    received: int = 0
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)  # type: ignore[name-defined]
+    saw_eof: bool = False
+
+
+class EchoServer:
+    """A threaded TCP echo server on loopback that records what each connection sent."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, 0))
+        self.sock.listen(1024)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.records: list[ConnRecord] = []
+        self.lock = threading.Lock()
+        self.closed = threading.Event()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            rec = ConnRecord()
+            with self.lock:
+                self.records.append(rec)
+            threading.Thread(target=self._serve, args=(conn, rec), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, rec: ConnRecord) -> None:
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(1 << 16)
+                except OSError:
+                    return
+                if not data:
+                    rec.saw_eof = True
+                    break
+                rec.received += len(data)
+                rec.digest.update(data)
+                try:
+                    conn.sendall(data)
+                except OSError:
+                    return
+            try:
+                conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def echo_server() -> Iterator[EchoServer]:
+    server = EchoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def echo_server_v6() -> Iterator[EchoServer]:
+    server = EchoServer("::1")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port with nothing listening on it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="session")
+def netclient() -> Path:
+    return build_guest(GUESTS / "net" / "netclient.c", sdk=True)
+
+
+@dataclass
+class GuestResult:
+    code: int
+    stdout: str
+    stderr: str
+    raw_stdout: bytes
+
+
+def run_guest(wasm: Path, *args: str, stdin: bytes = b"", **options: object) -> GuestResult:
+    out, err = wassh.Capture(), wassh.Capture()
+    code = wassh.run_sync(wasm, [wasm.stem, *args], stdin=stdin, stdout=out, stderr=err,
+                          **options)
+    return GuestResult(code, out.text(), err.text(), bytes(out.data))
