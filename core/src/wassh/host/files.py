@@ -89,9 +89,7 @@ def filestat_of(st: os.stat_result) -> Filestat:
     )
 
 
-def _utime_ns(
-    atim: int | None, mtim: int | None, current: os.stat_result
-) -> tuple[int, int]:
+def _utime_ns(atim: int | None, mtim: int | None, current: os.stat_result) -> tuple[int, int]:
     return (
         current.st_atime_ns if atim is None else atim,
         current.st_mtime_ns if mtim is None else mtim,
@@ -236,12 +234,6 @@ class Directory(DirectoryBase):
 
     def sync(self) -> None:
         os.fsync(self.dirfd)
-
-    def read(self, bufs: list[memoryview]) -> int:
-        raise WasiError(Errno.EISDIR)
-
-    def write(self, bufs: list[memoryview]) -> int:
-        raise WasiError(Errno.EISDIR)
 
     def readdir(self, cookie: int) -> list[Dirent]:
         if cookie == 0 or self._entries is None:
@@ -458,6 +450,9 @@ class Directory(DirectoryBase):
     def symlink(self, target: str, path: str) -> None:
         if "\0" in target:
             raise WasiError(Errno.EINVAL)
+        if target.startswith("/"):
+            # As wasmtime: a link that could only ever resolve outside the sandbox.
+            raise WasiError(Errno.EPERM, "absolute symlink target")
         with self.resolve(path) as r:
             os.symlink(target, r.name, dir_fd=r.dirfd)
 
@@ -530,9 +525,7 @@ class VirtualDevDir(DirectoryBase):
             return self.filestat()
         if name not in self.NAMES:
             raise WasiError(Errno.ENOENT)
-        return Filestat(
-            ino=self.NAMES.index(name) + 2, filetype=Filetype.CHARACTER_DEVICE, nlink=1
-        )
+        return Filestat(ino=self.NAMES.index(name) + 2, filetype=Filetype.CHARACTER_DEVICE, nlink=1)
 
     def open_at(self, path: str, oflags: int, waiter: Waiter) -> OpenObject:
         name = self._name(path)
