@@ -14,9 +14,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from guestbuild import GUESTS, build_guest  # noqa: E402
+from guestbuild import build_guest  # noqa: E402
 
 import wassh  # noqa: E402
+
+GUESTS = Path(__file__).parent / "guests"
 
 
 @dataclass

@@ -97,6 +97,8 @@ class Process:
         self._lock = threading.Lock()
         self._signal_deliver: Any = None
         self._store: wasmtime.Store | None = None
+        self._instance: wasmtime.Instance | None = None
+        self._unwind = Unwind()
         self.exit_code: int | None = None
 
     # -- thread-safe controls --------------------------------------------------------
@@ -129,7 +131,6 @@ class Process:
                 self._guard.interrupt()
         linker = wasmtime.Linker(engine)
         tracer = Tracer(self.config.trace_file or sys.stderr) if self.config.trace else None
-        self._unwind = Unwind()
         # The table owns the ctypes callbacks: it must live as long as the store.
         table = self._table = HostCallTable(linker, self._unwind, tracer)
         self._preview1 = Preview1(self)
@@ -175,28 +176,39 @@ class Process:
         for sig in signals:
             deliver(self._store, sig)
 
+    def instantiate(self) -> wasmtime.Instance:
+        """Set up descriptors and instantiate the module (once); for ``call`` and ``run``."""
+        if self._instance is None:
+            self._setup_fds()
+            self._instance = self._instantiate()
+        return self._instance
+
+    def call(self, export: str, *args: Any) -> Any:
+        """Call an exported function on this thread, as the guest's host calls expect."""
+        func = self.instantiate().exports(self._store).get(export)  # type: ignore[arg-type]
+        if not isinstance(func, wasmtime.Func):
+            raise WasiError(Errno.ENOEXEC, f"guest has no function {export!r}")
+        try:
+            return func(self._store, *args)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            pending = self._unwind.pending
+            self._unwind.pending = None
+            if pending is None and self.waiter.cancelled:
+                raise GuestCancelled("guest cancelled") from None
+            if pending is None:
+                raise
+            if isinstance(pending, GuestTerminated):
+                raise GuestCancelled("guest cancelled") from None
+            raise pending from exc
+
     def run(self) -> int:
         """Run ``_start`` to completion on this thread; returns the exit status."""
         try:
-            self._setup_fds()
-            instance = self._instantiate()
-            start = instance.exports(self._store).get("_start")  # type: ignore[arg-type]
-            if not isinstance(start, wasmtime.Func):
-                raise WasiError(Errno.ENOEXEC, "guest has no _start")
             try:
-                start(self._store)
+                self.call("_start")
                 code = 0
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                pending = self._unwind.pending
-                self._unwind.pending = None
-                if isinstance(pending, GuestExit):
-                    code = pending.code
-                elif isinstance(pending, GuestTerminated) or self.waiter.cancelled:
-                    raise GuestCancelled("guest cancelled") from None
-                elif pending is not None:
-                    raise pending from exc
-                else:
-                    raise
+            except GuestExit as exit_:
+                code = exit_.code
             self.exit_code = code
             return code
         finally:

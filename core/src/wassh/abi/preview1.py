@@ -148,7 +148,9 @@ class Preview1:
         return 0
 
     def random_get(self, buf: int, length: int) -> int:
-        self.mem.write(buf, os.urandom(length)) if length else self.mem.check(buf, 0)
+        self.mem.check(buf, length)  # before generating: a wild length must cost nothing
+        if length:
+            self.mem.write(buf, os.urandom(length))
         return 0
 
     # -- descriptors -------------------------------------------------------------
