@@ -82,12 +82,13 @@ class Dispatch:
     def __init__(self, pm: pluggy.PluginManager, plugin: object, offer: Offer) -> None:
         self.plugin = plugin
         self.offer = offer
-        self.name = offer.name
+        self.name: str = offer.name
         for hook_name in SOCKET_HOOKS:
             caller = getattr(pm.hook, hook_name)
             spec_args = caller.spec.argnames if caller.spec else ()
             impl = next((i for i in caller.get_hookimpls() if i.plugin is plugin), None)
-            setattr(self, hook_name[len("wassh_sock_") :], _direct(impl, spec_args, hook_name))
+            attr = "sockname" if hook_name == "wassh_sock_name" else hook_name[len("wassh_sock_") :]
+            setattr(self, attr, _direct(impl, spec_args, hook_name))
 
     connect: Callable[..., Any]
     connect_check: Callable[..., Any]
@@ -98,7 +99,7 @@ class Dispatch:
     getsockopt: Callable[..., Any]
     shutdown: Callable[..., Any]
     close: Callable[..., Any]
-    name: Any
+    sockname: Callable[..., Any]
     bind: Callable[..., Any]
     listen: Callable[..., Any]
     accept: Callable[..., Any]

@@ -165,7 +165,7 @@ class Socket(OpenObject):
         self.state = CONNECTED
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
-        self.peer = self.owner.name(self, True)
+        self.peer = self.owner.sockname(self, True)
 
     def _drop_transport(self) -> None:
         if self.owner is not None and self.transport_state is not None:
@@ -396,7 +396,7 @@ class Socket(OpenObject):
             return ("0.0.0.0" if self.family == socket.AF_INET else "::", 0)
         if remote and self.state != CONNECTED:
             raise WasiError(Errno.ENOTCONN)
-        result = self.peer if remote and self.peer else self.owner.name(self, remote)
+        result = self.peer if remote and self.peer else self.owner.sockname(self, remote)
         if result is None:
             if remote:
                 raise WasiError(Errno.ENOTCONN)
