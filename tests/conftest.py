@@ -14,9 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from guestbuild import build_guest  # noqa: E402
-
-import wassh  # noqa: E402
+import wassh
+from guestbuild import build_guest
 
 GUESTS = Path(__file__).parent / "guests"
 
@@ -119,6 +118,5 @@ class GuestResult:
 
 def run_guest(wasm: Path, *args: str, stdin: bytes = b"", **options: object) -> GuestResult:
     out, err = wassh.Capture(), wassh.Capture()
-    code = wassh.run_sync(wasm, [wasm.stem, *args], stdin=stdin, stdout=out, stderr=err,
-                          **options)
+    code = wassh.run_sync(wasm, [wasm.stem, *args], stdin=stdin, stdout=out, stderr=err, **options)
     return GuestResult(code, out.text(), err.text(), bytes(out.data))

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 import wasmtime
-
 import wassh
 from wassh.engine import get_engine
 
@@ -154,8 +153,9 @@ def test_failed_create_leaks_no_descriptor(proc: wassh.Process) -> None:
 
 
 def test_guest_trap_is_reported_not_fatal() -> None:
-    module = wasmtime.Module(get_engine(), '(module (memory (export "memory") 1)'
-                             ' (func (export "_start") unreachable))')
+    module = wasmtime.Module(
+        get_engine(), '(module (memory (export "memory") 1) (func (export "_start") unreachable))'
+    )
     with pytest.raises(wasmtime.Trap):
         wassh.run_sync(module, ["trap"])
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import trio
 import wasmtime
-
 import wassh
 from wassh.engine import get_engine
 
@@ -41,8 +40,12 @@ async def test_cancel_stops_a_guest_blocked_in_recv(netclient: Path) -> None:
     stdin_r, stdin_w = os.pipe()  # a stdin that stays open and silent
     start = time.monotonic()
     with trio.move_on_after(0.5) as scope:
-        await wassh.run(netclient, ["netclient", "relay", "127.0.0.1", str(server.port)],
-                        stdin=stdin_r, stdout=wassh.Capture())
+        await wassh.run(
+            netclient,
+            ["netclient", "relay", "127.0.0.1", str(server.port)],
+            stdin=stdin_r,
+            stdout=wassh.Capture(),
+        )
     os.close(stdin_r)
     os.close(stdin_w)
     assert scope.cancelled_caught
@@ -54,8 +57,8 @@ async def test_cancel_stops_a_guest_blocked_in_recv(netclient: Path) -> None:
 
 async def test_cancel_stops_a_computing_guest() -> None:
     module = wasmtime.Module(
-        get_engine(), '(module (memory (export "memory") 1)'
-        ' (func (export "_start") (loop $l (br $l))))'
+        get_engine(),
+        '(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))',
     )
     start = time.monotonic()
     with trio.move_on_after(0.3) as scope:
@@ -68,8 +71,8 @@ async def test_other_guests_keep_running_while_one_is_cancelled(
     netclient: Path, echo_server: object
 ) -> None:
     spin = wasmtime.Module(
-        get_engine(), '(module (memory (export "memory") 1)'
-        ' (func (export "_start") (loop $l (br $l))))'
+        get_engine(),
+        '(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))',
     )
     out = wassh.Capture()
     async with trio.open_nursery() as nursery:
@@ -81,15 +84,19 @@ async def test_other_guests_keep_running_while_one_is_cancelled(
 
         nursery.start_soon(spinner)
         await trio.sleep(0.1)
-        code = await wassh.run(netclient, ["netclient", "echo", "127.0.0.1",
-                                           str(echo_server.port), "alive"], stdout=out)  # type: ignore[attr-defined]
+        code = await wassh.run(
+            netclient,
+            ["netclient", "echo", "127.0.0.1", str(echo_server.port), "alive"],
+            stdout=out,
+        )  # type: ignore[attr-defined]
         cancel.cancel()
     assert code == 0
     assert out.text().startswith("alive\n")
 
 
-def test_run_sync_with_bytes_stdin_and_captured_output(netclient: Path,
-                                                        echo_server: object) -> None:
+def test_run_sync_with_bytes_stdin_and_captured_output(
+    netclient: Path, echo_server: object
+) -> None:
     out = wassh.Capture()
     code = wassh.run_sync(
         netclient,

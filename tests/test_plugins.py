@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 import wassh
 from conftest import EchoServer, run_guest
 from wassh import STREAM, Offer, TransportConfig, Transports, hookimpl, make_plugin_manager
@@ -29,8 +28,13 @@ class RankedPlugin:
 
     @hookimpl
     def wassh_transport_offer(self, config: TransportConfig) -> Offer:
-        return Offer(self.name, frozenset({STREAM}), self.rank, self.available,
-                     "" if self.available else "not here")
+        return Offer(
+            self.name,
+            frozenset({STREAM}),
+            self.rank,
+            self.available,
+            "" if self.available else "not here",
+        )
 
 
 class UpperCaseTransport:
@@ -44,8 +48,9 @@ class UpperCaseTransport:
 
     @hookimpl
     def wassh_transport_offer(self, config: TransportConfig) -> Offer:
-        return Offer("uppercase", frozenset({STREAM}), rank=500,
-                     accepts=lambda req: req.host == "magic.test")
+        return Offer(
+            "uppercase", frozenset({STREAM}), rank=500, accepts=lambda req: req.host == "magic.test"
+        )
 
     @hookimpl
     def wassh_sock_connect(self, sock: wassh.SocketHandle, host: str, port: int) -> bool:
@@ -95,8 +100,9 @@ def test_installed_transport_is_discovered_through_its_entry_point() -> None:
 
 
 def test_cli_lists_installed_transports_from_a_fresh_process() -> None:
-    out = subprocess.run([str(WASSH), "transports", "--json"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [str(WASSH), "transports", "--json"], capture_output=True, text=True, check=True
+    )
     rows = {row["name"]: row for row in json.loads(out.stdout)}
     assert rows["tcp"]["available"] is True
     assert rows["tcp"]["kinds"] == ["stream"]
@@ -113,37 +119,53 @@ def test_entry_point_of_a_distribution_on_sys_path(tmp_path: Path) -> None:
     )
     dist = tmp_path / "third_party_transport-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: third-party-transport\n"
-                                   "Version: 1.0\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: third-party-transport\nVersion: 1.0\n"
+    )
     (dist / "entry_points.txt").write_text("[wassh]\nthirdparty = third_party_transport\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
-    out = subprocess.run([str(WASSH), "transports", "--json"], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [str(WASSH), "transports", "--json"], capture_output=True, text=True, check=True, env=env
+    )
     rows = {row["name"]: row for row in json.loads(out.stdout)}
     assert rows["thirdparty"] == {
-        "name": "thirdparty", "plugin": "thirdparty", "rank": 7, "kinds": ["stream"],
-        "available": False, "reason": "needs a satellite",
+        "name": "thirdparty",
+        "plugin": "thirdparty",
+        "rank": 7,
+        "kinds": ["stream"],
+        "available": False,
+        "reason": "needs a satellite",
     }
     # Blocked by name through the environment, it disappears.
     env["WASSH_BLOCK_PLUGINS"] = "thirdparty"
-    out = subprocess.run([str(WASSH), "transports", "--json"], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [str(WASSH), "transports", "--json"], capture_output=True, text=True, check=True, env=env
+    )
     assert "thirdparty" not in {row["name"] for row in json.loads(out.stdout)}
 
 
 def test_ranking_orders_by_rank_then_name_and_skips_unavailable() -> None:
-    plugins = [RankedPlugin("b-low", 5), RankedPlugin("a-high", 50), RankedPlugin("c-high", 50),
-               RankedPlugin("z-best-but-missing", 999, available=False)]
+    plugins = [
+        RankedPlugin("b-low", 5),
+        RankedPlugin("a-high", 50),
+        RankedPlugin("c-high", 50),
+        RankedPlugin("z-best-but-missing", 999, available=False),
+    ]
     pm = make_plugin_manager(entry_points=False, plugins=plugins)
     transports = Transports(pm, TransportConfig())
     assert [o.name for o, _ in transports.offers] == [
-        "z-best-but-missing", "a-high", "c-high", "b-low"]
+        "z-best-but-missing",
+        "a-high",
+        "c-high",
+        "b-low",
+    ]
     chosen = transports.choose(ConnectRequest(STREAM, socket.AF_INET, "h", 1))
     assert chosen is not None and chosen.name == "a-high"
 
 
-def test_blocking_the_tcp_transport_makes_socket_fail(netclient: Path,
-                                                      echo_server: EchoServer) -> None:
+def test_blocking_the_tcp_transport_makes_socket_fail(
+    netclient: Path, echo_server: EchoServer
+) -> None:
     r = run_guest(netclient, "echo", "127.0.0.1", str(echo_server.port), block=["tcp"])
     assert r.stdout == "connect: Protocol not supported\n"
     assert echo_server.records == []
@@ -159,8 +181,7 @@ def test_embedder_plugin_serves_its_hosts_and_declines_the_rest(
     # fake DNS handed the plugin the name, not an address; IPv6 was tried first
     assert plugin.hosts_seen == [("magic.test", 7)]
     # a literal address is not accepted by the plugin and goes to tcp
-    r = run_guest(netclient, "echo", "127.0.0.1", str(echo_server.port), "quiet",
-                  plugins=[plugin])
+    r = run_guest(netclient, "echo", "127.0.0.1", str(echo_server.port), "quiet", plugins=[plugin])
     assert r.stdout.startswith("quiet\n")
     assert len(echo_server.records) == 1
 

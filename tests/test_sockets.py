@@ -23,11 +23,11 @@ def test_resolve_same_name_keeps_its_address_and_others_differ(tmp_path: Path) -
 
     src = tmp_path / "two.c"
     src.write_text(
-        '#include <netdb.h>\n#include <stdio.h>\n#include <string.h>\n#include <arpa/inet.h>\n'
+        "#include <netdb.h>\n#include <stdio.h>\n#include <string.h>\n#include <arpa/inet.h>\n"
         "static void show(const char *n) { struct addrinfo h, *r; memset(&h, 0, sizeof h);"
-        " h.ai_family = AF_INET; if (getaddrinfo(n, \"1\", &h, &r)) { puts(\"fail\"); return; }"
+        ' h.ai_family = AF_INET; if (getaddrinfo(n, "1", &h, &r)) { puts("fail"); return; }'
         " char b[64]; inet_ntop(AF_INET, &((struct sockaddr_in *)r->ai_addr)->sin_addr, b, 64);"
-        " printf(\"%s %s\\n\", n, b); freeaddrinfo(r); }\n"
+        ' printf("%s %s\\n", n, b); freeaddrinfo(r); }\n'
         'int main(void) { show("a.example"); show("b.example"); show("a.example"); return 0; }\n'
     )
     r = run_guest(build_guest(src, sdk=True))
@@ -64,7 +64,11 @@ def test_echo_by_number_with_half_close(netclient: Path, echo_server: EchoServer
 
 def test_echo_by_name_goes_through_fake_dns(netclient: Path, echo_server: EchoServer) -> None:
     r = run_guest(
-        netclient, "echo", "echo.test", str(echo_server.port), "ping-by-name",
+        netclient,
+        "echo",
+        "echo.test",
+        str(echo_server.port),
+        "ping-by-name",
         hosts={"echo.test": "127.0.0.1"},
     )
     assert r.code == 0, r

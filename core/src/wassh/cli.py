@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 import trio
@@ -44,16 +44,73 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a wasm32-wasi program")
     run.add_argument("program", help="the .wasm file")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
-    run.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
-                     help="preopen a host directory (sandboxed)")
-    run.add_argument("--env", action="append", default=[], metavar="K=V",
-                     help="set a guest environment variable")
-    run.add_argument("--add-host", action="append", default=[], metavar="NAME=ADDRESS",
-                     help="map a name to an address for name resolution")
+    run.add_argument(
+        "--dir",
+        action="append",
+        default=[],
+        metavar="HOST[::GUEST]",
+        help="preopen a host directory (sandboxed)",
+    )
+    run.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="set a guest environment variable"
+    )
+    run.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        metavar="NAME=ADDRESS",
+        help="map a name to an address for name resolution",
+    )
     run.add_argument("--trace", action="store_true", help="log each host call to stderr")
     run.add_argument("--connect-timeout", type=float, default=75.0, metavar="SECONDS")
-    run.add_argument("--block-plugin", action="append", default=[], metavar="NAME",
-                     help="do not load this transport plugin")
+    run.add_argument(
+        "--block-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="do not load this transport plugin",
+    )
+    run.add_argument("--relay", metavar="URL", help="reach TCP servers through this relay")
+    run.add_argument(
+        "--relay-protocol",
+        default="websockify",
+        choices=["websockify", "corp-relay", "corp-relay-v4"],
+    )
+    run.add_argument(
+        "--relay-claim",
+        default="first-connect",
+        choices=["first-connect", "all", "first-socket"],
+        help="which connects the relay takes (default: until one succeeds)",
+    )
+    run.add_argument(
+        "--relay-header",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra HTTP header for the relay (authentication, cookies)",
+    )
+    run.add_argument(
+        "--relay-param",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra query parameter for the relay URL",
+    )
+    run.add_argument("--relay-ca", metavar="FILE", help="CA bundle to verify a wss:// relay")
+    run.add_argument(
+        "--listen-allow",
+        action="append",
+        default=[],
+        metavar="ADDR[:PORT]",
+        help="let the guest listen on this non-loopback address",
+    )
+    run.add_argument(
+        "--unix",
+        action="append",
+        default=[],
+        metavar="GUEST_PATH=HOST_PATH",
+        help="map a guest AF_UNIX path to a host Unix socket",
+    )
     run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
     run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
 
@@ -96,7 +153,17 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
         _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
-    config = TransportConfig(connect_timeout=ns.connect_timeout)
+    config = TransportConfig(
+        connect_timeout=ns.connect_timeout,
+        relay_url=ns.relay,
+        relay_protocol=ns.relay_protocol,
+        relay_claim=ns.relay_claim,
+        relay_headers={k: v[-1] for k, v in _parse_kv(ns.relay_header, "--relay-header").items()},
+        relay_params={k: v[-1] for k, v in _parse_kv(ns.relay_param, "--relay-param").items()},
+        relay_ca_file=ns.relay_ca,
+        listen_allow=list(ns.listen_allow),
+        unix_map={k: v[-1] for k, v in _parse_kv(ns.unix, "--unix").items()},
+    )
 
     async def main() -> int:
         proc = prepare(
@@ -121,14 +188,16 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
     rows = []
     for offer, plugin in transports.offers:
         dist = pm.get_name(plugin)
-        rows.append({
-            "name": offer.name,
-            "plugin": dist,
-            "rank": offer.rank,
-            "kinds": sorted(offer.kinds),
-            "available": offer.available,
-            "reason": offer.reason,
-        })
+        rows.append(
+            {
+                "name": offer.name,
+                "plugin": dist,
+                "rank": offer.rank,
+                "kinds": sorted(offer.kinds),
+                "available": offer.available,
+                "reason": offer.reason,
+            }
+        )
     if ns.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -141,12 +210,27 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _plugin_command(name: str) -> Callable[[list[str]], int] | None:
+    """Subcommands that plugin distributions add (``wassh relay``) via ``wassh.commands``."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="wassh.commands"):
+        if ep.name == name and name not in ("run", "cc", "transports"):
+            loaded: Callable[[list[str]], int] = ep.load()
+            return loaded
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cc"]:
         from .cc import main as cc_main
 
         return cc_main(argv[1:])
+    if argv and not argv[0].startswith("-"):
+        command = _plugin_command(argv[0])
+        if command is not None:
+            return int(command(argv[1:]) or 0)
     parser = _build_parser()
     ns = parser.parse_args(argv)
     level = logging.WARNING - 10 * ns.verbose

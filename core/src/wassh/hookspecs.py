@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from .plugins import Offer, TransportConfig
     from .host.sockets import Socket as SocketHandle
+    from .plugins import Offer, TransportConfig
 
 hookspec = pluggy.HookspecMarker("wassh")
 hookimpl = pluggy.HookimplMarker("wassh")

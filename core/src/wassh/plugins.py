@@ -70,7 +70,13 @@ class TransportConfig:
     connect_timeout: float = 75.0
     relay_url: str | None = None
     relay_protocol: str = "websockify"
+    # "first-connect": connects go to the relay until one succeeds (then direct);
+    # "all": every TCP connect goes through the relay;
+    # "first-socket": the original's rule (the first stream socket created).
     relay_claim: str = "first-connect"
+    relay_headers: dict[str, str] = field(default_factory=dict)
+    relay_params: dict[str, str] = field(default_factory=dict)
+    relay_ca_file: str | None = None
     listen_allow: list[str] = field(default_factory=list)
     unix_map: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -140,7 +146,8 @@ class Transports:
                 self.offers.append((offer, plugin))
         self.offers.sort(key=lambda op: (-op[0].rank, op[0].name))
         self._dispatch = {
-            id(plugin): Dispatch(pm, plugin, offer) for offer, plugin in self.offers
+            id(plugin): Dispatch(pm, plugin, offer)
+            for offer, plugin in self.offers
             if offer.available
         }
         log.info(
@@ -187,9 +194,7 @@ def make_plugin_manager(
 
     pm = pluggy.PluginManager("wassh")
     pm.add_hookspecs(hookspecs)
-    blocked = set(block) | {
-        b for b in os.environ.get("WASSH_BLOCK_PLUGINS", "").split(",") if b
-    }
+    blocked = set(block) | {b for b in os.environ.get("WASSH_BLOCK_PLUGINS", "").split(",") if b}
     for name in blocked:
         pm.set_blocked(name)
     for name, plugin in DEFAULT_PLUGINS:

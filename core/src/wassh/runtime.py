@@ -21,7 +21,8 @@ import wasmtime
 from .abi.errno import Errno, WasiError
 from .abi.hostcall import HostCallTable, Unwind
 from .abi.memory import GuestMemory
-from .abi.preview1 import MODULE as PREVIEW1, GuestExit, Preview1
+from .abi.preview1 import MODULE as PREVIEW1
+from .abi.preview1 import GuestExit, Preview1
 from .abi.preview1_fs import Preview1Fs
 from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
@@ -54,7 +55,7 @@ class GuestConfig:
     trace_file: Any = None
 
 
-class GuestCancelled(Exception):  # noqa: N818
+class GuestCancelled(Exception):
     """The guest was stopped by its embedder before it exited."""
 
 
@@ -138,11 +139,12 @@ class Process:
         Preview1Fs(self).register(table)
         WasshCalls(self).register(table)
         for imp in self.module.imports:
-            if imp.module in (PREVIEW1, "wassh_experimental", "wassh") and isinstance(
-                imp.type, wasmtime.FuncType
+            if (
+                imp.module in (PREVIEW1, "wassh_experimental", "wassh")
+                and isinstance(imp.type, wasmtime.FuncType)
+                and not table.has(imp.module, imp.name or "")
             ):
-                if not table.has(imp.module, imp.name or ""):
-                    table.define_enosys(imp.module, imp.name or "", imp.type)
+                table.define_enosys(imp.module, imp.name or "", imp.type)
         instance = linker.instantiate(store, self.module)
         exports = instance.exports(store)
         mem = exports.get("memory")

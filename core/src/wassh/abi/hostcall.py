@@ -113,9 +113,7 @@ class HostCallTable:
 
     def define(self, module: str, name: str, params: str, fn: HostFn, returns: bool = True) -> None:
         vt = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
-        ty = wasmtime.FuncType(
-            [vt[p] for p in params], [wasmtime.ValType.i32()] if returns else []
-        )
+        ty = wasmtime.FuncType([vt[p] for p in params], [wasmtime.ValType.i32()] if returns else [])
         cb = _CALLBACK(_make_callback(name, fn, params, returns, self._unwind, self._tracer))
         self._keep.append(cb)
         mod_b, name_b = module.encode(), name.encode()

@@ -33,7 +33,7 @@ _FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")
 _MAX_IO = 1 << 30
 
 
-class GuestExit(BaseException):  # noqa: N818 - control flow, not an error
+class GuestExit(BaseException):
     """``proc_exit``: unwinds the guest with its exit status."""
 
     def __init__(self, code: int) -> None:
@@ -127,8 +127,12 @@ class Preview1:
 
     # -- clocks / random ---------------------------------------------------------
     def clock_res_get(self, clock: int, out: int) -> int:
-        if clock not in (CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME,
-                         CLOCK_THREAD_CPUTIME):
+        if clock not in (
+            CLOCK_REALTIME,
+            CLOCK_MONOTONIC,
+            CLOCK_PROCESS_CPUTIME,
+            CLOCK_THREAD_CPUTIME,
+        ):
             raise WasiError(Errno.EINVAL)
         self.mem.set_u64(out, 1000)
         return 0
@@ -187,7 +191,15 @@ class Preview1:
     def fd_filestat_get(self, fd: int, out: int) -> int:
         st = self.fds.get(fd).filestat()
         self.mem.pack(
-            _FILESTAT, out, st.dev, st.ino, st.filetype, st.nlink, st.size, st.atim, st.mtim,
+            _FILESTAT,
+            out,
+            st.dev,
+            st.ino,
+            st.filetype,
+            st.nlink,
+            st.size,
+            st.atim,
+            st.mtim,
             st.ctim,
         )
         return 0
@@ -289,15 +301,17 @@ class Preview1:
         self.mem.set_u32(out, self.proc.sockets.install(new))
         return 0
 
-    def sock_recv(self, fd: int, iovs: int, iovs_len: int, flags: int, out: int,
-                  oflags_out: int) -> int:
+    def sock_recv(
+        self, fd: int, iovs: int, iovs_len: int, flags: int, out: int, oflags_out: int
+    ) -> int:
         if flags & ~3:
             raise WasiError(Errno.ENOTSUP)
         sock = self.proc.sockets.get(fd)
         self.mem.check(out, 4)
         self.mem.check(oflags_out, 2)
-        n, truncated = sock.recv_into(self.mem.iovecs(iovs, iovs_len), peek=bool(flags & 1),
-                                      waitall=bool(flags & 2))
+        n, truncated = sock.recv_into(
+            self.mem.iovecs(iovs, iovs_len), peek=bool(flags & 1), waitall=bool(flags & 2)
+        )
         self.mem.set_u32(out, n)
         self.mem.set_u16(oflags_out, 1 if truncated else 0)
         return 0

@@ -64,8 +64,9 @@ class WasshCalls:
         table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
 
     # -- addresses ---------------------------------------------------------------------
-    def _decode(self, fd: int, domain: int, addr_ptr: int, port: int, *, bind: bool = False
-                ) -> tuple[str, int]:
+    def _decode(
+        self, fd: int, domain: int, addr_ptr: int, port: int, *, bind: bool = False
+    ) -> tuple[str, int]:
         """Address bytes from the guest -> (host name or literal, port)."""
         if domain == WASI_AF_INET:
             raw = self.mem.read(addr_ptr, 4)
@@ -116,8 +117,9 @@ class WasshCalls:
         self.fake.register_original(index, self.mem.read_str(name_ptr, name_len))
         return 0
 
-    def sock_get_name(self, fd: int, family_out: int, port_out: int, addr_out: int,
-                      remote: int) -> int:
+    def sock_get_name(
+        self, fd: int, family_out: int, port_out: int, addr_out: int, remote: int
+    ) -> int:
         sock = self.proc.sockets.get(fd)
         host, port = sock.name(bool(remote))
         ip = ipaddress.ip_address(host.split("%", 1)[0])
@@ -143,8 +145,17 @@ class WasshCalls:
         self.proc.sockets.get(fd).setsockopt(level, name, value)
         return 0
 
-    def sock_recvfrom(self, fd: int, buf: int, length: int, out: int, flags: int,
-                      domain_out: int, addr_out: int, port_out: int) -> int:
+    def sock_recvfrom(
+        self,
+        fd: int,
+        buf: int,
+        length: int,
+        out: int,
+        flags: int,
+        domain_out: int,
+        addr_out: int,
+        port_out: int,
+    ) -> int:
         if flags & ~MSG_DONTWAIT:
             raise WasiError(Errno.EINVAL)
         sock = self.proc.sockets.get(fd)
@@ -173,8 +184,17 @@ class WasshCalls:
             mem.set_u16(port_out, source[1])
         return 0
 
-    def sock_sendto(self, fd: int, buf: int, length: int, out: int, flags: int, domain: int,
-                    addr: int, port: int) -> int:
+    def sock_sendto(
+        self,
+        fd: int,
+        buf: int,
+        length: int,
+        out: int,
+        flags: int,
+        domain: int,
+        addr: int,
+        port: int,
+    ) -> int:
         if flags & ~MSG_DONTWAIT:
             raise WasiError(Errno.EINVAL)
         mem = self.mem
@@ -210,8 +230,9 @@ class WasshCalls:
     def tty_set_window_size(self, fd: int, ptr: int) -> int:
         raise WasiError(Errno.ENOTTY)
 
-    def readpassphrase(self, prompt: int, prompt_len: int, buf: int, buf_len: int,
-                       echo: int) -> int:
+    def readpassphrase(
+        self, prompt: int, prompt_len: int, buf: int, buf_len: int, echo: int
+    ) -> int:
         text = self.mem.read_str(prompt, prompt_len) if prompt else ""
         if buf_len == 0:
             raise WasiError(Errno.EINVAL)
@@ -221,8 +242,18 @@ class WasshCalls:
         return 0
 
     # -- name resolution (this project's SDK) ---------------------------------------------
-    def sock_getaddrinfo(self, node: int, node_len: int, family: int, socktype: int,
-                         protocol: int, flags: int, res: int, res_cap: int, nres_out: int) -> int:
+    def sock_getaddrinfo(
+        self,
+        node: int,
+        node_len: int,
+        family: int,
+        socktype: int,
+        protocol: int,
+        flags: int,
+        res: int,
+        res_cap: int,
+        nres_out: int,
+    ) -> int:
         mem = self.mem
         name = mem.read_str(node, node_len)
         mem.check(nres_out, 4)
@@ -253,7 +284,7 @@ class WasshCalls:
             if real is not None:
                 for fam, addr in real:
                     wf = WASI_FAMILY.get(fam)
-                    if wf == WASI_AF_INET and want_v4 or wf == WASI_AF_INET6 and want_v6:
+                    if (wf == WASI_AF_INET and want_v4) or (wf == WASI_AF_INET6 and want_v6):
                         results.append((wf, 0, addr))
                 if not results:
                     return _EAI_NONAME & 0xFFFFFFFF
@@ -265,8 +296,15 @@ class WasshCalls:
                     results.append((WASI_AF_INET, -1, self.fake.v4_address(index)))
         results = results[:res_cap]
         for i, (fam, proto, addr) in enumerate(results):
-            mem.pack(_AI_RECORD, res + i * _AI_RECORD.size, fam, socktype, proto, 0,
-                     addr.ljust(16, b"\0"))
+            mem.pack(
+                _AI_RECORD,
+                res + i * _AI_RECORD.size,
+                fam,
+                socktype,
+                proto,
+                0,
+                addr.ljust(16, b"\0"),
+            )
         mem.set_u32(nres_out, len(results))
         return 0
 

@@ -66,7 +66,7 @@ class FdTable:
             self._release(previous)
 
     def renumber(self, src: int, dst: int) -> None:
-        obj = self.get(src)
+        self.get(src)
         self.get(dst)
         if src == dst:
             return

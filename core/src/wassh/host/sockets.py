@@ -253,7 +253,11 @@ class Socket(OpenObject):
         raise exc
 
     def recv_into(
-        self, bufs: list[memoryview], *, peek: bool = False, waitall: bool = False,
+        self,
+        bufs: list[memoryview],
+        *,
+        peek: bool = False,
+        waitall: bool = False,
         dontwait: bool = False,
     ) -> tuple[int, bool]:
         """Scatter received bytes; block only while nothing at all has arrived."""
@@ -406,7 +410,7 @@ class Socket(OpenObject):
     # -- poll ----------------------------------------------------------------------------
     def poll_handle(self, write: bool) -> tuple[int, int]:
         state = self.state
-        if state == CONNECTED or state == LISTENING:
+        if state in (CONNECTED, LISTENING):
             if write and self.shut_wr:
                 return ALWAYS_READY
             if not write and (self.shut_rd or self.reset):

@@ -42,9 +42,7 @@ OPTIONS: dict[tuple[int, int], Option] = {
     (IPPROTO_IP, IP_MTU_DISCOVER): Option(
         socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), False, _BOTH, _V4
     ),
-    (IPPROTO_IPV6, IPV6_V6ONLY): Option(
-        socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True, _BOTH, _V6
-    ),
+    (IPPROTO_IPV6, IPV6_V6ONLY): Option(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True, _BOTH, _V6),
     (IPPROTO_IPV6, IPV6_TCLASS): Option(
         socket.IPPROTO_IPV6, getattr(socket, "IPV6_TCLASS", 67), False, _BOTH, _V6
     ),

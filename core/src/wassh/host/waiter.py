@@ -19,7 +19,7 @@ POLLRDHUP = getattr(select, "POLLRDHUP", 0x2000)
 POLLNVAL = select.POLLNVAL
 
 
-class GuestTerminated(BaseException):  # noqa: N818 - not an error: a control-flow signal
+class GuestTerminated(BaseException):
     """Unwinds the guest when the embedder stops it; passes through every handler."""
 
 

@@ -1,0 +1,1 @@
+"""wassh transport plugin: WebSocket relays (work in progress)."""
