@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import wassh
 from guestbuild import build_guest
-from wassh.host.files import VirtualDevDir, dev_preopen
 
 GUESTS = Path(__file__).parent / "guests" / "wasi"
 WASMTIME = Path(sys.executable).parent / "wasmtime"
@@ -45,18 +44,6 @@ def guests() -> dict[str, Path]:
     return {src.stem: build_guest(src) for src in sorted(GUESTS.glob("*.c"))}
 
 
-def _with_dev(proc: wassh.Process) -> None:
-    """Give the guest the virtual /dev preopen unless the runtime already does."""
-    setup = proc._setup_fds
-
-    def setup_with_dev() -> None:
-        setup()
-        if not any(isinstance(obj, VirtualDevDir) for _fd, obj in proc.fds.items()):
-            proc.preopen_fds.add(proc.fds.add(dev_preopen()))
-
-    proc._setup_fds = setup_with_dev  # type: ignore[method-assign]
-
-
 def run_wassh(
     wasm: Path,
     args: list[str],
@@ -75,9 +62,8 @@ def run_wassh(
         stderr=err,
         dirs=[(str(h), g) for h, g in dirs],
         entry_points=False,  # no networking here: installed transports stay out of it
+        dev=dev,  # the virtual /dev preopen shifts fd numbers away from wasmtime's
     )
-    if dev:
-        _with_dev(proc)
 
     async def main() -> int:
         return await wassh.run_process(proc)

@@ -38,6 +38,7 @@ def prepare(
     entry_points: bool = True,
     config: TransportConfig | None = None,
     trace: bool = False,
+    dev: bool = True,
     trio_token: Any = None,
 ) -> Process:
     """Build a guest process without running it (``Process.run`` runs it)."""
@@ -57,6 +58,7 @@ def prepare(
         stderr=stderr,
         preopens=[_parse_dir(d) for d in dirs],
         trace=trace,
+        dev=dev,
     )
     return Process(module, guest, transports, trio_token=trio_token)
 

@@ -28,7 +28,7 @@ from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
 from .engine import EpochGuard, get_engine
 from .host.fdtable import FdTable
-from .host.files import open_preopen
+from .host.files import dev_preopen, open_preopen
 from .host.objects import OpenObject
 from .host.sockets import SocketLayer
 from .host.stdio import BytesInput, CallbackOutput, HostStream
@@ -53,6 +53,7 @@ class GuestConfig:
     preopens: list[tuple[str, str]] = field(default_factory=list)  # (host path, guest path)
     trace: bool = False
     trace_file: Any = None
+    dev: bool = True  # preopen a virtual /dev (null, tty) after the user's directories
 
 
 class GuestCancelled(Exception):
@@ -121,6 +122,9 @@ class Process:
         self.fds.add(_stdout_object(cfg.stderr, 2, self.waiter))
         for host_path, guest_path in cfg.preopens:
             self.preopen_fds.add(self.fds.add(open_preopen(host_path, guest_path)))
+        if cfg.dev and not any(g in ("/", "/dev") for _h, g in cfg.preopens):
+            # /dev/null and /dev/tty: OpenSSH opens /dev/null before anything else.
+            self.preopen_fds.add(self.fds.add(dev_preopen()))
 
     def _instantiate(self) -> wasmtime.Instance:
         engine = get_engine()
