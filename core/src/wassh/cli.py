@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-import trio
 import wasmtime
 
 from .plugins import TransportConfig, Transports, make_plugin_manager
@@ -122,7 +121,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
-    from .embed import prepare, run_process
+    from .embed import prepare
     from .engine import load_module
 
     args = list(ns.args)
@@ -165,21 +164,19 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         unix_map={k: v[-1] for k, v in _parse_kv(ns.unix, "--unix").items()},
     )
 
-    async def main() -> int:
-        proc = prepare(
-            module,
-            [ns.program, *args],
-            env=env,
-            dirs=dirs,
-            hosts=hosts,
-            block=ns.block_plugin,
-            config=config,
-            trace=ns.trace,
-            trio_token=trio.lowlevel.current_trio_token(),
-        )
-        return await run_process(proc)
-
-    return trio.run(main)
+    proc = prepare(
+        module,
+        [ns.program, *args],
+        env=env,
+        dirs=dirs,
+        hosts=hosts,
+        block=ns.block_plugin,
+        config=config,
+        trace=ns.trace,
+    )
+    # The guest runs on this thread; a trio loop starts in the background only if
+    # a plugin needs one (relays), so plain guests start without importing trio.
+    return proc.run()
 
 
 def _cmd_transports(ns: argparse.Namespace) -> int:

@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import outcome
-import trio
 import wasmtime
 
 from .engine import load_module
@@ -73,28 +71,40 @@ async def run(
     Options are those of ``prepare``. Cancelling the surrounding scope stops the
     guest promptly (blocked in a host call or computing) and closes its sockets.
     """
+    import trio
+
     proc = prepare(wasm, argv, trio_token=trio.lowlevel.current_trio_token(), **options)
     return await run_process(proc)
 
 
 async def run_process(proc: Process) -> int:
+    """Run a prepared guest on its own thread from trio code; see ``run``."""
+    import outcome
+    import trio
+
     token = trio.lowlevel.current_trio_token()
-    task = trio.lowlevel.current_task()
+    results: list[outcome.Outcome[int]] = []
+    async with trio.open_nursery() as nursery:
+        proc.attach_loop(token, nursery)  # plugins' background tasks live here
+        task = trio.lowlevel.current_task()
 
-    def deliver(result: outcome.Outcome[int]) -> None:
-        token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+        def deliver(result: outcome.Outcome[int]) -> None:
+            results.append(result)
+            token.run_sync_soon(trio.lowlevel.reschedule, task, outcome.Value(None))
 
-    def abort(_raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
-        proc.cancel()
-        return trio.lowlevel.Abort.FAILED  # keep waiting: the thread unwinds by itself
+        def abort(_raise_cancel: Callable[[], Any]) -> trio.lowlevel.Abort:
+            proc.cancel()
+            return trio.lowlevel.Abort.FAILED  # keep waiting: the thread unwinds by itself
 
-    trio.lowlevel.start_thread_soon(proc.run, deliver)
+        trio.lowlevel.start_thread_soon(proc.run, deliver)
+        await trio.lowlevel.wait_task_rescheduled(abort)
+        nursery.cancel_scope.cancel()
+    # Unwrapped outside the nursery so the guest's own error is not wrapped in a group.
     try:
-        code: int = await trio.lowlevel.wait_task_rescheduled(abort)
+        return results[0].unwrap()
     except GuestCancelled:
         await trio.lowlevel.checkpoint()  # re-raises the Cancelled that stopped the guest
         raise
-    return code
 
 
 def run_sync(
@@ -103,6 +113,8 @@ def run_sync(
     **options: Any,
 ) -> int:
     """``run`` for scripts: starts a trio loop of its own."""
+    import trio
+
     return trio.run(lambda: run(wasm, argv, **options))
 
 

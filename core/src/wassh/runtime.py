@@ -33,6 +33,7 @@ from .host.objects import OpenObject
 from .host.sockets import SocketLayer
 from .host.stdio import BytesInput, CallbackOutput, HostStream
 from .host.waiter import GuestTerminated, Waiter
+from .loop import LoopPortal, background_portal
 from .plugins import Transports
 
 log = logging.getLogger("wassh.runtime")
@@ -89,7 +90,9 @@ class Process:
         self.module = module
         self.config = config
         self.transports = transports
-        self.trio_token = trio_token
+        self._portal: LoopPortal | None = None
+        if trio_token is not None:
+            self._portal = LoopPortal(trio_token, None)
         self.waiter = Waiter()
         self.fds = FdTable()
         self.preopen_fds: set[int] = set()
@@ -102,6 +105,22 @@ class Process:
         self._instance: wasmtime.Instance | None = None
         self._unwind = Unwind()
         self.exit_code: int | None = None
+
+    # -- the trio loop, for plugins ---------------------------------------------------
+    @property
+    def portal(self) -> LoopPortal:
+        """Where plugins run trio code: the embedder's loop, or a background one."""
+        if self._portal is None:
+            self._portal = background_portal()
+        return self._portal
+
+    @property
+    def trio_token(self) -> Any:
+        return self.portal.token
+
+    def attach_loop(self, token: Any, nursery: Any) -> None:
+        """Called by ``run_process``: plugins' tasks go to the embedder's nursery."""
+        self._portal = LoopPortal(token, nursery)
 
     # -- thread-safe controls --------------------------------------------------------
     def cancel(self) -> None:

@@ -56,7 +56,6 @@ class Socket(OpenObject):
         self.protocol = protocol
         self.filetype = Filetype.SOCKET_STREAM if kind == STREAM else Filetype.SOCKET_DGRAM
         self.config = process.transports.config
-        self.trio_token = process.trio_token
         self.options: dict[tuple[int, int], int] = {}
         self.transport_state: Any = None
         self.owner: Dispatch | None = None
@@ -67,6 +66,11 @@ class Socket(OpenObject):
         self.reset = False  # a reset was reported once; reads now see EOF
         self.peer: tuple[str, int] | None = None
         self.remote_host = ""  # what the guest asked to connect to (a name or literal)
+
+    @property
+    def trio_token(self) -> Any:
+        """The trio loop this socket's plugin may use (started on first use)."""
+        return self.process.trio_token
 
     # -- connection set-up -------------------------------------------------------------
     def _choose(self, kind: str, host: str, port: int) -> Dispatch:
