@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import wasmtime
 
@@ -182,7 +182,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
 def _cmd_transports(ns: argparse.Namespace) -> int:
     pm = make_plugin_manager()
     transports = Transports(pm, TransportConfig())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for offer, plugin in transports.offers:
         dist = pm.get_name(plugin)
         rows.append(

@@ -210,11 +210,14 @@ class Process:
 
     def call(self, export: str, *args: Any) -> Any:
         """Call an exported function on this thread, as the guest's host calls expect."""
-        func = self.instantiate().exports(self._store).get(export)  # type: ignore[arg-type]
+        instance = self.instantiate()
+        store = self._store
+        assert store is not None
+        func = instance.exports(store).get(export)
         if not isinstance(func, wasmtime.Func):
             raise WasiError(Errno.ENOEXEC, f"guest has no function {export!r}")
         try:
-            return func(self._store, *args)
+            return func(store, *args)
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             pending = self._unwind.pending
             self._unwind.pending = None

@@ -295,7 +295,7 @@ class Preview1:
             raise WasiError(Errno.EINVAL)
         self.mem.check(out, 4)
         sock = self.proc.sockets.get(fd)
-        new = self.proc.sockets.accept(sock)
+        new = sock.accept()
         if flags & 4:
             new.nonblocking = True
         self.mem.set_u32(out, self.proc.sockets.install(new))

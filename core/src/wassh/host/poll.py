@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..abi.errno import Errno, WasiError
-from .objects import ALWAYS_READY
+from .objects import ALWAYS_READY, OpenObject
 from .waiter import POLLERR, POLLHUP, POLLNVAL
 from .wasi_defs import (
     CLOCK_MONOTONIC,
@@ -79,7 +79,7 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
             (ud, err, tag, 0, 0) for ud, tag, err in bad
         ]
         masks: dict[int, int] = {}
-        pending: list[tuple[int, int, object, int, int]] = []  # (ud, tag, obj, osfd, mask)
+        pending: list[tuple[int, int, OpenObject, int, int]] = []  # (ud, tag, obj, osfd, mask)
         for userdata, tag, fd in fd_subs:
             obj = fds.lookup(fd)
             if obj is None:
@@ -94,20 +94,21 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
                 masks[osfd] = masks.get(osfd, 0) | mask
                 pending.append((userdata, tag, obj, osfd, mask))
         now = time.monotonic()
+        wait_for: float | None
         if events or (deadline is not None and deadline <= now):
-            timeout: float | None = 0.0
+            wait_for = 0.0
         else:
-            timeout = None if deadline is None else deadline - now
-        if pending or timeout != 0.0:
-            ready, _woken = waiter.wait(list(masks.items()), timeout)
+            wait_for = None if deadline is None else deadline - now
+        if pending or wait_for != 0.0:
+            ready, _woken = waiter.wait(list(masks.items()), wait_for)
         else:
             ready = []
         if ready:
             revents_by_fd = dict(ready)
-            for userdata, tag, obj, osfd, mask in pending:
+            for userdata, tag, pobj, osfd, mask in pending:
                 revents = revents_by_fd.get(osfd, 0)
                 if revents & (mask | POLLERR | POLLHUP | POLLNVAL):
-                    err, nbytes, flags = obj.poll_event(tag == EVENTTYPE_FD_WRITE, revents)  # type: ignore[attr-defined]
+                    err, nbytes, flags = pobj.poll_event(tag == EVENTTYPE_FD_WRITE, revents)
                     events.append((userdata, err, tag, nbytes, flags))
         if deadline is not None and time.monotonic() >= deadline:
             events.append((clock_userdata, 0, EVENTTYPE_CLOCK, 0, 0))
