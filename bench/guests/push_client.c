@@ -1,0 +1,40 @@
+/* Client benchmark: push N bytes in 64 KiB writes to a sink, read its 8-byte count back. */
+#include <netdb.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+  if (argc != 4) { fprintf(stderr, "usage: push_client HOST PORT BYTES\n"); return 2; }
+  uint64_t total = strtoull(argv[3], NULL, 10);
+  struct addrinfo hints = {0}, *res;
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(argv[1], argv[2], &hints, &res)) { perror("getaddrinfo"); return 1; }
+  int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
+  if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen)) { perror("connect"); return 1; }
+  freeaddrinfo(res);
+  static char buf[65536];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (char)(i * 7);
+  uint64_t sent = 0;
+  while (sent < total) {
+    size_t n = total - sent < sizeof buf ? (size_t)(total - sent) : sizeof buf;
+    ssize_t w = send(fd, buf, n, 0);
+    if (w <= 0) { perror("send"); return 1; }
+    sent += (uint64_t)w;
+  }
+  shutdown(fd, SHUT_WR);
+  uint64_t count = 0;
+  size_t got = 0;
+  while (got < sizeof count) {
+    ssize_t r = recv(fd, (char *)&count + got, sizeof count - got, 0);
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  printf("%llu\n", (unsigned long long)count);
+  return count == total ? 0 : 1;
+}
