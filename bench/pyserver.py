@@ -10,8 +10,9 @@ import sys
 
 def main() -> None:
     sink = sys.argv[1] == "sink"
-    lsock = socket.create_server(("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0),
-                                 backlog=1024)
+    lsock = socket.create_server(
+        ("127.0.0.1", int(sys.argv[2]) if len(sys.argv) > 2 else 0), backlog=1024
+    )
     lsock.setblocking(False)
     print(lsock.getsockname()[1], flush=True)
     sel = selectors.DefaultSelector()

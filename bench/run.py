@@ -45,8 +45,19 @@ def build() -> None:
     sh("gcc", "-O2", "-o", BUILD / "push_native", push)
     sh(WASSH, "cc", "-O2", src, "-o", BUILD / "server.wasm")
     sh(WASSH, "cc", "-O2", push, "-o", BUILD / "push.wasm")
-    sh(sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", "-O2",
-       "-DPREOPENED_LISTENER", src, "-o", BUILD / "server_pre.wasm")
+    sh(
+        sys.executable,
+        "-m",
+        "ziglang",
+        "cc",
+        "-target",
+        "wasm32-wasi",
+        "-O2",
+        "-DPREOPENED_LISTENER",
+        src,
+        "-o",
+        BUILD / "server_pre.wasm",
+    )
 
 
 def free_port() -> int:
@@ -66,10 +77,20 @@ SERVERS = [
     Server("native C", lambda m, p: [str(BUILD / "server_native"), m]),
     Server("Python", lambda m, p: [sys.executable, str(BENCH / "pyserver.py"), m]),
     Server("wassh", lambda m, p: [str(WASSH), "run", str(BUILD / "server.wasm"), "--", m]),
-    Server("wasmtime CLI", lambda m, p: [str(WASMTIME), "run", "-S", "preview2=n", "-S",
-                                         f"tcplisten=127.0.0.1:{p}",
-                                         str(BUILD / "server_pre.wasm"), m],
-           prints_port=False),
+    Server(
+        "wasmtime CLI",
+        lambda m, p: [
+            str(WASMTIME),
+            "run",
+            "-S",
+            "preview2=n",
+            "-S",
+            f"tcplisten=127.0.0.1:{p}",
+            str(BUILD / "server_pre.wasm"),
+            m,
+        ],
+        prints_port=False,
+    ),
 ]
 
 
@@ -80,8 +101,9 @@ class Running:
         if pin:
             argv = ["taskset", "-c", str(PIN_CPU), *argv]
         start = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
         self.port = int(line) if server.prints_port else port
@@ -245,8 +267,11 @@ def client_side(sizes: dict[str, int], rounds: int) -> dict[str, float]:
             ("wassh", [str(WASSH), "run", str(BUILD / "push.wasm"), "--"]),
         ):
             t0 = time.perf_counter()
-            subprocess.run([*argv, "127.0.0.1", str(sink.port), str(sizes["bulk"])], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [*argv, "127.0.0.1", str(sink.port), str(sizes["bulk"])],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             out[name].append(sizes["bulk"] / (time.perf_counter() - t0) / 1e6)
         sink.stop()
     return {k: statistics.median(v) for k, v in out.items()}
@@ -278,14 +303,16 @@ def main() -> int:
     build()
     servers = [s for s in SERVERS if not ns.only or s.name in ns.only.split(",")]
     results = {s.name: measure(s, sizes, rounds) for s in servers}
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-          f"Python {platform.python_version()}; medians of {rounds} round(s)\n")
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+        f"Python {platform.python_version()}; medians of {rounds} round(s)\n"
+    )
     names = [s.name for s in servers]
     head = f"| figure | {' | '.join(names)} |"
     print(head)
     print("|" + "---|" * (len(names) + 1))
     native = results.get("native C")
-    for label, key, higher in ROWS:
+    for label, key, _higher_is_better in ROWS:
         cells = []
         for name in names:
             v = results[name].median(key)
@@ -296,9 +323,11 @@ def main() -> int:
             cells.append(cell)
         print(f"| {label} | {' | '.join(cells)} |")
     client = client_side(sizes, rounds)
-    print(f"\n| guest client -> native sink via transport_tcp (MB/s) | native C "
-          f"{client['native C']:,.0f} | wassh {client['wassh']:,.0f} "
-          f"({client['wassh'] / client['native C']:.2f}x) |")
+    print(
+        f"\n| guest client -> native sink via transport_tcp (MB/s) | native C "
+        f"{client['native C']:,.0f} | wassh {client['wassh']:,.0f} "
+        f"({client['wassh'] / client['native C']:.2f}x) |"
+    )
     return 0
 
 

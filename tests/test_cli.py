@@ -12,7 +12,9 @@ WASSH = str(Path(sys.executable).parent / "wassh")
 ROOT = Path(__file__).parent.parent
 
 
-def wassh(*args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+def wassh(
+    *args: str, stdin: bytes = b"", timeout: float = 60
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([WASSH, *args], input=stdin, capture_output=True, timeout=timeout)
 
 
@@ -20,15 +22,29 @@ def test_cc_then_run_reaches_a_server_by_name(tmp_path: Path, echo_server: EchoS
     out = tmp_path / "client.wasm"
     cc = wassh("cc", "-O2", str(ROOT / "examples" / "hello_client.c"), "-o", str(out))
     assert cc.returncode == 0, cc.stderr
-    r = wassh("run", "--add-host", "echo.example=127.0.0.1", str(out), "--",
-              "echo.example", str(echo_server.port))
+    r = wassh(
+        "run",
+        "--add-host",
+        "echo.example=127.0.0.1",
+        str(out),
+        "--",
+        "echo.example",
+        str(echo_server.port),
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"hello from a WebAssembly guest\n"
 
 
 def test_exit_status_stdin_and_env_pass_through(netclient: Path, echo_server: EchoServer) -> None:
-    r = wassh("run", str(netclient), "--", "relay", "127.0.0.1", str(echo_server.port),
-              stdin=b"line one\nline two\n")
+    r = wassh(
+        "run",
+        str(netclient),
+        "--",
+        "relay",
+        "127.0.0.1",
+        str(echo_server.port),
+        stdin=b"line one\nline two\n",
+    )
     assert r.returncode == 0
     assert r.stdout == b"line one\nline two\n"
     r = wassh("run", str(netclient), "--", "no-such-mode", "h", "p")
@@ -37,8 +53,9 @@ def test_exit_status_stdin_and_env_pass_through(netclient: Path, echo_server: Ec
 
 
 def test_trace_logs_host_calls(netclient: Path, closed_port: int) -> None:
-    r = wassh("run", "--trace", str(netclient), "--", "connect-errno", "127.0.0.1",
-              str(closed_port))
+    r = wassh(
+        "run", "--trace", str(netclient), "--", "connect-errno", "127.0.0.1", str(closed_port)
+    )
     assert r.stdout == b"errno 14 Connection refused\n"
     trace = r.stderr.decode()
     assert "[wassh] sock_create(" in trace
@@ -49,9 +66,9 @@ def test_dir_preopen_and_env(tmp_path: Path) -> None:
     src = tmp_path / "cat.c"
     src.write_text(
         "#include <stdio.h>\n#include <stdlib.h>\n"
-        "int main(void) { FILE *f = fopen(\"/data/in.txt\", \"r\"); char b[64] = {0};"
-        " if (!f) { perror(\"fopen\"); return 1; } fgets(b, sizeof b, f);"
-        " printf(\"%s|%s\\n\", b, getenv(\"GREETING\")); return 0; }\n"
+        'int main(void) { FILE *f = fopen("/data/in.txt", "r"); char b[64] = {0};'
+        ' if (!f) { perror("fopen"); return 1; } fgets(b, sizeof b, f);'
+        ' printf("%s|%s\\n", b, getenv("GREETING")); return 0; }\n'
     )
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "in.txt").write_text("from the host")
