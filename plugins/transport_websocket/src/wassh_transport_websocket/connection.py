@@ -1,0 +1,306 @@
+"""The state one relay socket shares between the guest thread and the trio loop.
+
+The guest thread (socket hooks) and the relay's trio task meet here, under one
+``threading.Lock`` held only for a few list operations:
+
+* receive side: the task appends payload as it arrives (``deliver``); the guest
+  copies it out (``recv_into``). Above ``RECV_HIGH`` buffered bytes the task stops
+  reading the WebSocket until the guest has drained the buffer to ``RECV_LOW``.
+* send side: the guest appends to ``sbuf`` (``send``), which holds every byte not
+  yet acknowledged by the relay: ``[acked, total)``; ``sent`` is how far the task
+  has handed bytes to a WebSocket. At ``SEND_MAX`` unacknowledged bytes the guest
+  gets ``BlockingIOError`` until the relay acknowledges (or, for protocols
+  without acks, until bytes are handed to the WebSocket).
+* readiness: two eventfds. ``read_fd`` is readable while bytes, end of stream
+  or an error are pending; ``write_fd`` while there is room to send (or the
+  stream is over, so a blocked writer learns it). The guest thread never waits
+  on the trio loop for data that is already here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections import deque
+from typing import Any
+
+import trio
+
+RECV_HIGH = 1 << 20
+RECV_LOW = 1 << 19
+SEND_MAX = 1 << 20
+SEND_LOW = 1 << 19
+
+
+class RelayConnection:
+    """Buffers, counters and wake-ups of one relay socket."""
+
+    def __init__(
+        self,
+        token: Any,
+        *,
+        recv_high: int = RECV_HIGH,
+        send_max: int = SEND_MAX,
+    ) -> None:
+        self.token = token
+        self.lock = threading.Lock()
+        self.recv_high = recv_high
+        self.recv_low = recv_high // 2
+        self.send_max = send_max
+        self.send_low = send_max // 2
+        self.read_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._r_set = False
+        self._w_set = False
+        self._fds_closed = False
+        # receive side
+        self._chunks: deque[bytes] = deque()
+        self._off = 0  # consumed bytes of _chunks[0]
+        self.rlen = 0
+        self.received = 0  # total payload bytes delivered (read count)
+        # end of stream: errno (0 = clean EOF) once the stream is over
+        self.ended = False
+        self.end_errno = 0
+        self._error_reported = False
+        # connect outcome
+        self.connected = False
+        self.connect_errno = 0
+        self.connect_done = False
+        # send side: sbuf holds [acked, total)
+        self.sbuf = bytearray()
+        self.acked = 0
+        self.sent = 0
+        self.guest_closed = False
+        self.shut_wr = False
+        # trio-side wake-ups (created and awaited on the trio thread only)
+        self._reader_parked: trio.Event | None = None
+        self._writer_parked: trio.Event | None = None
+        self.done = threading.Event()  # the trio task has finished
+
+    # -- eventfd helpers (lock held) -----------------------------------------------------
+    def _set_read(self) -> None:
+        if not self._r_set and not self._fds_closed:
+            os.eventfd_write(self.read_fd, 1)
+            self._r_set = True
+
+    def _clear_read(self) -> None:
+        if self._r_set and not self._fds_closed:
+            try:
+                os.eventfd_read(self.read_fd)
+            except BlockingIOError:
+                pass
+            self._r_set = False
+
+    def _set_write(self) -> None:
+        if not self._w_set and not self._fds_closed:
+            os.eventfd_write(self.write_fd, 1)
+            self._w_set = True
+
+    def _clear_write(self) -> None:
+        if self._w_set and not self._fds_closed:
+            try:
+                os.eventfd_read(self.write_fd)
+            except BlockingIOError:
+                pass
+            self._w_set = False
+
+    def _wake_soon(self, event: trio.Event) -> None:
+        try:
+            self.token.run_sync_soon(event.set)
+        except trio.RunFinishedError:
+            pass
+
+    # -- guest thread ------------------------------------------------------------------
+    def connect_result(self) -> bool:
+        """True once connected; raises the connect errno; False while pending."""
+        with self.lock:
+            if not self.connect_done:
+                return False
+            if self.connect_errno:
+                raise OSError(self.connect_errno, os.strerror(self.connect_errno))
+            return True
+
+    def recv_into(self, buf: memoryview, peek: bool) -> int:
+        with self.lock:
+            if self.rlen == 0:
+                if self.ended:
+                    if self.end_errno and not self._error_reported:
+                        self._error_reported = True
+                        err = self.end_errno
+                        raise OSError(err, os.strerror(err))
+                    return 0
+                raise BlockingIOError
+            want = len(buf)
+            got = 0
+            chunks = self._chunks
+            off = self._off
+            idx = 0
+            while got < want and idx < len(chunks):
+                chunk = chunks[idx]
+                take = min(len(chunk) - off, want - got)
+                buf[got : got + take] = chunk[off : off + take]
+                got += take
+                off += take
+                if off == len(chunk):
+                    idx += 1
+                    off = 0
+            if not peek:
+                for _ in range(idx):
+                    chunks.popleft()
+                self._off = off
+                self.rlen -= got
+                if self.rlen == 0 and not self.ended:
+                    self._clear_read()
+                parked = self._reader_parked
+                if parked is not None and self.rlen <= self.recv_low:
+                    self._reader_parked = None
+                    self._wake_soon(parked)
+            return got
+
+    def send(self, data: memoryview) -> int:
+        with self.lock:
+            if self.ended or self.guest_closed:
+                if self.end_errno and not self._error_reported:
+                    self._error_reported = True
+                    err = self.end_errno
+                    raise OSError(err, os.strerror(err))
+                raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+            room = self.send_max - len(self.sbuf)
+            if room <= 0:
+                self._clear_write()
+                raise BlockingIOError
+            n = min(room, len(data))
+            self.sbuf += data[:n]
+            if n == room:
+                self._clear_write()
+            parked = self._writer_parked
+            if parked is not None:
+                self._writer_parked = None
+                self._wake_soon(parked)
+            return n
+
+    def shutdown_write(self) -> None:
+        with self.lock:
+            self.shut_wr = True
+
+    def guest_close(self, on_trio: Any) -> None:
+        """The last guest descriptor is gone: tell the task, release the eventfds."""
+        with self.lock:
+            self.guest_closed = True
+            self._fds_closed = True
+            os.close(self.read_fd)
+            os.close(self.write_fd)
+            self._chunks.clear()
+            self.rlen = 0
+            parked = [e for e in (self._reader_parked, self._writer_parked) if e is not None]
+            self._reader_parked = self._writer_parked = None
+        try:
+            self.token.run_sync_soon(on_trio)
+            for event in parked:
+                self.token.run_sync_soon(event.set)
+        except trio.RunFinishedError:
+            pass
+
+    # -- trio thread -------------------------------------------------------------------
+    def mark_connected(self) -> None:
+        with self.lock:
+            self.connected = True
+            self.connect_done = True
+            if len(self.sbuf) < self.send_max:
+                self._set_write()
+
+    def mark_connect_failed(self, err: int) -> None:
+        with self.lock:
+            self.connect_done = True
+            self.connect_errno = err
+            self._set_write()
+            self._set_read()
+
+    def finish(self, err: int) -> None:
+        """The stream is over: EOF (``err`` 0) or an error reported once to the guest."""
+        with self.lock:
+            if self.ended:
+                return
+            self.ended = True
+            self.end_errno = err
+            self._set_read()
+            self._set_write()
+
+    def deliver(self, data: bytes) -> None:
+        if not data:
+            return
+        with self.lock:
+            self.received += len(data)
+            if self.guest_closed:
+                return
+            self._chunks.append(data)
+            self.rlen += len(data)
+            self._set_read()
+
+    async def wait_recv_room(self) -> None:
+        """Park the reader while the guest has not drained the receive buffer."""
+        while True:
+            event = trio.Event()
+            with self.lock:
+                if self.rlen < self.recv_high or self.guest_closed:
+                    return
+                self._reader_parked = event
+            await event.wait()
+
+    # send side ------------------------------------------------------------------------
+    @property
+    def total(self) -> int:
+        return self.acked + len(self.sbuf)
+
+    async def wait_unsent(self) -> bool:
+        """Wait until there are unsent bytes (True) or the guest closed with none left (False)."""
+        while True:
+            event = trio.Event()
+            with self.lock:
+                if self.acked + len(self.sbuf) > self.sent:
+                    return True
+                if self.guest_closed:
+                    return False
+                self._writer_parked = event
+            await event.wait()
+
+    def take_unsent(self, limit: int, release: bool) -> bytes:
+        """Hand out the next ``limit`` bytes after ``sent`` and advance ``sent``.
+
+        ``release`` frees them at once (protocols without acks).
+        """
+        with self.lock:
+            start = self.sent - self.acked
+            data = bytes(self.sbuf[start : start + limit])
+            self.sent += len(data)
+            if release:
+                self._release_locked(self.sent)
+            return data
+
+    def release(self, upto: int) -> None:
+        """The relay acknowledged everything before absolute position ``upto``."""
+        with self.lock:
+            self._release_locked(upto)
+
+    def _release_locked(self, upto: int) -> None:
+        n = upto - self.acked
+        if n <= 0:
+            return
+        del self.sbuf[:n]
+        self.acked = upto
+        if len(self.sbuf) <= self.send_low:
+            self._set_write()
+
+    def rewind(self, to: int) -> None:
+        """After a resume: send again from absolute position ``to`` (``acked <= to``)."""
+        with self.lock:
+            self.sent = to
+
+    def all_sent(self) -> bool:
+        with self.lock:
+            return self.sent >= self.acked + len(self.sbuf)
+
+    def all_acked(self) -> bool:
+        with self.lock:
+            return not self.sbuf

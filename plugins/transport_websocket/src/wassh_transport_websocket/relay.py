@@ -1,0 +1,647 @@
+"""The trio side of a relay socket: one task per connection, one driver per protocol.
+
+A driver opens the relay (``open``: raises ``RelayError`` with the errno the
+guest's connect must see), then moves bytes between the WebSocket and the
+socket's ``RelayConnection`` (``run``: returns the errno that ends the stream,
+0 for a clean end of stream). Reconnects happen inside ``run`` and are invisible
+to the socket layer.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from . import v4
+from .connection import RelayConnection
+from .settings import RelaySettings, next_backoff
+from .wsconn import HandshakeError, WebSocket, connect, open_stream
+
+log = logging.getLogger("wassh.relay")
+
+WEBSOCKIFY_CHUNK = 65536
+V1_CHUNK = 32764
+V1_MASK = 0xFFFFFF
+CLEAN_CODES = (1000, 1005)
+
+
+class RelayError(Exception):
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+class Fatal(Exception):
+    """The relay broke the protocol: the connection ends with ECONNRESET, no resume."""
+
+
+def _describe_end(ws: WebSocket) -> str:
+    if ws.end == "close":
+        return f"server closed socket: [{ws.close_code}] {ws.close_reason}"
+    return ws.end_detail or (ws.end or "ended")
+
+
+class Driver:
+    """Base: the parts every protocol shares."""
+
+    name = "relay"
+
+    def __init__(
+        self, settings: RelaySettings, conn: RelayConnection, host: str, port: int
+    ) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.host = host
+        self.port = port
+        self.ws: WebSocket | None = None
+        self.label = f"{self.name} {host}:{port}"
+
+    async def _connect(self, url: str, subprotocols: list[str] | None = None) -> WebSocket:
+        s = self.settings
+        secure = url.lower().startswith("wss:")
+        return await connect(
+            url,
+            headers=s.headers,
+            subprotocols=subprotocols,
+            ssl_context=s.ssl_context() if secure else None,
+            max_size=s.max_message,
+        )
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> int:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        if self.ws is not None:
+            await self.ws.aclose()
+
+    def _fatal_log(self, what: str) -> None:
+        log.error("relay %s: %s; closing this connection (ECONNRESET)", self.label, what)
+
+
+# ---------------------------------------------------------------------------------------
+# websockify: raw bytes in binary messages
+# ---------------------------------------------------------------------------------------
+
+
+class Websockify(Driver):
+    name = "websockify"
+
+    async def open(self) -> None:
+        url = self.settings.websockify_url(self.host, self.port)
+        try:
+            self.ws = await self._connect(url)
+        except HandshakeError as exc:
+            raise RelayError(errno.ENETUNREACH, f"{url}: {exc}") from exc
+
+    async def run(self) -> int:
+        assert self.ws is not None
+        ws = self.ws
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, ws)
+            result = await self._reader(ws)
+            nursery.cancel_scope.cancel()
+        return result
+
+    async def _reader(self, ws: WebSocket) -> int:
+        conn = self.conn
+        while True:
+            await conn.wait_recv_room()
+            msg = await ws.recv_message()
+            if msg is None:
+                break
+            is_text, data = msg
+            if is_text:
+                self._fatal_log("text message from a websockify relay")
+                await ws.send_close(1003, "text frames are not supported")
+                return errno.ECONNRESET
+            conn.deliver(data)
+        if ws.end == "close":
+            code = ws.close_code
+            if code in CLEAN_CODES or conn.guest_closed:
+                return 0
+            log.info("relay %s: %s", self.label, _describe_end(ws))
+            return errno.ECONNREFUSED if code == 1011 else errno.ECONNRESET
+        if ws.end == "malformed":
+            self._fatal_log(ws.end_detail)
+        else:
+            log.warning("relay %s: %s", self.label, _describe_end(ws))
+        return errno.ECONNRESET
+
+    async def _writer(self, ws: WebSocket) -> None:
+        conn = self.conn
+        try:
+            while await conn.wait_unsent():
+                await ws.send_binary(conn.take_unsent(WEBSOCKIFY_CHUNK, release=True))
+            await ws.send_close(1000)
+        except trio.BrokenResourceError:
+            return
+
+
+# ---------------------------------------------------------------------------------------
+# corp-relay-v4: tagged commands, 64-bit acks, transparent reconnect
+# ---------------------------------------------------------------------------------------
+
+
+class CorpRelayV4(Driver):
+    name = "corp-relay-v4"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.sid: str | None = None
+        self.read_count = 0  # R
+        self._acked = trio.Event()
+        self._resync: int | None = None  # RECONNECT_SUCCESS value, once it arrived
+
+    async def _open_ws(self, url: str) -> WebSocket:
+        ws = await self._connect(url, ["ssh"])
+        if ws.subprotocol != "ssh":
+            await ws.aclose()
+            raise HandshakeError("relay did not select the 'ssh' subprotocol")
+        return ws
+
+    async def open(self) -> None:
+        url = self.settings.v4_connect_url(self.host, self.port)
+        try:
+            self.ws = await self._open_ws(url)
+        except HandshakeError as exc:
+            raise RelayError(errno.ENETUNREACH, f"{url}: {exc}") from exc
+        # [PY] connect completes at CONNECT_SUCCESS (or the first DATA), so that a
+        # relay refusing the destination reaches the guest as ECONNREFUSED.
+        ws = self.ws
+        while self.sid is None and self.read_count == 0:
+            msg = await ws.recv_message()
+            if msg is None:
+                if ws.end == "malformed":
+                    self._fatal_log(ws.end_detail)
+                raise RelayError(errno.ECONNREFUSED, f"relay refused: {_describe_end(ws)}")
+            try:
+                await self._handle(ws, msg)
+            except Fatal as exc:
+                await ws.aclose()
+                raise RelayError(errno.ECONNREFUSED, f"relay broke the protocol: {exc}") from exc
+
+    async def _handle(self, ws: WebSocket, msg: tuple[bool, bytes]) -> None:
+        is_text, raw = msg
+        if is_text:
+            raise Fatal("text message on a corp-relay-v4 socket")
+        try:
+            tag, value = v4.parse(raw)
+        except v4.CommandError as exc:
+            raise Fatal(f"malformed command: {exc}") from exc
+        conn = self.conn
+        if tag == v4.DATA:
+            assert isinstance(value, bytes)
+            conn.deliver(value)
+            self.read_count += len(value)
+            try:
+                await ws.send_binary(v4.ack(self.read_count))
+            except trio.BrokenResourceError:
+                pass  # the reader sees the loss next
+        elif tag == v4.ACK:
+            assert isinstance(value, int)
+            self._ack(value)
+        elif tag == v4.CONNECT_SUCCESS:
+            assert isinstance(value, str)
+            self.sid = value
+        elif tag == v4.RECONNECT_SUCCESS:
+            assert isinstance(value, int)
+            self._ack(value, resync=True)
+            self._resync = value
+        # unknown tags are ignored [ORIG]
+
+    def _ack(self, a: int, resync: bool = False) -> None:
+        conn = self.conn
+        with conn.lock:
+            wa, s = conn.acked, conn.sent
+        if a < wa:
+            raise Fatal(f"reverse ack {a} < {wa}")
+        if a > s:
+            raise Fatal(f"ack {a} beyond the {s} bytes sent")
+        if a > wa:
+            conn.release(a)
+        if resync:
+            conn.rewind(a)
+        ev, self._acked = self._acked, trio.Event()
+        ev.set()
+
+    async def run(self) -> int:
+        assert self.ws is not None
+        failures = 0
+        s = self.settings
+        while True:
+            ws = self.ws
+            assert ws is not None
+            end = await self._pump(ws)
+            await ws.aclose()
+            if end is not None:
+                return end
+            # the WebSocket was lost uncleanly
+            if self.conn.guest_closed and self.conn.all_acked():
+                return 0
+            if not s.resume or self.sid is None:
+                log.warning("relay %s: %s; no resume", self.label, _describe_end(ws))
+                return errno.ECONNRESET
+            log.info("relay %s: %s; reconnecting", self.label, _describe_end(ws))
+            while True:
+                failures += 1
+                if failures > s.max_reconnects:
+                    log.warning(
+                        "relay %s: gave up after %d failed reconnects", self.label, failures - 1
+                    )
+                    return errno.ECONNRESET
+                await trio.sleep(s.reconnect_delay)
+                url = s.v4_reconnect_url(self.sid, self.read_count)
+                try:
+                    new = await self._open_ws(url)
+                except HandshakeError as exc:
+                    log.info("relay %s: reconnect failed: %s", self.label, exc)
+                    continue
+                self._resync = None
+                try:
+                    ok = await self._await_resync(new)
+                except Fatal as exc:
+                    await new.aclose()
+                    self._fatal_log(str(exc))
+                    return errno.ECONNRESET
+                if not ok:
+                    await new.aclose()
+                    if new.end == "close":
+                        log.warning("relay %s: %s", self.label, _describe_end(new))
+                        return errno.ECONNRESET
+                    continue
+                failures = 0
+                self.ws = new
+                break
+
+    async def _await_resync(self, ws: WebSocket) -> bool:
+        """On a new socket send nothing before RECONNECT_SUCCESS (relay-protocols.md §5.4)."""
+        while self._resync is None:
+            msg = await ws.recv_message()
+            if msg is None:
+                if ws.end == "malformed":
+                    raise Fatal(ws.end_detail)
+                return False
+            await self._handle(ws, msg)
+        return True
+
+    async def _pump(self, ws: WebSocket) -> int | None:
+        """Move bytes until the socket ends; None means "lost, try to resume"."""
+        result: list[int | None] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, ws)
+            try:
+                result.append(await self._reader(ws))
+            except Fatal as exc:
+                self._fatal_log(str(exc))
+                await ws.send_close(1002, "protocol error")
+                result.append(errno.ECONNRESET)
+            nursery.cancel_scope.cancel()
+        return result[0]
+
+    async def _reader(self, ws: WebSocket) -> int | None:
+        conn = self.conn
+        while True:
+            await conn.wait_recv_room()
+            msg = await ws.recv_message()
+            if msg is None:
+                break
+            await self._handle(ws, msg)
+        if ws.end == "close":
+            if conn.guest_closed or ws.close_code in CLEAN_CODES:
+                return 0
+            log.info("relay %s: %s", self.label, _describe_end(ws))
+            return errno.ECONNRESET
+        if ws.end == "malformed":
+            self._fatal_log(ws.end_detail)
+            return errno.ECONNRESET
+        return None
+
+    async def _writer(self, ws: WebSocket) -> None:
+        conn = self.conn
+        try:
+            while await conn.wait_unsent():
+                data = conn.take_unsent(4 * v4.MAX_CLIENT_DATA, release=False)
+                frames = [
+                    v4.data(data[i : i + v4.MAX_CLIENT_DATA])
+                    for i in range(0, len(data), v4.MAX_CLIENT_DATA)
+                ]
+                await ws.send_binaries(frames)
+            # The guest closed: wait (bounded by the task's deadline) for the acks,
+            # then end the session with a clean close.
+            while not conn.all_acked():
+                await self._acked.wait()
+            await ws.send_close(1000)
+        except trio.BrokenResourceError:
+            return
+
+
+# ---------------------------------------------------------------------------------------
+# corp-relay (v1): /proxy, then /connect with a 24-bit ack header on every message
+# ---------------------------------------------------------------------------------------
+
+
+async def http_get(url: str, headers: dict[str, str], settings: RelaySettings) -> tuple[int, bytes]:
+    """A minimal HTTP/1.1 GET (Connection: close) over trio; returns (status, body)."""
+    import urllib.parse
+
+    from websockets.http11 import Response
+    from websockets.streams import StreamReader
+
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "https"
+    host = parts.hostname or ""
+    port = parts.port or (443 if secure else 80)
+    stream = await open_stream(host, port, secure, settings.ssl_context() if secure else None)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        reader = StreamReader()
+        parser = Response.parse(reader.read_line, reader.read_exact, reader.read_to_eof)
+        next(parser)
+        while True:
+            data = await stream.receive_some(65536)
+            if data:
+                reader.feed_data(data)
+            else:
+                reader.feed_eof()
+            try:
+                next(parser)
+            except StopIteration as done:
+                response: Response = done.value
+                return response.status_code, bytes(response.body)
+            if not data:
+                raise HandshakeError("connection closed before the HTTP response ended")
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        raise HandshakeError(f"HTTP request failed: {exc}") from exc
+    except (EOFError, ValueError) as exc:
+        raise HandshakeError(f"bad HTTP response: {exc}") from exc
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+class CorpRelay(Driver):
+    name = "corp-relay"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.sid = ""
+        self.read_count = 0  # R (absolute; mod 2**24 on the wire)
+        self.attempts = 0
+        self._just_resumed = False
+        self._acked = trio.Event()
+
+    async def open(self) -> None:
+        s = self.settings
+        url = s.v1_proxy_url(self.host, self.port)
+        try:
+            status, body = await http_get(url, s.headers, s)
+        except HandshakeError as exc:
+            raise RelayError(errno.ENETUNREACH, f"{url}: {exc}") from exc
+        if status != 200:
+            raise RelayError(errno.ENETUNREACH, f"{url}: relay answered HTTP {status}")
+        self.sid = body.decode("utf-8", "replace").strip()
+        url = s.v1_connect_url(self.sid, 0, 0, 1 if s.report_connect_attempts else None)
+        try:
+            self.ws = await self._connect(url)
+        except HandshakeError as exc:
+            raise RelayError(errno.ENETUNREACH, f"{url}: {exc}") from exc
+
+    def _handle(self, raw: bytes) -> None:
+        if len(raw) < 4:
+            log.warning("relay %s: ignoring a %d-byte message", self.label, len(raw))
+            return
+        (w,) = struct.unpack_from(">I", raw, 0)
+        if w > V1_MASK:
+            raise Fatal(f"error ack {w:#x} from the relay")
+        conn = self.conn
+        with conn.lock:
+            wa, sent, total = conn.acked, conn.sent, conn.total
+        delta = (w - wa) & V1_MASK
+        just_resumed, self._just_resumed = self._just_resumed, False
+        if delta > sent - wa:
+            # Only right after a resume, before anything was re-sent, may the relay
+            # tell its true position through its ack (relay-protocols.md §4.5).
+            if not (just_resumed and sent == wa and wa + delta <= total):
+                raise Fatal(f"ack {w} is beyond the {sent - wa} bytes in flight")
+            conn.release(wa + delta)
+            conn.rewind(wa + delta)
+        elif delta:
+            conn.release(wa + delta)
+        if delta:
+            ev, self._acked = self._acked, trio.Event()
+            ev.set()
+        if len(raw) > 4:
+            payload = raw[4:]
+            conn.deliver(payload)
+            self.read_count += len(payload)
+
+    async def run(self) -> int:
+        s = self.settings
+        backoff = 0
+        while True:
+            ws = self.ws
+            assert ws is not None
+            end = await self._pump(ws)
+            await ws.aclose()
+            if end is not None:
+                return end
+            if self.conn.guest_closed and self.conn.all_acked():
+                return 0
+            if not s.resume:
+                log.warning("relay %s: %s; no resume", self.label, _describe_end(ws))
+                return errno.ECONNRESET
+            log.info("relay %s: %s; reconnecting", self.label, _describe_end(ws))
+            while True:
+                backoff = next_backoff(backoff)
+                self.attempts += 1
+                if s.max_retries is not None and self.attempts > s.max_retries:
+                    log.warning("relay %s: gave up after %d attempts", self.label, s.max_retries)
+                    return errno.ECONNRESET
+                await trio.sleep(backoff / 1000)
+                with self.conn.lock:
+                    wa = self.conn.acked
+                url = s.v1_connect_url(
+                    self.sid,
+                    self.read_count,
+                    wa,
+                    self.attempts if s.report_connect_attempts else None,
+                )
+                try:
+                    new = await self._connect(url)
+                except HandshakeError as exc:
+                    log.info("relay %s: reconnect failed: %s", self.label, exc)
+                    continue
+                backoff = 0
+                self.attempts = 0
+                if s.retransmit_on_resume:
+                    self.conn.rewind(wa)  # [BUG→PY] re-send from pos
+                self._just_resumed = True
+                self.ws = new
+                break
+
+    async def _pump(self, ws: WebSocket) -> int | None:
+        result: list[int | None] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, ws)
+            try:
+                result.append(await self._reader(ws))
+            except Fatal as exc:
+                self._fatal_log(str(exc))
+                await ws.send_close(1002, "protocol error")
+                result.append(errno.ECONNRESET)
+            nursery.cancel_scope.cancel()
+        return result[0]
+
+    async def _reader(self, ws: WebSocket) -> int | None:
+        conn = self.conn
+        while True:
+            await conn.wait_recv_room()
+            msg = await ws.recv_message()
+            if msg is None:
+                break
+            is_text, raw = msg
+            if is_text:
+                raise Fatal("text message from a corp-relay")
+            self._handle(raw)
+        if ws.end == "malformed":
+            self._fatal_log(ws.end_detail)
+            return errno.ECONNRESET
+        if ws.end == "close":
+            code = ws.close_code
+            if code in CLEAN_CODES or conn.guest_closed:
+                return 0  # the relay ended the session
+            if not self.settings.resume:
+                log.warning("relay %s: %s", self.label, _describe_end(ws))
+                return errno.ECONNRESET
+        return None  # lost, or closed with an error code: resume when enabled
+
+    async def _writer(self, ws: WebSocket) -> None:
+        conn = self.conn
+        try:
+            while await conn.wait_unsent():
+                data = conn.take_unsent(4 * V1_CHUNK, release=False)
+                head = struct.pack(">I", self.read_count & V1_MASK)
+                frames = [head + data[i : i + V1_CHUNK] for i in range(0, len(data), V1_CHUNK)]
+                await ws.send_binaries(frames)
+            while not conn.all_acked():
+                await self._acked.wait()
+            await ws.send_close(1000)
+        except trio.BrokenResourceError:
+            return
+
+
+DRIVERS: dict[str, Callable[..., Driver]] = {
+    "websockify": Websockify,
+    "corp-relay": CorpRelay,
+    "corp-relay-v4": CorpRelayV4,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# The task of one relay socket
+# ---------------------------------------------------------------------------------------
+
+
+class RelaySocket:
+    """``transport_state`` of a relay socket: its buffers, its driver and its task's scope."""
+
+    __slots__ = ("active", "active_lock", "claim", "conn", "driver", "port", "scope")
+
+    def __init__(
+        self,
+        conn: RelayConnection,
+        driver: Driver,
+        port: int,
+        claim: Any,
+        active: set[Any],
+        active_lock: threading.Lock,
+    ) -> None:
+        self.conn = conn
+        self.driver = driver
+        self.port = port
+        self.claim = claim
+        self.scope = trio.CancelScope()
+        self.active = active
+        self.active_lock = active_lock
+
+    def close(self) -> None:
+        """Guest thread: the last descriptor is gone."""
+        self.conn.guest_close(self._on_guest_close)
+
+    def _on_guest_close(self) -> None:
+        """Trio thread: cancel a connect in progress, or flush and close (bounded)."""
+        if not self.conn.connected:
+            self.scope.cancel()
+            return
+        # Shielded: the flush and the close handshake finish even when the loop's
+        # nursery is cancelled because the guest has exited; the deadline bounds them.
+        self.scope.shield = True
+        self.scope.deadline = trio.current_time() + self.driver.settings.close_timeout
+
+
+def start_connection(
+    portal: Any,
+    settings: RelaySettings,
+    claim: Any,
+    host: str,
+    port: int,
+    active: set[Any],
+    active_lock: threading.Lock,
+) -> RelaySocket:
+    """Guest thread: build the socket's state and start its task on the portal's loop."""
+    conn = RelayConnection(portal.token)
+    driver = DRIVERS[settings.protocol](settings, conn, host, port)
+    state = RelaySocket(conn, driver, port, claim, active, active_lock)
+    with active_lock:
+        active.add(conn)
+    try:
+        portal.start_soon(run_connection, state)
+    except BaseException:
+        with active_lock:
+            active.discard(conn)
+        conn.guest_close(lambda: None)
+        raise
+    return state
+
+
+async def run_connection(state: RelaySocket) -> None:
+    """The relay socket's trio task: open, then move bytes until the stream ends."""
+    conn, driver = state.conn, state.driver
+    try:
+        with state.scope:
+            try:
+                await driver.open()
+            except RelayError as exc:
+                log.warning("relay %s: connect failed: %s", driver.label, exc)
+                conn.mark_connect_failed(exc.errno)
+                return
+            state.claim.succeeded = True
+            log.info("relay %s: connected", driver.label)
+            conn.mark_connected()
+            err = await driver.run()
+            conn.finish(err)
+    except Exception as exc:  # a relay bug must not take the embedder's nursery down
+        log.exception("relay %s: unexpected error: %s", driver.label, exc)
+    finally:
+        if not conn.connect_done:
+            conn.mark_connect_failed(errno.ENETUNREACH)
+        conn.finish(errno.ECONNRESET)  # no-op when the stream has ended already
+        with trio.CancelScope(shield=True):
+            try:
+                await driver.aclose()
+            except Exception:
+                pass
+        conn.done.set()
+        with state.active_lock:
+            state.active.discard(conn)

@@ -1,0 +1,360 @@
+"""WebSockets on trio streams, driven through the ``websockets`` Sans-I/O protocol.
+
+One ``WebSocket`` wraps a trio stream (plain TCP or ``trio.SSLStream``) and a
+``websockets`` ``ClientProtocol``/``ServerProtocol``. Exactly one task reads
+(``recv_message``); any task may send (a lock keeps frames whole and in order).
+When the message stream ends, ``end`` tells how: a close frame from the peer
+(``"close"``, with ``close_code``/``close_reason``), the connection lost without
+one (``"lost"``), or a frame the protocol rejected — garbage, a bad opcode, an
+oversized message (``"malformed"``, with the parser's reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import trio
+from websockets.client import ClientProtocol
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidStatus, PayloadTooBig
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import CLOSED, OPEN, Protocol
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+from websockets.uri import parse_uri
+
+RECV_SIZE = 1 << 18
+DEFAULT_MAX_MESSAGE = 1 << 20
+
+_NET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+_quiet = logging.getLogger("wassh.relay.websockets")
+_quiet.setLevel(logging.WARNING)
+
+
+class HandshakeError(Exception):
+    """The WebSocket could not be opened (network, TLS or HTTP)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebSocket:
+    """A message-oriented WebSocket over a trio stream."""
+
+    def __init__(self, stream: trio.abc.Stream, protocol: Protocol) -> None:
+        self.stream = stream
+        self.protocol = protocol
+        self._send_lock = trio.Lock()
+        self._events: deque[Any] = deque()
+        self._fragments: list[bytes] | None = None
+        self._fragment_text = False
+        self.end: str | None = None  # "close", "lost", "malformed" once the stream ended
+        self.end_detail = ""
+        self.subprotocol: str | None = protocol.subprotocol
+
+    # -- sending ------------------------------------------------------------------------
+    async def _flush(self) -> None:
+        async with self._send_lock:
+            writes = self.protocol.data_to_send()
+            if not writes:
+                return
+            eof = False
+            if writes[-1] == b"":
+                writes.pop()
+                eof = True
+            data = writes[0] if len(writes) == 1 else b"".join(writes)
+            if data:
+                await self.stream.send_all(data)
+            if eof and isinstance(self.stream, trio.abc.HalfCloseableStream):
+                try:
+                    await self.stream.send_eof()
+                except _NET_ERRORS:
+                    pass
+
+    async def send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        """Send one binary message; raises ``trio.BrokenResourceError`` when the link is gone."""
+        if self.protocol.state is not OPEN:
+            raise trio.BrokenResourceError("websocket is closing")
+        self.protocol.send_binary(data)
+        try:
+            await self._flush()
+        except (trio.ClosedResourceError, OSError) as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def send_binaries(self, payloads: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Send several binary messages with one write."""
+        if self.protocol.state is not OPEN:
+            raise trio.BrokenResourceError("websocket is closing")
+        for data in payloads:
+            self.protocol.send_binary(data)
+        try:
+            await self._flush()
+        except (trio.ClosedResourceError, OSError) as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def send_text(self, text: str) -> None:
+        if self.protocol.state is not OPEN:
+            raise trio.BrokenResourceError("websocket is closing")
+        self.protocol.send_text(text.encode())
+        try:
+            await self._flush()
+        except (trio.ClosedResourceError, OSError) as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake (no-op when it has started already)."""
+        if self.protocol.state is OPEN:
+            self.protocol.send_close(code, reason)
+            try:
+                await self._flush()
+            except _NET_ERRORS:
+                pass
+
+    async def aclose(self) -> None:
+        """Drop the connection now (no waiting for the peer)."""
+        await trio.aclose_forcefully(self.stream)
+
+    # -- receiving ----------------------------------------------------------------------
+    def _feed(self, data: bytes | bytearray) -> None:
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        self._events.extend(self.protocol.events_received())
+
+    def _finish(self) -> None:
+        if self.end is not None:
+            return
+        proto = self.protocol
+        exc = proto.parser_exc
+        if exc is not None and not isinstance(exc, EOFError):
+            self.end = "malformed"
+            if isinstance(exc, PayloadTooBig):
+                self.end_detail = f"oversized frame: {exc}"
+            else:
+                self.end_detail = f"malformed frame: {exc}"
+        elif proto.close_rcvd is not None:
+            self.end = "close"
+        else:
+            self.end = "lost"
+            self.end_detail = self.end_detail or "connection lost without a close frame"
+
+    @property
+    def close_code(self) -> int | None:
+        rcvd = self.protocol.close_rcvd
+        return int(rcvd.code) if rcvd is not None else None
+
+    @property
+    def close_reason(self) -> str:
+        rcvd = self.protocol.close_rcvd
+        return rcvd.reason if rcvd is not None else ""
+
+    async def recv_message(self) -> tuple[bool, bytes] | None:
+        """The next message as ``(is_text, payload)``; None once the stream has ended."""
+        while True:
+            events = self._events
+            while events:
+                ev = events.popleft()
+                if not isinstance(ev, Frame):
+                    continue
+                op = ev.opcode
+                if op is Opcode.BINARY or op is Opcode.TEXT:
+                    if ev.fin:
+                        return op is Opcode.TEXT, bytes(ev.data)
+                    self._fragments = [bytes(ev.data)]
+                    self._fragment_text = op is Opcode.TEXT
+                elif op is Opcode.CONT:
+                    if self._fragments is not None:
+                        self._fragments.append(bytes(ev.data))
+                        if ev.fin:
+                            parts, self._fragments = self._fragments, None
+                            return self._fragment_text, b"".join(parts)
+                elif op is Opcode.CLOSE:
+                    self._finish()
+                    return None
+            if self.end is not None:
+                return None
+            proto = self.protocol
+            if proto.parser_exc is not None or proto.state is CLOSED:
+                self._finish()
+                return None
+            try:
+                data = await self.stream.receive_some(RECV_SIZE)
+            except _NET_ERRORS as exc:
+                self.end_detail = f"connection lost: {exc or type(exc).__name__}"
+                data = b""
+            try:
+                self._feed(data)
+            except EOFError:
+                self._finish()
+                return None
+            try:
+                await self._flush()  # pongs, the echo of a close frame
+            except _NET_ERRORS:
+                pass
+
+    async def wait_closed(self, timeout: float) -> None:
+        """After ``send_close`` with no reader task: wait (bounded) for the peer's answer."""
+        with trio.move_on_after(timeout):
+            while await self.recv_message() is not None:
+                pass
+
+
+# ---------------------------------------------------------------------------------------
+# Client side
+# ---------------------------------------------------------------------------------------
+
+
+def ssl_context_for(ca_file: str | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    return ctx
+
+
+async def open_stream(
+    host: str, port: int, secure: bool, ssl_context: ssl.SSLContext | None
+) -> trio.abc.Stream:
+    """TCP (and TLS) to ``host:port``; errors become ``HandshakeError``."""
+    try:
+        tcp = await trio.open_tcp_stream(host, port)
+    except OSError as exc:
+        raise HandshakeError(f"cannot reach {host}:{port}: {exc.strerror or exc}") from exc
+    try:
+        tcp.setsockopt(6, 1, 1)  # TCP_NODELAY: frames are small and latency matters
+    except OSError:
+        pass
+    if not secure:
+        return tcp
+    ctx = ssl_context or ssl_context_for(None)
+    tls = trio.SSLStream(tcp, ctx, server_hostname=host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(tcp)
+        cause = exc.__cause__ or exc
+        raise HandshakeError(f"TLS handshake with {host}:{port} failed: {cause}") from exc
+    return tls
+
+
+async def connect(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    subprotocols: Sequence[str] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    max_size: int | None = DEFAULT_MAX_MESSAGE,
+) -> WebSocket:
+    """Open a client WebSocket; returns once the server answered 101."""
+    try:
+        uri = parse_uri(url)
+    except Exception as exc:
+        raise HandshakeError(f"bad relay URL {url!r}: {exc}") from exc
+    stream = await open_stream(uri.host, uri.port, uri.secure, ssl_context)
+    protos = [Subprotocol(s) for s in subprotocols] if subprotocols else None
+    proto = ClientProtocol(uri, subprotocols=protos, max_size=max_size, logger=_quiet)
+    ws = WebSocket(stream, proto)
+    try:
+        request = proto.connect()
+        for key, value in (headers or {}).items():
+            request.headers[key] = value
+        request.headers.setdefault("User-Agent", "wassh-relay-client")
+        proto.send_request(request)
+        await ws._flush()
+        while True:
+            data = await stream.receive_some(RECV_SIZE)
+            ws._feed(data)
+            if proto.handshake_exc is not None:
+                failure = proto.handshake_exc
+                if isinstance(failure, InvalidStatus):
+                    status = failure.response.status_code
+                    raise HandshakeError(f"relay answered HTTP {status}", status)
+                raise HandshakeError(f"WebSocket handshake failed: {failure}")
+            if any(isinstance(e, Response) for e in ws._events):
+                while ws._events and not isinstance(ws._events[0], Response):
+                    ws._events.popleft()
+                ws._events.popleft()
+                break
+            if not data:
+                raise HandshakeError("relay closed the connection during the handshake")
+    except HandshakeError:
+        await trio.aclose_forcefully(stream)
+        raise
+    except _NET_ERRORS as exc:
+        await trio.aclose_forcefully(stream)
+        raise HandshakeError(f"connection lost during the handshake: {exc}") from exc
+    ws.subprotocol = proto.subprotocol
+    return ws
+
+
+# ---------------------------------------------------------------------------------------
+# Server side
+# ---------------------------------------------------------------------------------------
+
+Decide = Callable[[ServerProtocol, Request], Response]
+
+
+async def accept(
+    stream: trio.abc.Stream,
+    decide: Decide,
+    *,
+    max_size: int | None = DEFAULT_MAX_MESSAGE,
+    subprotocols: Sequence[str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[WebSocket | None, Request | None]:
+    """Read the handshake request and answer it with ``decide(protocol, request)``.
+
+    ``decide`` returns ``protocol.accept(request)`` (possibly amended) or
+    ``protocol.reject(status, text)``. Returns ``(None, request)`` when rejected.
+    """
+    protos = [Subprotocol(s) for s in subprotocols] if subprotocols else None
+    proto = ServerProtocol(max_size=max_size, subprotocols=protos, logger=_quiet)
+    ws = WebSocket(stream, proto)
+    request: Request | None = None
+    with trio.move_on_after(timeout):
+        while request is None:
+            try:
+                data = await stream.receive_some(RECV_SIZE)
+            except _NET_ERRORS:
+                return None, None
+            ws._feed(data)
+            for i, ev in enumerate(ws._events):
+                if isinstance(ev, Request):
+                    request = ev
+                    del ws._events[i]
+                    break
+            if request is None and (not data or proto.handshake_exc is not None):
+                try:
+                    await ws._flush()
+                except _NET_ERRORS:
+                    pass
+                return None, None
+    if request is None:
+        return None, None
+    response = decide(proto, request)
+    proto.send_response(response)
+    try:
+        await ws._flush()
+    except _NET_ERRORS:
+        return None, request
+    if response.status_code != 101:
+        return None, request
+    ws.subprotocol = proto.subprotocol
+    return ws, request
+
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE",
+    "HandshakeError",
+    "Headers",
+    "WebSocket",
+    "accept",
+    "connect",
+    "open_stream",
+    "ssl_context_for",
+]
