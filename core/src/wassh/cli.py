@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import wasmtime
 
 from .plugins import TransportConfig, Transports, make_plugin_manager
+
+if TYPE_CHECKING:
+    from .runtime import Process
 
 
 class _Parser(argparse.ArgumentParser):
@@ -176,7 +180,34 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     )
     # The guest runs on this thread; a trio loop starts in the background only if
     # a plugin needs one (relays), so plain guests start without importing trio.
-    return proc.run()
+    with _forward_resizes(proc):
+        return proc.run()
+
+
+SIGWINCH_GUEST = 28  # musl's number, whatever the host's is
+
+
+@contextlib.contextmanager
+def _forward_resizes(proc: Process) -> Iterator[None]:
+    """Resizes of the host terminal reach the guest as SIGWINCH (while it runs here)."""
+    import os
+    import signal
+
+    winch = getattr(signal, "SIGWINCH", None)
+    try:
+        interactive = os.isatty(0)
+    except OSError:
+        interactive = False
+    if winch is None or not interactive:
+        yield
+        return
+    # The handler runs on this thread between bytecodes, possibly inside a host
+    # call: queue_signal only appends and wakes, it takes no lock.
+    previous = signal.signal(winch, lambda _sig, _frame: proc.queue_signal(SIGWINCH_GUEST))
+    try:
+        yield
+    finally:
+        signal.signal(winch, previous)
 
 
 def _cmd_transports(ns: argparse.Namespace) -> int:
@@ -203,7 +234,9 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
         return 1
     for r in rows:
         state = "available" if r["available"] else f"unavailable: {r['reason']}"
-        print(f"{r['name']:<12} rank {r['rank']:>4}  {','.join(r['kinds']):<24} {state}")
+        serves = ",".join(words.get(k, k) for k in r["kinds"])
+        source = "" if r["plugin"] == r["name"] else f" (plugin {r['plugin']})"
+        print(f"{r['name']:<12} rank {r['rank']:>4}  {serves:<24} {state}{source}")
     return 0
 
 

@@ -8,7 +8,9 @@ import struct
 from typing import TYPE_CHECKING
 
 from ..host.fakedns import FakeDns, literal
+from ..host.pipe import make_pipe
 from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
+from ..host.tty import WIRE as TTY_WIRE
 from .errno import Errno, WasiError
 
 if TYPE_CHECKING:
@@ -62,6 +64,9 @@ class WasshCalls:
             d(module, "tty_set_window_size", "ii", self.tty_set_window_size)
             d(module, "readpassphrase", "iiiii", self.readpassphrase)
         table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
+        table.define(WASSH, "fd_pipe", "i", self.fd_pipe)
+        table.define(WASSH, "tty_get_attr", "ii", self.tty_get_attr)
+        table.define(WASSH, "tty_set_attr", "iii", self.tty_set_attr)
 
     # -- addresses ---------------------------------------------------------------------
     def _decode(
@@ -219,6 +224,37 @@ class WasshCalls:
 
     def fd_dup2(self, old: int, new: int) -> int:
         self.proc.fds.dup2(old, new)
+        return 0
+
+    def fd_pipe(self, out: int) -> int:
+        self.mem.check(out, 8)
+        reader, writer = make_pipe(self.proc.waiter)
+        fds = self.proc.fds
+        try:
+            rfd = fds.add(reader)
+        except WasiError:
+            reader.close()
+            writer.close()
+            raise
+        try:
+            wfd = fds.add(writer)
+        except WasiError:
+            fds.close(rfd)
+            writer.close()
+            raise
+        self.mem.set_u32(out, rfd)
+        self.mem.set_u32(out + 4, wfd)
+        return 0
+
+    def tty_get_attr(self, fd: int, out: int) -> int:
+        obj = self.proc.fds.get(fd)
+        self.mem.check(out, TTY_WIRE.size)
+        self.mem.write(out, self.proc.terminals.get(obj))
+        return 0
+
+    def tty_set_attr(self, fd: int, action: int, ptr: int) -> int:
+        obj = self.proc.fds.get(fd)
+        self.proc.terminals.set(obj, action, bytes(self.mem.read(ptr, TTY_WIRE.size)))
         return 0
 
     def tty_get_window_size(self, fd: int, out: int) -> int:
