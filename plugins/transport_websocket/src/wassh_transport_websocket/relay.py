@@ -106,6 +106,7 @@ class Websockify(Driver):
         assert self.ws is not None
         ws = self.ws
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.flusher)
             nursery.start_soon(self._writer, ws)
             result = await self._reader(ws)
             nursery.cancel_scope.cancel()
@@ -202,10 +203,7 @@ class CorpRelayV4(Driver):
             assert isinstance(value, bytes)
             conn.deliver(value)
             self.read_count += len(value)
-            try:
-                await ws.send_binary(v4.ack(self.read_count))
-            except trio.BrokenResourceError:
-                pass  # the reader sees the loss next
+            ws.queue_binary(v4.ack(self.read_count))  # sent by the flusher, in order
         elif tag == v4.ACK:
             assert isinstance(value, int)
             self._ack(value)
@@ -297,6 +295,7 @@ class CorpRelayV4(Driver):
         """Move bytes until the socket ends; None means "lost, try to resume"."""
         result: list[int | None] = []
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.flusher)
             nursery.start_soon(self._writer, ws)
             try:
                 result.append(await self._reader(ws))
@@ -493,6 +492,7 @@ class CorpRelay(Driver):
     async def _pump(self, ws: WebSocket) -> int | None:
         result: list[int | None] = []
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.flusher)
             nursery.start_soon(self._writer, ws)
             try:
                 result.append(await self._reader(ws))

@@ -40,7 +40,10 @@ from . import v4
 from .wsconn import WebSocket, accept
 
 SERVER_CHUNK = 65536
-TARGET_QUEUE_MAX = 1 << 20
+# Client bytes queued for the target. The relay acknowledges bytes only once they
+# are written to the target, so a client's send window bounds this queue; the cap
+# only stops clients that do not wait for acks.
+TARGET_QUEUE_MAX = 8 << 20
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,6 +116,7 @@ class Session:
         self.target = target
         self.dest = dest
         self.in_count = 0  # client bytes accepted (what RECONNECT_SUCCESS reports)
+        self.written = 0  # client bytes written to the target (what ACK reports)
         self.to_target = bytearray()
         self.out_buf = bytearray()  # server->client bytes the client has not acknowledged
         self.out_base = 0  # absolute position of out_buf[0]
@@ -196,6 +200,8 @@ class Session:
                 self.target_eof = True
                 self.ended.set()
                 return
+            self.written += len(chunk)
+            self._poke()
 
     async def _expiry(self) -> None:
         timeout = self.server.config.resume_timeout
@@ -251,6 +257,7 @@ class Session:
     async def _serve(self, ws: WebSocket, out_sent: int) -> None:
         sent = [out_sent]
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.flusher)
             nursery.start_soon(self._ws_writer, ws, sent)
             reason = await self._ws_reader(ws, sent)
             nursery.cancel_scope.cancel()
@@ -300,11 +307,17 @@ class Session:
         return ws.end_detail or "lost"
 
     async def _ws_writer(self, ws: WebSocket, sent: list[int]) -> None:
+        try:
+            await self._ws_write_loop(ws, sent)
+        except trio.BrokenResourceError:
+            return  # the reader sees the loss and ends the attachment
+
+    async def _ws_write_loop(self, ws: WebSocket, sent: list[int]) -> None:
         acked_sent = -1
         while True:
             frames: list[bytes] = []
-            if self.in_count != acked_sent:
-                acked_sent = self.in_count
+            if self.written != acked_sent:
+                acked_sent = self.written
                 frames.append(v4.ack(acked_sent))
             end = self.out_base + len(self.out_buf)
             budget = 4 * SERVER_CHUNK
@@ -541,6 +554,7 @@ class RelayServer:
 
         try:
             async with trio.open_nursery() as nursery:
+                nursery.start_soon(ws.flusher)
                 nursery.start_soon(target_to_ws)
                 await ws_to_target()
                 nursery.cancel_scope.cancel()

@@ -58,25 +58,65 @@ class WebSocket:
         self.end: str | None = None  # "close", "lost", "malformed" once the stream ended
         self.end_detail = ""
         self.subprotocol: str | None = protocol.subprotocol
+        self._kick = trio.Event()
+        self.flusher_active = False
 
     # -- sending ------------------------------------------------------------------------
     async def _flush(self) -> None:
+        """Send everything the protocol has queued, including what others queue meanwhile."""
         async with self._send_lock:
-            writes = self.protocol.data_to_send()
-            if not writes:
-                return
-            eof = False
-            if writes[-1] == b"":
-                writes.pop()
-                eof = True
-            data = writes[0] if len(writes) == 1 else b"".join(writes)
-            if data:
-                await self.stream.send_all(data)
-            if eof and isinstance(self.stream, trio.abc.HalfCloseableStream):
+            while True:
+                writes = self.protocol.data_to_send()
+                if not writes:
+                    return
+                eof = False
+                if writes[-1] == b"":
+                    writes.pop()
+                    eof = True
+                data = writes[0] if len(writes) == 1 else b"".join(writes)
+                if data:
+                    await self.stream.send_all(data)
+                if eof and isinstance(self.stream, trio.abc.HalfCloseableStream):
+                    try:
+                        await self.stream.send_eof()
+                    except _NET_ERRORS:
+                        pass
+
+    async def flusher(self) -> None:
+        """Send what the reader side queues (acks, pongs, the echo of a close frame).
+
+        Run it next to a reader so the reader never waits for the network to take
+        bytes: a reader blocked on a send can deadlock two relays whose buffers
+        are full in both directions.
+        """
+        self.flusher_active = True
+        try:
+            while True:
+                await self._kick.wait()
+                self._kick = trio.Event()
                 try:
-                    await self.stream.send_eof()
+                    await self._flush()
                 except _NET_ERRORS:
-                    pass
+                    return
+        finally:
+            self.flusher_active = False
+
+    def queue_binary(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue a binary message for the flusher (never blocks; dropped once closing)."""
+        if self.protocol.state is OPEN:
+            self.protocol.send_binary(data)
+            self._kick.set()
+
+    async def _flush_from_reader(self) -> None:
+        if not self.protocol.writes:
+            return
+        if self.flusher_active or self._send_lock.locked():
+            self._kick.set()  # the flusher, or the lock holder's loop, sends it
+            return
+        try:
+            await self._flush()
+        except _NET_ERRORS:
+            pass
 
     async def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         """Send one binary message; raises ``trio.BrokenResourceError`` when the link is gone."""
@@ -195,10 +235,7 @@ class WebSocket:
             except EOFError:
                 self._finish()
                 return None
-            try:
-                await self._flush()  # pongs, the echo of a close frame
-            except _NET_ERRORS:
-                pass
+            await self._flush_from_reader()  # pongs, the echo of a close frame
 
     async def wait_closed(self, timeout: float) -> None:
         """After ``send_close`` with no reader task: wait (bounded) for the peer's answer."""

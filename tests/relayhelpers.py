@@ -1,0 +1,227 @@
+"""Relay test helpers: `wassh relay` and websockify processes, a fault-injecting proxy."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+import wassh
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on port {port}")
+
+
+class RelayProcess:
+    """``wassh relay`` in a subprocess; its JSON log lines are collected."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(BIN / "wassh"), "relay", "--listen", "127.0.0.1:0", *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        first = self.proc.stderr.readline()
+        try:
+            record = json.loads(first)
+        except ValueError:
+            self.proc.kill()
+            raise RuntimeError(f"wassh relay did not start: {first!r}") from None
+        assert record["event"] == "listening", record
+        self.port: int = record["port"]
+        self.logs: list[dict[str, Any]] = [record]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = {"event": "non-json", "line": line}
+            with self._lock:
+                self.logs.append(record)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.logs if r.get("event") == name]
+
+    def wait_event(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if found:
+                return found[-1]
+            time.sleep(0.02)
+        raise TimeoutError(f"no {name!r} in relay logs: {self.logs}")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class WebsockifyProcess:
+    """The real websockify (PyPI package), proxying a fixed target."""
+
+    def __init__(self, target_port: int, *extra: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "websockify"),
+                *extra,
+                f"127.0.0.1:{self.port}",
+                f"127.0.0.1:{target_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_listening(self.port)
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _abort(stream: trio.SocketStream) -> None:
+    """Reset the TCP connection (RST, no FIN): the peer sees an unclean loss."""
+    try:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+
+
+@dataclass
+class FaultProxy:
+    """A TCP proxy that cuts the current connection each time ``every`` more bytes passed.
+
+    Every byte counts, in either direction, across connections; after ``cuts`` cuts
+    it just forwards.
+    """
+
+    upstream_port: int
+    every: int
+    cuts: int
+    port: int = 0
+    forwarded: int = 0
+    cut_at: list[int] = field(default_factory=list)
+    connections: int = 0
+
+    async def start(self, nursery: trio.Nursery) -> int:
+        listeners = await nursery.start(partial(trio.serve_tcp, self._handle, 0, host="127.0.0.1"))
+        self.port = listeners[0].socket.getsockname()[1]
+        return self.port
+
+    async def _handle(self, client: trio.SocketStream) -> None:
+        self.connections += 1
+        try:
+            upstream = await trio.open_tcp_stream("127.0.0.1", self.upstream_port)
+        except OSError:
+            await trio.aclose_forcefully(client)
+            return
+        async with trio.open_nursery() as nursery:
+
+            async def pump(src: trio.SocketStream, dst: trio.SocketStream) -> None:
+                try:
+                    while True:
+                        data = await src.receive_some(1 << 16)
+                        if not data:
+                            break
+                        before = self.forwarded
+                        self.forwarded += len(data)
+                        done = len(self.cut_at)
+                        if done < self.cuts and self.forwarded >= (done + 1) * self.every:
+                            # forward a part, then cut in the middle of the stream
+                            self.cut_at.append(self.forwarded)
+                            await dst.send_all(data[: (done + 1) * self.every - before])
+                            _abort(client)
+                            _abort(upstream)
+                            nursery.cancel_scope.cancel()
+                            return
+                        await dst.send_all(data)
+                    await dst.send_eof()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(pump, client, upstream)
+            nursery.start_soon(pump, upstream, client)
+        await trio.aclose_forcefully(client)
+        await trio.aclose_forcefully(upstream)
+
+
+@dataclass
+class GuestRun:
+    code: int
+    stdout: str
+    stderr: str
+
+
+async def run_guest_async(wasm: Path, *args: str, **options: Any) -> GuestRun:
+    out, err = wassh.Capture(), wassh.Capture()
+    code = await wassh.run(wasm, [wasm.stem, *args], stdin=b"", stdout=out, stderr=err, **options)
+    return GuestRun(code, out.text(), err.text())
+
+
+def relay_config(url: str, protocol: str, **extra: Any) -> wassh.TransportConfig:
+    claim = extra.pop("claim", "first-connect")
+    ca = extra.pop("ca", None)
+    headers = extra.pop("headers", {})
+    hosts = extra.pop("hosts", {})
+    return wassh.TransportConfig(
+        relay_url=url,
+        relay_protocol=protocol,
+        relay_claim=claim,
+        relay_ca_file=ca,
+        relay_headers=headers,
+        hosts=hosts,
+        extra=extra,
+    )
+
+
+__all__ = [
+    "ROOT",
+    "FaultProxy",
+    "GuestRun",
+    "RelayProcess",
+    "WebsockifyProcess",
+    "free_port",
+    "relay_config",
+    "run_guest_async",
+    "wait_listening",
+]

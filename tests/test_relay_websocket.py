@@ -1,0 +1,222 @@
+"""Guests reaching servers through WebSocket relays: the real websockify and `wassh relay`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+import trustme
+from conftest import GUESTS, EchoServer
+from guestbuild import build_guest
+from relayhelpers import (
+    FaultProxy,
+    RelayProcess,
+    WebsockifyProcess,
+    free_port,
+    relay_config,
+    run_guest_async,
+)
+
+ECONNREFUSED, ENETUNREACH = 14, 40
+
+
+@pytest.fixture(scope="session")
+def relayclient() -> Path:
+    return build_guest(GUESTS / "net" / "relayclient.c", sdk=True)
+
+
+@pytest.fixture
+def relay_for(echo_server: EchoServer) -> Iterator[RelayProcess]:
+    """`wassh relay` allowing the echo server's port; `echo.test` resolves on the relay."""
+    relay = RelayProcess("--allow", f"*:{echo_server.port}", "--add-host", "echo.test=127.0.0.1")
+    yield relay
+    relay.close()
+
+
+def _report(what: str, total: int, seconds: float) -> None:
+    rate = total / seconds / 1e6
+    print(f"\n{what}: {total >> 20} MiB each way in {seconds:.2f} s = {rate:.1f} MB/s")
+
+
+# -- websockify ------------------------------------------------------------------------
+
+
+async def test_64_mib_through_real_websockify(netclient: Path, echo_server: EchoServer) -> None:
+    ws = WebsockifyProcess(echo_server.port)
+    try:
+        total = 64 << 20
+        config = relay_config(f"ws://127.0.0.1:{ws.port}", "websockify")
+        start = time.monotonic()
+        r = await run_guest_async(netclient, "bulk", "ssh.example", "22", str(total), config=config)
+        _report("websockify", total, time.monotonic() - start)
+    finally:
+        ws.close()
+    assert r.stdout == f"sent {total} got {total} bad 0\n", r
+    assert r.code == 0
+    (rec,) = echo_server.records
+    assert rec.received == total
+
+
+async def test_websockify_target_down_is_refused(relayclient: Path, closed_port: int) -> None:
+    # websockify answers 101, then closes with 1011 when it cannot reach its target.
+    ws = WebsockifyProcess(closed_port)
+    try:
+        config = relay_config(f"ws://127.0.0.1:{ws.port}", "websockify")
+        r = await run_guest_async(relayclient, "ssh.example", "22", config=config)
+    finally:
+        ws.close()
+    lines = r.stdout.splitlines()
+    assert lines[0] == "0 peer 0.0.0.0 22"  # relay sockets report 0.0.0.0 and the port
+    # The refusal is reported once, to whichever call comes first (here, likely send).
+    assert lines[1] in (f"0 send errno {ECONNREFUSED}", f"0 recv errno {ECONNREFUSED}"), r
+    assert lines[2:] in ([], ["0 eof after 0"]), r
+
+
+async def test_relay_unreachable_never_falls_back(
+    relayclient: Path, echo_server: EchoServer
+) -> None:
+    # Nothing listens at the relay: the connect fails with ENETUNREACH, and the second
+    # address (IPv4 after IPv6) still goes to the relay, not directly to the server.
+    config = relay_config(
+        f"ws://127.0.0.1:{free_port()}", "websockify", hosts={"echo.test": "127.0.0.1"}
+    )
+    r = await run_guest_async(relayclient, "echo.test", str(echo_server.port), config=config)
+    assert r.stdout == f"0 connect errno {ENETUNREACH}\n", r
+    assert echo_server.records == []
+
+
+# -- wassh relay, corp-relay-v4 ----------------------------------------------------------
+
+
+async def test_v4_256_mib_with_the_websocket_cut_ten_times(
+    netclient: Path, echo_server: EchoServer, relay_for: RelayProcess
+) -> None:
+    total = 256 << 20
+    proxy = FaultProxy(relay_for.port, every=(2 * total) // 11, cuts=10)
+    async with trio.open_nursery() as nursery:
+        port = await proxy.start(nursery)
+        config = relay_config(
+            f"ws://127.0.0.1:{port}/", "corp-relay-v4", relay_reconnect_delay=0.05
+        )
+        start = time.monotonic()
+        r = await run_guest_async(
+            netclient, "bulk", "echo.test", str(echo_server.port), str(total), config=config
+        )
+        _report("corp-relay-v4 with 10 cuts", total, time.monotonic() - start)
+        nursery.cancel_scope.cancel()
+    assert r.stdout == f"sent {total} got {total} bad 0\n", r
+    assert r.code == 0 and r.stderr == ""
+    assert len(proxy.cut_at) == 10
+    assert proxy.connections == 11
+    # The guest's close ends the session cleanly: the relay half-closes the target.
+    end = relay_for.wait_event("v4_session_end")
+    (rec,) = echo_server.records
+    for _ in range(100):
+        if rec.saw_eof:
+            break
+        await trio.sleep(0.02)
+    assert rec.received == total and rec.saw_eof
+    assert end["reconnects"] == 10
+    assert end["to_target"] == total and end["to_client"] == total
+    assert len(relay_for.events("v4_reconnect")) == 10
+
+
+async def test_first_connect_goes_to_the_relay_with_the_name(
+    relayclient: Path, echo_server: EchoServer, relay_for: RelayProcess
+) -> None:
+    config = relay_config(f"ws://127.0.0.1:{relay_for.port}", "corp-relay-v4")
+    port = str(echo_server.port)
+    r = await run_guest_async(relayclient, "echo.test", port, "127.0.0.1", port, config=config)
+    assert r.stdout.splitlines() == [
+        f"0 peer 0.0.0.0 {port}",  # the relay socket
+        f"1 peer 127.0.0.1 {port}",  # direct
+        "0 echo hello-0",
+        "1 echo hello-1",
+    ], r
+    (connect,) = relay_for.events("v4_connect")
+    assert connect["host"] == "echo.test"  # the name, resolved by the relay
+    assert connect["port"] == echo_server.port
+    assert len(echo_server.records) == 2
+
+
+async def test_claim_all_sends_every_connect_through_the_relay(
+    relayclient: Path, echo_server: EchoServer, relay_for: RelayProcess
+) -> None:
+    config = relay_config(f"ws://127.0.0.1:{relay_for.port}", "corp-relay-v4", claim="all")
+    port = str(echo_server.port)
+    r = await run_guest_async(relayclient, "echo.test", port, "127.0.0.1", port, config=config)
+    assert "0 echo hello-0" in r.stdout and "1 echo hello-1" in r.stdout, r
+    hosts = sorted(e["host"] for e in relay_for.events("v4_connect"))
+    assert hosts == ["127.0.0.1", "echo.test"]
+
+
+async def test_v4_destination_not_allowed_is_refused(
+    relayclient: Path, echo_server: EchoServer, closed_port: int, relay_for: RelayProcess
+) -> None:
+    config = relay_config(f"ws://127.0.0.1:{relay_for.port}", "corp-relay-v4")
+    r = await run_guest_async(relayclient, "other.test", str(closed_port), config=config)
+    assert r.stdout == f"0 connect errno {ECONNREFUSED}\n", r
+    refused = relay_for.wait_event("refused")
+    assert refused["host"] == "other.test" and refused["reason"] == "destination not allowed"
+    assert echo_server.records == []
+
+
+async def test_bearer_token(relayclient: Path, echo_server: EchoServer) -> None:
+    relay = RelayProcess("--allow", f"127.0.0.1:{echo_server.port}", "--token", "s3cret")
+    try:
+        url = f"ws://127.0.0.1:{relay.port}"
+        port = str(echo_server.port)
+        good = relay_config(url, "corp-relay-v4", headers={"Authorization": "Bearer s3cret"})
+        bad = relay_config(url, "corp-relay-v4", headers={"Authorization": "Bearer nope"})
+        r_bad = await run_guest_async(relayclient, "127.0.0.1", port, config=bad)
+        r_good = await run_guest_async(relayclient, "127.0.0.1", port, config=good)
+    finally:
+        relay.close()
+    assert r_bad.stdout == f"0 connect errno {ENETUNREACH}\n"
+    assert r_good.stdout.splitlines()[-1] == "0 echo hello-0"
+    assert relay.events("auth_failed")
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    d = tmp_path_factory.mktemp("tls")
+    files = {"ca": str(d / "ca.pem"), "cert": str(d / "cert.pem"), "key": str(d / "key.pem")}
+    ca.cert_pem.write_to_path(files["ca"])
+    cert.private_key_pem.write_to_path(files["key"])
+    with open(files["cert"], "wb") as f:
+        for pem in cert.cert_chain_pems:
+            f.write(pem.bytes())
+    return files
+
+
+@pytest.mark.parametrize("protocol", ["corp-relay-v4", "websockify"])
+async def test_wss_with_the_test_ca(
+    relayclient: Path, echo_server: EchoServer, tls_files: dict[str, str], protocol: str
+) -> None:
+    relay = RelayProcess(
+        "--allow",
+        f"127.0.0.1:{echo_server.port}",
+        "--tls-cert",
+        tls_files["cert"],
+        "--tls-key",
+        tls_files["key"],
+        "--target",
+        f"127.0.0.1:{echo_server.port}",
+    )
+    try:
+        url = f"wss://localhost:{relay.port}/"
+        port = str(echo_server.port)
+        trusted = relay_config(url, protocol, ca=tls_files["ca"])
+        untrusted = relay_config(url, protocol)  # system CAs: the test CA is unknown
+        r_ok = await run_guest_async(relayclient, "127.0.0.1", port, config=trusted)
+        r_bad = await run_guest_async(relayclient, "127.0.0.1", port, config=untrusted)
+    finally:
+        relay.close()
+    assert r_ok.stdout.splitlines()[-1] == "0 echo hello-0", r_ok
+    assert r_bad.stdout == f"0 connect errno {ENETUNREACH}\n", r_bad
+    assert len(echo_server.records) == 1
