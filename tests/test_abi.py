@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import wasmtime
@@ -167,3 +168,63 @@ def test_exit_status_passes_through() -> None:
         ' (memory (export "memory") 1) (func (export "_start") (call $exit (i32.const 255))))',
     )
     assert wassh.run_sync(module, ["exit"]) == 255
+
+
+ORIGINAL_GUEST = f"""
+(module
+  (import "{EXP}" "sock_create" (func $create (param i32 i32 i32 i32) (result i32)))
+  (import "{EXP}" "sock_connect" (func $connect (param i32 i32 i32 i32) (result i32)))
+  (import "{EXP}" "sock_register_fake_addr" (func $register (param i32 i32 i32) (result i32)))
+  (import "{EXP}" "sock_get_name"
+    (func $get_name (param i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 300) "orig.test")
+  ;; the original library's encodings: index 0x0305 little-endian in x.y.z.0, and 100::05
+  (data (i32.const 200) "\\05\\03\\00\\00")
+  (data (i32.const 220) "\\01\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\00\\05")
+  (func (export "connect_v4") (param $port i32) (result i32)
+    (drop (call $register (i32.const 0x0305) (i32.const 300) (i32.const 9)))
+    (drop (call $create (i32.const 128) (i32.const 1) (i32.const 6) (i32.const -1)))
+    (call $connect (i32.load (i32.const 128)) (i32.const 1) (i32.const 200) (local.get $port)))
+  (func (export "connect_v6") (param $port i32) (result i32)
+    (drop (call $register (i32.const 0x0305) (i32.const 300) (i32.const 9)))
+    (drop (call $create (i32.const 128) (i32.const 2) (i32.const 6) (i32.const -1)))
+    (call $connect (i32.load (i32.const 128)) (i32.const 2) (i32.const 220) (local.get $port)))
+  (func (export "connect_unregistered") (param $port i32) (result i32)
+    (drop (call $create (i32.const 128) (i32.const 1) (i32.const 6) (i32.const -1)))
+    (call $connect (i32.load (i32.const 128)) (i32.const 1) (i32.const 200) (local.get $port)))
+  (func (export "peer_port") (result i32)
+    (drop (call $get_name (i32.load (i32.const 128)) (i32.const 140) (i32.const 144)
+      (i32.const 160) (i32.const 1)))
+    (i32.load16_u (i32.const 144)))
+  (func (export "_start"))
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def original_guest() -> wasmtime.Module:
+    return wasmtime.Module(get_engine(), ORIGINAL_GUEST)
+
+
+def test_original_library_fake_addresses_keep_working(
+    original_guest: wasmtime.Module, echo_server: Any, echo_server_v6: Any
+) -> None:
+    hosts = {"orig.test": ["127.0.0.1", "::1"]}
+    p = wassh.prepare(original_guest, ["orig"], stdout=wassh.Capture(), hosts=hosts)
+    try:
+        assert p.call("connect_v4", echo_server.port) == 0
+        assert p.call("peer_port") == echo_server.port
+        assert p.call("connect_v6", echo_server_v6.port) == 0
+        assert p.call("peer_port") == echo_server_v6.port
+    finally:
+        p.close()
+    assert len(echo_server.records) == 1 and len(echo_server_v6.records) == 1
+
+
+def test_unregistered_fake_address_is_efault(original_guest: wasmtime.Module) -> None:
+    p = wassh.prepare(original_guest, ["orig"], stdout=wassh.Capture())
+    try:
+        assert p.call("connect_unregistered", 9) == wassh.Errno.EFAULT
+    finally:
+        p.close()
