@@ -19,6 +19,7 @@ references those names) the libc versions would win or collide.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -108,6 +109,14 @@ class CompileError(subprocess.CalledProcessError):
 
 
 def _zig_cc() -> list[str]:
+    # The ``zig`` binary inside the ``ziglang`` package, run directly: ``python -m
+    # ziglang`` would cost a second interpreter start on every compile (configure
+    # scripts and makefiles run the compiler hundreds of times).
+    spec = importlib.util.find_spec("ziglang")
+    if spec is not None and spec.origin:
+        zig = Path(spec.origin).parent / ("zig.exe" if os.name == "nt" else "zig")
+        if zig.is_file():
+            return [str(zig), "cc"]
     return [sys.executable, "-m", "ziglang", "cc"]
 
 
@@ -228,6 +237,9 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("wassh cc: building the guest SDK failed\n")
         sys.stderr.write(exc.stderr or "")
         return exc.returncode or 1
+    if os.name == "posix":
+        sys.stdout.flush()
+        os.execv(cmd[0], cmd)  # no second process: build systems call this a lot
     return subprocess.run(cmd, check=False).returncode
 
 

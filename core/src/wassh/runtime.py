@@ -32,6 +32,7 @@ from .host.files import dev_preopen, open_preopen
 from .host.objects import OpenObject
 from .host.sockets import SocketLayer
 from .host.stdio import BytesInput, CallbackOutput, HostStream
+from .host.tty import Terminals
 from .host.waiter import GuestTerminated, Waiter
 from .loop import LoopPortal, background_portal
 from .plugins import Transports
@@ -98,6 +99,7 @@ class Process:
         self.preopen_fds: set[int] = set()
         self.memory: GuestMemory = None  # type: ignore[assignment]  # set in _instantiate
         self.sockets = SocketLayer(self)
+        self.terminals = Terminals()
         self._guard: EpochGuard | None = None
         self._lock = threading.Lock()
         self._signal_deliver: Any = None
@@ -243,6 +245,7 @@ class Process:
             self.close()
 
     def close(self) -> None:
+        self.terminals.restore()
         self.fds.close_all()
         self.sockets.close_all()
         self.waiter.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import os
 import select
-import threading
 
 POLLIN = select.POLLIN
 POLLOUT = select.POLLOUT
@@ -30,7 +29,6 @@ class Waiter:
         self._rfd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.cancelled = False
         self.signals: collections.deque[int] = collections.deque()
-        self._lock = threading.Lock()
 
     def wake(self) -> None:
         try:
@@ -43,15 +41,18 @@ class Waiter:
         self.wake()
 
     def queue_signal(self, signum: int) -> None:
-        with self._lock:
-            self.signals.append(signum)
+        # No lock: this may run in a Python signal handler on the guest thread,
+        # interrupting take_signals. deque.append/popleft are atomic.
+        self.signals.append(signum)
         self.wake()
 
     def take_signals(self) -> list[int]:
-        with self._lock:
-            out = list(self.signals)
-            self.signals.clear()
-        return out
+        out: list[int] = []
+        while True:
+            try:
+                out.append(self.signals.popleft())
+            except IndexError:
+                return out
 
     def check_cancelled(self) -> None:
         if self.cancelled:

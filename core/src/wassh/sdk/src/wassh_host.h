@@ -45,6 +45,48 @@ WASSH_IMPORT("wassh_experimental", "sock_sendto")
 int32_t __wassh_sock_sendto(int32_t fd, const void *buf, uint32_t len, uint32_t *nwritten_out,
                             int32_t flags, int32_t domain, const void *addr, int32_t port);
 
+WASSH_IMPORT("wassh_experimental", "fd_dup")
+int32_t __wassh_fd_dup(int32_t fd, int32_t *newfd_out);
+
+WASSH_IMPORT("wassh_experimental", "fd_dup2")
+int32_t __wassh_fd_dup2(int32_t fd, int32_t newfd);
+
+/* rows, cols, xpixel, ypixel */
+WASSH_IMPORT("wassh_experimental", "tty_get_window_size")
+int32_t __wassh_tty_get_window_size(int32_t fd, uint16_t *winsize_out);
+
+WASSH_IMPORT("wassh_experimental", "tty_set_window_size")
+int32_t __wassh_tty_set_window_size(int32_t fd, const uint16_t *winsize);
+
+/* Asks the user (the host prints the prompt); writes at most buf_len - 1 bytes
+ * and a NUL. */
+WASSH_IMPORT("wassh_experimental", "readpassphrase")
+int32_t __wassh_readpassphrase(const char *prompt, uint32_t prompt_len, char *buf,
+                               uint32_t buf_len, int32_t echo);
+
+/* A pipe: fds_out[0] reads what fds_out[1] writes. */
+WASSH_IMPORT("wassh", "fd_pipe")
+int32_t __wassh_fd_pipe(int32_t *fds_out);
+
+/* Terminal attributes of the terminal behind fd (ENOTTY if none), in Linux
+ * numbering (flags, c_cc indices, Bnnn speed codes), as musl's <termios.h>. */
+struct __wassh_termios {
+    uint32_t iflag;
+    uint32_t oflag;
+    uint32_t cflag;
+    uint32_t lflag;
+    uint32_t ispeed;
+    uint32_t ospeed;
+    uint8_t cc[32];
+};
+
+WASSH_IMPORT("wassh", "tty_get_attr")
+int32_t __wassh_tty_get_attr(int32_t fd, struct __wassh_termios *out);
+
+/* action: 0 now, 1 after output drains, 2 after draining and discarding input */
+WASSH_IMPORT("wassh", "tty_set_attr")
+int32_t __wassh_tty_set_attr(int32_t fd, int32_t action, const struct __wassh_termios *in);
+
 /* One result record of sock_getaddrinfo (32 bytes). */
 struct __wassh_gai_record {
     int32_t family;   /* AF_INET (1) or AF_INET6 (2) */

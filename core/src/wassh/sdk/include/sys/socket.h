@@ -28,6 +28,16 @@
 #ifndef SO_KEEPALIVE
 #define SO_KEEPALIVE 9
 #endif
+/* Linux numbers; the host answers ENOPROTOOPT for options it does not map. */
+#ifndef SO_SNDBUF
+#define SO_SNDBUF 7
+#endif
+#ifndef SO_RCVBUF
+#define SO_RCVBUF 8
+#endif
+#ifndef SO_LINGER
+#define SO_LINGER 13
+#endif
 
 #ifndef MSG_DONTWAIT
 #define MSG_DONTWAIT 0x40
@@ -35,6 +45,37 @@
 /* There is no SIGPIPE to suppress: the flag is accepted and has no effect. */
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
+#endif
+
+/* Ancillary data (musl's layout). sendmsg()/recvmsg() carry no descriptors
+ * here, but code that builds control messages must compile. */
+#ifndef SCM_RIGHTS
+struct cmsghdr {
+    socklen_t cmsg_len;
+    int cmsg_level;
+    int cmsg_type;
+};
+
+#define __CMSG_LEN(cmsg) (((cmsg)->cmsg_len + sizeof(long) - 1) & ~(long)(sizeof(long) - 1))
+#define __CMSG_NEXT(cmsg) ((unsigned char *)(cmsg) + __CMSG_LEN(cmsg))
+#define __MHDR_END(mhdr) ((unsigned char *)(mhdr)->msg_control + (mhdr)->msg_controllen)
+#define CMSG_DATA(cmsg) ((unsigned char *)(((struct cmsghdr *)(cmsg)) + 1))
+#define CMSG_NXTHDR(mhdr, cmsg)                                                              \
+    ((cmsg)->cmsg_len < sizeof(struct cmsghdr) ||                                            \
+             __CMSG_LEN(cmsg) + sizeof(struct cmsghdr) >=                                    \
+                 (size_t)(__MHDR_END(mhdr) - (unsigned char *)(cmsg))                        \
+         ? 0                                                                                 \
+         : (struct cmsghdr *)__CMSG_NEXT(cmsg))
+#define CMSG_FIRSTHDR(mhdr)                                                                  \
+    ((size_t)(mhdr)->msg_controllen >= sizeof(struct cmsghdr)                                \
+         ? (struct cmsghdr *)(mhdr)->msg_control                                             \
+         : (struct cmsghdr *)0)
+#define CMSG_ALIGN(len) (((len) + sizeof(size_t) - 1) & (size_t) ~(sizeof(size_t) - 1))
+#define CMSG_SPACE(len) (CMSG_ALIGN(len) + CMSG_ALIGN(sizeof(struct cmsghdr)))
+#define CMSG_LEN(len) (CMSG_ALIGN(sizeof(struct cmsghdr)) + (len))
+
+#define SCM_RIGHTS 0x01
+#define SCM_CREDENTIALS 0x02
 #endif
 
 #ifndef SOMAXCONN

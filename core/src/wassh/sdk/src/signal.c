@@ -1,0 +1,271 @@
+/* wassh SDK: signals for a process that receives them synchronously.
+ *
+ * The host queues signals (a terminal resize queues SIGWINCH) and, from inside
+ * poll_oneoff(), calls the exported __wassh_signal_deliver() once per signal;
+ * kill() and raise() aimed at this process deliver at once. Delivery follows
+ * POSIX: blocked signals stay pending until sigprocmask() unblocks them;
+ * SIG_IGN ignores; the default action of SIGCHLD, SIGURG, SIGWINCH and the
+ * job-control signals is to ignore, of any other signal to exit with status
+ * 128 + signal number; sa_mask, SA_NODEFER, SA_RESETHAND and SA_SIGINFO are
+ * honoured. A poll() or sleep that was interrupted by a delivered signal fails
+ * with EINTR. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#undef signal
+#undef bsd_signal
+#undef raise
+
+static struct sigaction actions[_NSIG];
+static sigset_t blocked;
+static sigset_t pending;
+
+static int valid(int sig) { return sig > 0 && sig < _NSIG; }
+
+/* bits of sigset_t: signal n is bit n - 1 */
+#define WORD(sig) (((unsigned)(sig)-1) / (8 * sizeof(unsigned long)))
+#define BIT(sig) (1UL << (((unsigned)(sig)-1) % (8 * sizeof(unsigned long))))
+
+int sigemptyset(sigset_t *set) {
+    memset(set, 0, sizeof *set);
+    return 0;
+}
+
+int sigfillset(sigset_t *set) {
+    sigemptyset(set);
+    for (int s = 1; s < _NSIG; s++)
+        set->__bits[WORD(s)] |= BIT(s);
+    return 0;
+}
+
+int sigaddset(sigset_t *set, int sig) {
+    if (!valid(sig))
+        return errno = EINVAL, -1;
+    set->__bits[WORD(sig)] |= BIT(sig);
+    return 0;
+}
+
+int sigdelset(sigset_t *set, int sig) {
+    if (!valid(sig))
+        return errno = EINVAL, -1;
+    set->__bits[WORD(sig)] &= ~BIT(sig);
+    return 0;
+}
+
+int sigismember(const sigset_t *set, int sig) {
+    if (!valid(sig))
+        return errno = EINVAL, -1;
+    return (set->__bits[WORD(sig)] & BIT(sig)) != 0;
+}
+
+int sigisemptyset(const sigset_t *set) {
+    for (size_t i = 0; i < sizeof set->__bits / sizeof set->__bits[0]; i++)
+        if (set->__bits[i])
+            return 0;
+    return 1;
+}
+
+static int ignored_by_default(int sig) {
+    switch (sig) {
+    case SIGCHLD:
+    case SIGURG:
+    case SIGWINCH:
+    case SIGCONT:
+    case SIGSTOP:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void deliver_pending(void);
+static unsigned delivered; /* handlers run so far */
+
+static void run_handler(int sig) {
+    struct sigaction *act = &actions[sig];
+    void (*handler)(int) = act->sa_handler;
+    if (handler == SIG_IGN)
+        return;
+    if (handler == SIG_DFL) {
+        if (ignored_by_default(sig))
+            return;
+        _Exit(128 + sig);
+    }
+    delivered++;
+    int flags = act->sa_flags;
+    void (*action)(int, siginfo_t *, void *) = act->sa_sigaction;
+    sigset_t saved = blocked;
+    for (size_t i = 0; i < sizeof blocked.__bits / sizeof blocked.__bits[0]; i++)
+        blocked.__bits[i] |= act->sa_mask.__bits[i];
+    if (!(flags & SA_NODEFER))
+        sigaddset(&blocked, sig);
+    if (flags & SA_RESETHAND) {
+        act->sa_handler = SIG_DFL;
+        act->sa_flags &= ~SA_SIGINFO;
+    }
+    if (flags & SA_SIGINFO) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        info.si_signo = sig;
+        info.si_code = SI_USER;
+        info.si_pid = getpid();
+        action(sig, &info, NULL);
+    } else {
+        handler(sig);
+    }
+    blocked = saved;
+    deliver_pending();
+}
+
+static void deliver(int sig) {
+    if (sigismember(&blocked, sig) == 1 && sig != SIGKILL && sig != SIGSTOP) {
+        sigaddset(&pending, sig);
+        return;
+    }
+    run_handler(sig);
+}
+
+static void deliver_pending(void) {
+    for (int sig = 1; sig < _NSIG; sig++) {
+        if (sigismember(&pending, sig) == 1 && sigismember(&blocked, sig) != 1) {
+            sigdelset(&pending, sig);
+            run_handler(sig);
+        }
+    }
+}
+
+/* Called by the host from inside poll_oneoff(). */
+__attribute__((export_name("__wassh_signal_deliver"))) void __wassh_signal_deliver(int sig) {
+    if (valid(sig))
+        deliver(sig);
+}
+
+int sigaction(int sig, const struct sigaction *restrict act, struct sigaction *restrict old) {
+    if (!valid(sig) || (act != NULL && (sig == SIGKILL || sig == SIGSTOP)))
+        return errno = EINVAL, -1;
+    if (old != NULL)
+        *old = actions[sig];
+    if (act != NULL) {
+        actions[sig] = *act;
+        if (act->sa_handler == SIG_IGN ||
+            (act->sa_handler == SIG_DFL && ignored_by_default(sig)))
+            sigdelset(&pending, sig);
+    }
+    return 0;
+}
+
+void (*__wassh_signal(int sig, void (*handler)(int)))(int) {
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    act.sa_flags = SA_RESTART;
+    if (sigaction(sig, &act, &old) != 0)
+        return SIG_ERR;
+    return old.sa_handler;
+}
+
+int siginterrupt(int sig, int flag) {
+    struct sigaction act;
+    if (sigaction(sig, NULL, &act) != 0)
+        return -1;
+    if (flag)
+        act.sa_flags &= ~SA_RESTART;
+    else
+        act.sa_flags |= SA_RESTART;
+    return sigaction(sig, &act, NULL);
+}
+
+int __wassh_raise(int sig) {
+    if (!valid(sig))
+        return errno = EINVAL, -1;
+    deliver(sig);
+    return 0;
+}
+
+int kill(pid_t pid, int sig) {
+    if (sig != 0 && !valid(sig))
+        return errno = EINVAL, -1;
+    if (pid != 0 && pid != -1 && pid != getpid() && pid != -getpid())
+        return errno = ESRCH, -1;
+    if (sig != 0)
+        deliver(sig);
+    return 0;
+}
+
+int killpg(pid_t pgrp, int sig) { return kill(pgrp == 0 ? 0 : -pgrp, sig); }
+
+int sigprocmask(int how, const sigset_t *restrict set, sigset_t *restrict old) {
+    if (old != NULL)
+        *old = blocked;
+    if (set == NULL)
+        return 0;
+    size_t words = sizeof blocked.__bits / sizeof blocked.__bits[0];
+    switch (how) {
+    case SIG_BLOCK:
+        for (size_t i = 0; i < words; i++)
+            blocked.__bits[i] |= set->__bits[i];
+        break;
+    case SIG_UNBLOCK:
+        for (size_t i = 0; i < words; i++)
+            blocked.__bits[i] &= ~set->__bits[i];
+        break;
+    case SIG_SETMASK:
+        blocked = *set;
+        break;
+    default:
+        return errno = EINVAL, -1;
+    }
+    sigdelset(&blocked, SIGKILL);
+    sigdelset(&blocked, SIGSTOP);
+    deliver_pending();
+    return 0;
+}
+
+int pthread_sigmask(int how, const sigset_t *restrict set, sigset_t *restrict old) {
+    return sigprocmask(how, set, old) == 0 ? 0 : errno;
+}
+
+int sigpending(sigset_t *set) {
+    *set = pending;
+    return 0;
+}
+
+/* Waits (in poll) until a signal is delivered: poll() then fails with EINTR. */
+static void wait_for_signal(void) {
+    while (__wassh_poll(NULL, 0, -1) >= 0 || errno != EINTR)
+        ;
+}
+
+int sigsuspend(const sigset_t *mask) {
+    sigset_t saved = blocked;
+    unsigned before = delivered;
+    blocked = *mask;
+    deliver_pending();
+    if (delivered == before)
+        wait_for_signal();
+    blocked = saved;
+    deliver_pending();
+    return errno = EINTR, -1;
+}
+
+int pause(void) {
+    wait_for_signal();
+    return errno = EINTR, -1;
+}
+
+int sigaltstack(const stack_t *restrict ss, stack_t *restrict old) {
+    if (old != NULL) {
+        memset(old, 0, sizeof *old);
+        old->ss_flags = SS_DISABLE;
+    }
+    (void)ss;
+    return 0;
+}
