@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import struct
 import time
 import urllib.parse
@@ -94,6 +95,9 @@ class HostileRelay:
     def __init__(self, echo_port: int) -> None:
         self.echo_port = echo_port
         self.port = 0
+        self.reconnects: list[str] = []
+        self.before_resync: list[bytes] = []
+        self.resent: list[bytes] = []
 
     async def start(self, nursery: trio.Nursery) -> int:
         listeners = await nursery.start(partial(trio.serve_tcp, self._handle, 0, host="127.0.0.1"))
@@ -108,6 +112,11 @@ class HostileRelay:
             query = dict(urllib.parse.parse_qsl(parts.query))
             route["path"] = parts.path
             route["dest"] = query.get("dest") or query.get("host", "")
+            if parts.path == "/v4/reconnect":
+                self.reconnects.append(request.path)
+                route["dest"] = query["sid"]
+                if query["sid"] == "vanish.test":
+                    return proto.reject(410, "gone\n")
             response = proto.accept(request)
             if parts.path.startswith("/v4/"):
                 response.headers["Sec-WebSocket-Protocol"] = "ssh"
@@ -126,7 +135,9 @@ class HostileRelay:
                 await stream.send_eof()
                 await trio.sleep(5)
             elif route["path"] == "/v4/connect":
-                await self._v4(ws, dest)
+                await self._v4(ws, stream, dest)
+            elif route["path"] == "/v4/reconnect":
+                await self._v4_resync(ws)
             else:
                 await self._echo(ws)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -138,9 +149,17 @@ class HostileRelay:
         while (msg := await ws.recv_message()) is not None:
             await ws.send_binary(msg[1])
 
-    async def _v4(self, ws: WebSocket, dest: str) -> None:
-        await ws.send_binary(v4.connect_success("S1"))
+    async def _v4(self, ws: WebSocket, stream: trio.SocketStream, dest: str) -> None:
+        await ws.send_binary(v4.connect_success(dest))
         await ws.send_binary(b"\x00\x63 an unknown tag the client must ignore")
+        if dest == "closes.test":
+            await ws.send_close(1000, "bye")
+            await ws.wait_closed(2)
+            return
+        if dest in ("vanish.test", "slowresync.test"):
+            await ws.recv_message()  # the guest's first DATA: drop it, unacknowledged
+            stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         if dest == "badlength.test":
             await ws.send_binary(b"\x00\x04\x00\x00\x00\x09short")
         elif dest == "bigack.test":
@@ -152,6 +171,47 @@ class HostileRelay:
                 assert isinstance(value, bytes)
                 received += len(value)
                 await ws.send_binaries([v4.ack(received), v4.data(value)])
+
+    async def _v4_resync(self, ws: WebSocket) -> None:
+        # Nothing may arrive before RECONNECT_SUCCESS (relay-protocols.md §5.4).
+        with trio.move_on_after(0.3):
+            msg = await ws.recv_message()
+            self.before_resync.append(msg[1] if msg else b"")
+        await ws.send_binary(v4.reconnect_success(0))  # "I have none of your bytes"
+        msg = await ws.recv_message()
+        assert msg is not None
+        tag, value = v4.parse(msg[1])
+        assert tag == v4.DATA and isinstance(value, bytes)
+        self.resent.append(value)
+        await ws.send_binaries([v4.ack(len(value)), v4.data(value)])
+        while await ws.recv_message() is not None:
+            pass
+
+
+async def test_v4_reconnects(relayclient: Path, echo_server: EchoServer) -> None:
+    hostile = HostileRelay(echo_server.port)
+    async with trio.open_nursery() as nursery:
+        port = await hostile.start(nursery)
+        config = relay_config(
+            f"ws://127.0.0.1:{port}/", "corp-relay-v4", claim="all", relay_reconnect_delay=0.05
+        )
+        r = await run_guest_async(
+            relayclient,
+            *("slowresync.test", "22", "vanish.test", "22", "closes.test", "22"),
+            config=config,
+        )
+        nursery.cancel_scope.cancel()
+    lines = r.stdout.splitlines()
+    # dropped before the first byte was acknowledged: resent after RECONNECT_SUCCESS(0)
+    assert "0 echo hello-0" in lines, r
+    assert hostile.before_resync == []
+    assert hostile.resent == [b"hello-0\n"]
+    # the relay is gone for good: three failed reconnects, then ECONNRESET
+    assert "1 recv errno 15" in lines, r
+    assert sum("sid=vanish.test" in p for p in hostile.reconnects) == 3
+    # a clean close: end of stream, and no reconnect
+    assert "2 eof after 0" in lines, r
+    assert not any("closes.test" in p for p in hostile.reconnects)
 
 
 async def test_garbage_from_a_relay_resets_only_that_connection(

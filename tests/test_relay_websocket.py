@@ -14,6 +14,7 @@ from guestbuild import build_guest
 from relayhelpers import (
     FaultProxy,
     RelayProcess,
+    SinkServer,
     WebsockifyProcess,
     free_port,
     relay_config,
@@ -142,6 +143,24 @@ async def test_first_connect_goes_to_the_relay_with_the_name(
     assert len(echo_server.records) == 2
 
 
+async def test_half_close_through_wassh_relay(
+    netclient: Path, echo_server: EchoServer, relay_for: RelayProcess
+) -> None:
+    # send, shutdown(SHUT_WR), read to EOF: the relay half-closes the target (wassh
+    # extension, negotiated in the handshake), the target's EOF comes back as EOF.
+    config = relay_config(f"ws://127.0.0.1:{relay_for.port}", "corp-relay-v4")
+    port = str(echo_server.port)
+    r = await run_guest_async(netclient, "echo", "echo.test", port, "ping", config=config)
+    assert r.stdout.splitlines() == [
+        "ping",
+        "[eof after 4 bytes]",
+        f"peer inet 0.0.0.0 {port}",
+        "local inet 0.0.0.0 0",
+    ], r
+    (rec,) = echo_server.records
+    assert rec.saw_eof and rec.received == 4
+
+
 async def test_claim_all_sends_every_connect_through_the_relay(
     relayclient: Path, echo_server: EchoServer, relay_for: RelayProcess
 ) -> None:
@@ -220,3 +239,64 @@ async def test_wss_with_the_test_ca(
     assert r_ok.stdout.splitlines()[-1] == "0 echo hello-0", r_ok
     assert r_bad.stdout == f"0 connect errno {ENETUNREACH}\n", r_bad
     assert len(echo_server.records) == 1
+
+
+# -- closing, and the command line -------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["corp-relay-v4", "websockify"])
+async def test_bytes_queued_at_exit_are_delivered(relayclient: Path, protocol: str) -> None:
+    # The guest writes 3 MiB and exits at once: the close flushes what is queued.
+    total = 3 << 20
+    sink = SinkServer()
+    relay = RelayProcess("--allow", f"127.0.0.1:{sink.port}")
+    try:
+        query = f"?host=127.0.0.1&port={sink.port}" if protocol == "websockify" else ""
+        config = relay_config(f"ws://127.0.0.1:{relay.port}/{query}", protocol)
+        r = await run_guest_async(
+            relayclient, "-send", str(total), "127.0.0.1", str(sink.port), config=config
+        )
+        assert r.code == 0, r
+        assert sink.wait_total(total) == [total]
+    finally:
+        relay.close()
+        sink.close()
+
+
+def test_wassh_run_through_wassh_relay(relayclient: Path, netclient: Path) -> None:
+    """The command line: `wassh relay` serving, `wassh run --relay` (background trio loop)."""
+    import subprocess
+
+    from relayhelpers import BIN
+
+    echo, sink = EchoServer(), SinkServer()
+    relay = RelayProcess(
+        *("--allow", f"echo.test:{echo.port}", "--allow", f"sink.test:{sink.port}"),
+        *("--add-host", "echo.test=127.0.0.1", "--add-host", "sink.test=127.0.0.1"),
+    )
+    try:
+        base = [str(BIN / "wassh"), "run", "--relay", f"ws://127.0.0.1:{relay.port}/"]
+        base += ["--relay-protocol", "corp-relay-v4"]
+        total = 8 << 20
+        out = subprocess.run(
+            [*base, str(netclient), "bulk", "echo.test", str(echo.port), str(total)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.stdout == f"sent {total} got {total} bad 0\n", out
+        assert [r.received for r in echo.records] == [total]
+        # exit right after writing: the bytes still arrive (flushed before the CLI exits)
+        sent = subprocess.run(
+            [*base, str(relayclient), "-send", str(1 << 20), "sink.test", str(sink.port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent
+        assert sink.wait_total(1 << 20) == [1 << 20]
+        assert [e["host"] for e in relay.events("v4_connect")] == ["echo.test", "sink.test"]
+    finally:
+        relay.close()
+        echo.close()
+        sink.close()

@@ -32,8 +32,25 @@ static int dial(const char *host, const char *port) {
   return fd;
 }
 
+/* -send N HOST PORT: write N bytes, close and exit at once (queued bytes must still
+ * reach the server). */
+static int send_and_exit(long n, const char *host, const char *port) {
+  int fd = dial(host, port);
+  if (fd < 0) { printf("connect errno %d\n", errno); return 1; }
+  static char buf[65536];
+  for (size_t i = 0; i < sizeof buf; i++) buf[i] = (char)('a' + i % 26);
+  while (n > 0) {
+    ssize_t w = send(fd, buf, n < (long)sizeof buf ? (size_t)n : sizeof buf, 0);
+    if (w < 0) { printf("send errno %d\n", errno); return 1; }
+    n -= w;
+  }
+  close(fd);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc == 5 && !strcmp(argv[1], "-send")) return send_and_exit(atol(argv[2]), argv[3], argv[4]);
   int n = (argc - 1) / 2;
   int *fds = calloc((size_t)n + 1, sizeof(int));
   for (int i = 0; i < n; i++) {

@@ -183,6 +183,10 @@ class RelayConnection:
     def shutdown_write(self) -> None:
         with self.lock:
             self.shut_wr = True
+            parked = self._writer_parked
+            self._writer_parked = None
+        if parked is not None:
+            self._wake_soon(parked)
 
     def guest_close(self, on_trio: Any) -> None:
         """The last guest descriptor is gone: tell the task, release the eventfds."""
@@ -253,14 +257,15 @@ class RelayConnection:
     def total(self) -> int:
         return self.acked + len(self.sbuf)
 
-    async def wait_unsent(self) -> bool:
-        """Wait until there are unsent bytes (True) or the guest closed with none left (False)."""
+    async def wait_unsent(self, stop_on_shut: bool = False) -> bool:
+        """Wait until there are unsent bytes (True), or none are left and the guest
+        closed (or, with ``stop_on_shut``, shut down writing): False."""
         while True:
             event = trio.Event()
             with self.lock:
                 if self.acked + len(self.sbuf) > self.sent:
                     return True
-                if self.guest_closed:
+                if self.guest_closed or (stop_on_shut and self.shut_wr):
                     return False
                 self._writer_parked = event
             await event.wait()

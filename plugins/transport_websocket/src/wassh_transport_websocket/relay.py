@@ -62,12 +62,17 @@ class Driver:
         self.ws: WebSocket | None = None
         self.label = f"{self.name} {host}:{port}"
 
-    async def _connect(self, url: str, subprotocols: list[str] | None = None) -> WebSocket:
+    async def _connect(
+        self,
+        url: str,
+        subprotocols: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> WebSocket:
         s = self.settings
         secure = url.lower().startswith("wss:")
         return await connect(
             url,
-            headers=s.headers,
+            headers={**s.headers, **(headers or {})},
             subprotocols=subprotocols,
             ssl_context=s.ssl_context() if secure else None,
             max_size=s.max_message,
@@ -161,12 +166,15 @@ class CorpRelayV4(Driver):
         self.read_count = 0  # R
         self._acked = trio.Event()
         self._resync: int | None = None  # RECONNECT_SUCCESS value, once it arrived
+        self.eof_ext = False  # the relay understands the half-close extension
 
     async def _open_ws(self, url: str) -> WebSocket:
-        ws = await self._connect(url, ["ssh"])
+        ws = await self._connect(url, ["ssh"], {v4.EXT_HEADER: "eof"})
         if ws.subprotocol != "ssh":
             await ws.aclose()
             raise HandshakeError("relay did not select the 'ssh' subprotocol")
+        headers = ws.response_headers
+        self.eof_ext = headers is not None and headers.get(v4.EXT_HEADER, "") == "eof"
         return ws
 
     async def open(self) -> None:
@@ -327,13 +335,20 @@ class CorpRelayV4(Driver):
     async def _writer(self, ws: WebSocket) -> None:
         conn = self.conn
         try:
-            while await conn.wait_unsent():
+            while await conn.wait_unsent(stop_on_shut=True):
                 data = conn.take_unsent(4 * v4.MAX_CLIENT_DATA, release=False)
                 frames = [
                     v4.data(data[i : i + v4.MAX_CLIENT_DATA])
                     for i in range(0, len(data), v4.MAX_CLIENT_DATA)
                 ]
                 await ws.send_binaries(frames)
+            if conn.shut_wr and not conn.guest_closed:
+                # shutdown(SHUT_WR): tell a relay that understands it (again after a
+                # reconnect: it is idempotent), then wait for the guest's close.
+                if self.eof_ext:
+                    await ws.send_binary(v4.eof(conn.total))
+                while await conn.wait_unsent():
+                    pass  # the core refuses writes after shutdown: only the close is left
             # The guest closed: wait (bounded by the task's deadline) for the acks,
             # then end the session with a clean close.
             while not conn.all_acked():

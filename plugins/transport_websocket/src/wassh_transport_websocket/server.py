@@ -123,6 +123,8 @@ class Session:
         self.target_eof = False
         self.target_error = ""
         self.client_done = False  # the client closed the session cleanly
+        self.client_eof_at: int | None = None  # wassh extension: the client shut down writing
+        self.target_shut = False
         self.ended = trio.Event()
         self._changed = trio.Event()  # wakes writers: data, acks, end
         self._attach_scope: trio.CancelScope | None = None
@@ -181,8 +183,18 @@ class Session:
     async def _target_writer(self) -> None:
         while True:
             while not self.to_target:
-                if self.client_done:
+                eof_due = self.client_eof_at is not None and self.written >= self.client_eof_at
+                if eof_due and not self.target_shut:
+                    self.target_shut = True
                     if isinstance(self.target, trio.abc.HalfCloseableStream):
+                        try:
+                            await self.target.send_eof()
+                        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                            pass
+                if self.client_done:
+                    if not self.target_shut and isinstance(
+                        self.target, trio.abc.HalfCloseableStream
+                    ):
                         try:
                             await self.target.send_eof()
                         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -290,6 +302,10 @@ class Session:
                 assert isinstance(value, bytes)
                 self.to_target += value
                 self.in_count += len(value)
+                self._poke()
+            elif tag == v4.EOF_EXT:
+                assert isinstance(value, int)
+                self.client_eof_at = value
                 self._poke()
             elif tag == v4.ACK:
                 assert isinstance(value, int)
@@ -408,6 +424,8 @@ class RelayServer:
                     route.kind, route.sid, route.ack = "v4-reconnect", sid, int(ack)
                 response = proto.accept(request)
                 response.headers["Sec-WebSocket-Protocol"] = "ssh"
+                if request.headers.get(v4.EXT_HEADER, "") == "eof":
+                    response.headers[v4.EXT_HEADER] = "eof"
                 proto.subprotocol = "ssh"  # type: ignore[assignment]
                 return response
             # websockify style: [PY] like websockify 0.13, "binary" or nothing

@@ -9,6 +9,13 @@ RECONNECT_SUCCESS = 2
 DATA = 4
 ACK = 7
 
+# wassh extension, used only when the relay's 101 answer carries
+# "X-Wassh-Relay-Ext: eof" in reply to the same request header: the client will
+# send no byte at or after this u64 position (shutdown(SHUT_WR)); the relay
+# half-closes its connection to the target once it has written everything before.
+EOF_EXT = 0x5745
+EXT_HEADER = "X-Wassh-Relay-Ext"
+
 MAX_CLIENT_DATA = 16384  # what a client puts in one DATA (relay-protocols.md §5.2)
 
 _HI = struct.Struct(">HI")
@@ -37,6 +44,10 @@ def ack(position: int) -> bytes:
     return _HQ.pack(ACK, position & _U64_MAX)
 
 
+def eof(position: int) -> bytes:
+    return _HQ.pack(EOF_EXT, position & _U64_MAX)
+
+
 def parse(msg: bytes) -> tuple[int, object]:
     """``(tag, value)``: sid (str), ack (int), payload (bytes); unknown tags give None.
 
@@ -61,7 +72,7 @@ def parse(msg: bytes) -> tuple[int, object]:
         if not sid.isprintable() or not sid:
             raise CommandError("session id is empty or not printable")
         return tag, sid
-    if tag in (ACK, RECONNECT_SUCCESS):
+    if tag in (ACK, RECONNECT_SUCCESS, EOF_EXT):
         if len(msg) != 10:
             raise CommandError(f"tag {tag} must be 10 bytes, got {len(msg)}")
         (value,) = struct.unpack_from(">Q", msg, 2)

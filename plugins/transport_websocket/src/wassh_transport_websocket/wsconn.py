@@ -60,6 +60,7 @@ class WebSocket:
         self.subprotocol: str | None = protocol.subprotocol
         self._kick = trio.Event()
         self.flusher_active = False
+        self.response_headers: Headers | None = None  # the server's 101 (client side)
 
     # -- sending ------------------------------------------------------------------------
     async def _flush(self) -> None:
@@ -315,7 +316,7 @@ async def connect(
             if any(isinstance(e, Response) for e in ws._events):
                 while ws._events and not isinstance(ws._events[0], Response):
                     ws._events.popleft()
-                ws._events.popleft()
+                ws.response_headers = ws._events.popleft().headers
                 break
             if not data:
                 raise HandshakeError("relay closed the connection during the handshake")
