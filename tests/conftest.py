@@ -108,6 +108,11 @@ def netclient() -> Path:
     return build_guest(GUESTS / "net" / "netclient.c", sdk=True)
 
 
+@pytest.fixture(scope="session")
+def netserver() -> Path:
+    return build_guest(GUESTS / "net" / "netserver.c", sdk=True)
+
+
 @dataclass
 class GuestResult:
     code: int

@@ -166,8 +166,12 @@ def test_ranking_orders_by_rank_then_name_and_skips_unavailable() -> None:
 def test_blocking_the_tcp_transport_makes_socket_fail(
     netclient: Path, echo_server: EchoServer
 ) -> None:
-    r = run_guest(netclient, "echo", "127.0.0.1", str(echo_server.port), block=["tcp"])
+    r = run_guest(netclient, "echo", "127.0.0.1", str(echo_server.port), block=["tcp", "listen"])
     assert r.stdout == "connect: Protocol not supported\n"
+    # With a listening transport left, stream sockets exist (they may listen), but
+    # nothing can dial out.
+    r = run_guest(netclient, "echo", "127.0.0.1", str(echo_server.port), block=["tcp"])
+    assert r.stdout == "connect: Network unreachable\n"
     assert echo_server.records == []
 
 

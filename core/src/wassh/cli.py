@@ -232,6 +232,7 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
     if not rows:
         print("no transport plugins found (install wassh-transport-tcp)")
         return 1
+    words = {"dgram": "datagram"}
     for r in rows:
         state = "available" if r["available"] else f"unavailable: {r['reason']}"
         serves = ",".join(words.get(k, k) for k in r["kinds"])

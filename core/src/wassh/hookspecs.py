@@ -22,6 +22,7 @@ turns them into WASI errno in one place. Never touch guest memory.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -39,14 +40,15 @@ hookimpl = pluggy.HookimplMarker("wassh")
 
 
 @hookspec
-def wassh_transport_offer(config: TransportConfig) -> Offer | None:
+def wassh_transport_offer(config: TransportConfig) -> Offer | Sequence[Offer] | None:
     """Say whether this transport can work here, what it serves and its rank.
 
     Called once per runtime, on the thread that builds it.
 
     :param config: the runtime's transport settings (relay URL, policies, extras).
     :returns: an ``Offer`` (``available=False`` with a ``reason`` to explain why
-        not), or None when the plugin has nothing to offer.
+        not), a list of them when one plugin serves several kinds under their
+        own names and ranks, or None when the plugin has nothing to offer.
     """
 
 
@@ -94,7 +96,11 @@ def wassh_sock_connect_check(sock: SocketHandle) -> bool:
 def wassh_sock_recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int:
     """Copy received bytes into ``buf`` without blocking.
 
-    :returns: the byte count; 0 means end of stream.
+    Datagram sockets receive one whole datagram per call: store its source as
+    ``sock.last_source = (literal, port)``, and return its full length when it
+    was longer than ``buf`` (the core reports the truncation; the rest is lost).
+
+    :returns: the byte count; 0 means end of stream (for a stream socket).
     :raises BlockingIOError: nothing buffered yet.
     """
 
@@ -104,6 +110,18 @@ def wassh_sock_send(sock: SocketHandle, data: memoryview) -> int:
     """Queue or send ``data`` without blocking; returns the bytes accepted.
 
     :raises BlockingIOError: no room at all right now.
+    """
+
+
+@hookspec
+def wassh_sock_sendto(sock: SocketHandle, data: memoryview, host: str, port: int) -> int:
+    """Send one datagram to ``host`` (a name or a literal) and ``port`` without blocking.
+
+    Called for datagram sockets only, possibly before any bind or connect (the
+    transport then creates its socket, bound to an ephemeral port).
+
+    :returns: the bytes sent (the whole datagram).
+    :raises BlockingIOError: no room right now.
     """
 
 

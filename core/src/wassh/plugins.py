@@ -28,6 +28,7 @@ SOCKET_HOOKS = (
     "wassh_sock_connect_check",
     "wassh_sock_recv_into",
     "wassh_sock_send",
+    "wassh_sock_sendto",
     "wassh_sock_wait_handle",
     "wassh_sock_setsockopt",
     "wassh_sock_getsockopt",
@@ -100,6 +101,7 @@ class Dispatch:
     connect_check: Callable[..., Any]
     recv_into: Callable[..., Any]
     send: Callable[..., Any]
+    sendto: Callable[..., Any]
     wait_handle: Callable[..., Any]
     setsockopt: Callable[..., Any]
     getsockopt: Callable[..., Any]
@@ -138,15 +140,16 @@ class Transports:
             if impl is None:
                 continue
             try:
-                offer = impl(config=config)
+                offered = impl(config=config)
             except Exception as exc:  # a broken plugin must not take the runtime down
                 log.warning("plugin %r failed to make an offer: %s", plugin, exc)
                 continue
-            if offer is not None:
+            # One plugin may serve several kinds under separate names and ranks.
+            for offer in [offered] if isinstance(offered, Offer) else offered or ():
                 self.offers.append((offer, plugin))
         self.offers.sort(key=lambda op: (-op[0].rank, op[0].name))
         self._dispatch = {
-            id(plugin): Dispatch(pm, plugin, offer)
+            id(offer): Dispatch(pm, plugin, offer)
             for offer, plugin in self.offers
             if offer.available
         }
@@ -164,12 +167,12 @@ class Transports:
 
     def choose(self, request: ConnectRequest, skip: Iterable[str] = ()) -> Dispatch | None:
         skipped = set(skip)
-        for offer, plugin in self.offers:
+        for offer, _ in self.offers:
             if not offer.available or request.kind not in offer.kinds or offer.name in skipped:
                 continue
             if offer.accepts is not None and not offer.accepts(request):
                 continue
-            return self._dispatch[id(plugin)]
+            return self._dispatch[id(offer)]
         return None
 
     def getaddrinfo(self, host: str, family: int) -> list[tuple[int, bytes]] | None:
@@ -209,9 +212,9 @@ def make_plugin_manager(
             for name in wanted:
                 pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
     for plugin in plugins:
-        name = getattr(plugin, "name", None) or getattr(plugin, "__name__", None)
-        if name and pm.is_blocked(name):
+        given: str | None = getattr(plugin, "name", None) or getattr(plugin, "__name__", None)
+        if given and pm.is_blocked(given):
             continue
-        pm.register(plugin, name=name)
+        pm.register(plugin, name=given)
     pm.check_pending()
     return pm

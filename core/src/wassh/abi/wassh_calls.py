@@ -169,7 +169,7 @@ class WasshCalls:
         mem.check(out, 4)
         n, _truncated = sock.recv_into([view], dontwait=bool(flags))
         mem.set_u32(out, n)
-        source = getattr(sock, "last_source", None) if sock.kind == "dgram" else None
+        source = sock.last_source if sock.kind == "dgram" else None
         wasi_family = WASI_FAMILY.get(sock.family, WASI_AF_INET)
         if domain_out:
             mem.set_u32(domain_out, wasi_family)
@@ -212,7 +212,7 @@ class WasshCalls:
             if domain not in (WASI_AF_INET, WASI_AF_INET6):
                 raise WasiError(Errno.EAFNOSUPPORT)
             host, port = self._decode(fd, domain, addr, port)
-            n = sock.sendto(data, host, port, dontwait=bool(flags))  # type: ignore[attr-defined]
+            n = sock.sendto(data, host, port, dontwait=bool(flags))
         mem.set_u32(out, n)
         return 0
 

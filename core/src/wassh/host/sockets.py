@@ -31,7 +31,7 @@ HOST_FAMILY = {
     WASI_AF_INET6: socket.AF_INET6,
     WASI_AF_UNIX: socket.AF_UNIX,
 }
-WASI_FAMILY = {v: k for k, v in HOST_FAMILY.items()}
+WASI_FAMILY: dict[int, int] = {v: k for k, v in HOST_FAMILY.items()}
 
 NEW, CONNECTING, CONNECTED, BOUND, LISTENING, FAILED = range(6)
 _SHUT = {1: socket.SHUT_RD, 2: socket.SHUT_WR, 3: socket.SHUT_RDWR}
@@ -43,6 +43,8 @@ class Socket(OpenObject):
     Public to plugins: ``family`` (host ``AF_*``), ``kind`` ("stream"/"dgram"),
     ``protocol``, ``options`` (host ``(level, name) -> value``), ``config``,
     ``trio_token``, ``process``, and ``transport_state`` (theirs to set).
+    Datagram transports also set ``last_source``: where the datagram just
+    received came from, as ``(literal, port)``.
     """
 
     rights_base = SOCKET_RIGHTS
@@ -66,6 +68,7 @@ class Socket(OpenObject):
         self.reset = False  # a reset was reported once; reads now see EOF
         self.peer: tuple[str, int] | None = None
         self.remote_host = ""  # what the guest asked to connect to (a name or literal)
+        self.last_source: tuple[str, int] | None = None  # datagrams: the latest sender
 
     @property
     def trio_token(self) -> Any:
@@ -93,8 +96,9 @@ class Socket(OpenObject):
                 log.debug("option %s/%s not applied: %s", level, name, exc)
 
     def connect(self, host: str, port: int) -> None:
+        udp = self.kind == DGRAM and self.family != socket.AF_UNIX
         if self.state == CONNECTED:
-            if self.kind == DGRAM:
+            if udp:
                 self._connect_dgram(host, port)
                 return
             raise WasiError(Errno.EISCONN)
@@ -109,17 +113,20 @@ class Socket(OpenObject):
                 raise WasiError(Errno(err))
         if self.state in (LISTENING,):
             raise WasiError(Errno.EISCONN)
-        if self.kind == DGRAM:
+        if udp:
             self._connect_dgram(host, port)
             return
-        kind = UNIX if self.family == socket.AF_UNIX else STREAM
-        owner = self._choose(kind, host, port)
+        if self.state == BOUND and self.owner is not None:
+            owner = self.owner  # a bound stream socket connects from its own address
+        else:
+            owner = self._choose(UNIX if self.family == socket.AF_UNIX else STREAM, host, port)
         self.owner = owner
         self.remote_host = host
         try:
             done = owner.connect(self, host, port)
         except BaseException:
             self._drop_transport()
+            self.state, self.owner = NEW, None
             raise
         self._apply_options()
         if done:
@@ -143,10 +150,21 @@ class Socket(OpenObject):
             raise WasiError(Errno(err))
 
     def _connect_dgram(self, host: str, port: int) -> None:
-        if self.owner is None:
+        """A datagram socket's connect only sets the default peer (and filters by it)."""
+        fresh = self.owner is None
+        if fresh:
             self.owner = self._choose(DGRAM, host, port)
-        self.owner.connect(self, host, port)
-        self._apply_options()
+        assert self.owner is not None
+        try:
+            self.owner.connect(self, host, port)
+        except BaseException:
+            if fresh:
+                self._drop_transport()
+                self.owner = None
+            raise
+        if fresh:
+            self._apply_options()
+        self.remote_host = host
         self.state = CONNECTED
 
     def _refresh_connect(self) -> bool:
@@ -235,7 +253,7 @@ class Socket(OpenObject):
                 raise WasiError(Errno.EAGAIN)
             self._wait(False)
             return self._check_readable()
-        if self.state != CONNECTED:
+        if self.state != CONNECTED and not self._readable_unconnected():
             if self.state == FAILED:
                 err, self.error = self.error, 0
                 self.state = NEW
@@ -250,6 +268,9 @@ class Socket(OpenObject):
         assert self.owner is not None
         fd, mask = self.owner.wait_handle(self, write)
         self.process.waiter.wait_one(fd, mask, timeout)
+
+    def _readable_unconnected(self) -> bool:
+        return self.state == BOUND and self.kind == DGRAM
 
     def _recv_error(self, exc: OSError) -> int:
         if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
@@ -269,9 +290,11 @@ class Socket(OpenObject):
             return 0, False
         owner = self.owner
         assert owner is not None
+        nonblocking = self.nonblocking or dontwait
+        if self.kind == DGRAM:
+            return self._recv_datagram(bufs, peek, nonblocking)
         recv = owner.recv_into
         total = 0
-        nonblocking = self.nonblocking or dontwait
         for buf in bufs:
             filled = 0
             size = len(buf)
@@ -293,7 +316,7 @@ class Socket(OpenObject):
                 if n == 0:
                     return total + filled, False
                 filled += n
-                if peek or self.kind == DGRAM:
+                if peek:
                     return total + filled, False
                 if not waitall:
                     break
@@ -301,6 +324,30 @@ class Socket(OpenObject):
             if filled < size:
                 return total, False
         return total, False
+
+    def _recv_datagram(
+        self, bufs: list[memoryview], peek: bool, nonblocking: bool
+    ) -> tuple[int, bool]:
+        """One whole datagram, scattered over ``bufs``; the part that does not fit is lost."""
+        assert self.owner is not None
+        target = bufs[0] if len(bufs) == 1 else memoryview(bytearray(sum(map(len, bufs))))
+        while True:
+            try:
+                n = self.owner.recv_into(self, target, peek)
+                break
+            except BlockingIOError:
+                if nonblocking:
+                    raise WasiError(Errno.EAGAIN) from None
+                self._wait(False)
+        truncated = n > len(target)
+        n = min(n, len(target))
+        if len(bufs) > 1:
+            offset = 0
+            for buf in bufs:
+                step = min(len(buf), n - offset)
+                buf[:step] = target[offset : offset + step]
+                offset += step
+        return n, truncated
 
     def read(self, bufs: list[memoryview]) -> int:
         return self.recv_into(bufs)[0]
@@ -325,6 +372,8 @@ class Socket(OpenObject):
         assert owner is not None
         send = owner.send
         nonblocking = self.nonblocking or dontwait
+        if self.kind == DGRAM and len(bufs) > 1:
+            bufs = [memoryview(b"".join(bufs))]  # a writev is one datagram
         total = 0
         for buf in bufs:
             sent = 0
@@ -346,6 +395,33 @@ class Socket(OpenObject):
                 sent += n
             total += sent
         return total
+
+    def sendto(self, data: memoryview, host: str, port: int, dontwait: bool = False) -> int:
+        """Send one datagram to ``host``/``port`` (streams ignore the address, as Linux does)."""
+        if self.kind != DGRAM or self.family == socket.AF_UNIX:
+            return self.write([data], dontwait)
+        if self.shut_wr:
+            raise WasiError(Errno.EPIPE)
+        fresh = self.owner is None
+        if fresh:
+            self.owner = self._choose(DGRAM, host, port)
+        owner = self.owner
+        assert owner is not None
+        try:
+            while True:
+                try:
+                    n: int = owner.sendto(self, data, host, port)
+                    return n
+                except BlockingIOError:
+                    if self.nonblocking or dontwait:
+                        raise WasiError(Errno.EAGAIN) from None
+                    self._wait(True)
+        finally:
+            if fresh and self.transport_state is None:
+                self.owner = None  # nothing was created: the socket is still new
+            elif fresh:
+                self.state = BOUND  # the transport bound it to an ephemeral port
+                self._apply_options()
 
     def shutdown(self, how: int) -> None:
         if how not in _SHUT:
@@ -414,7 +490,7 @@ class Socket(OpenObject):
     # -- poll ----------------------------------------------------------------------------
     def poll_handle(self, write: bool) -> tuple[int, int]:
         state = self.state
-        if state in (CONNECTED, LISTENING):
+        if state in (CONNECTED, LISTENING) or self._readable_unconnected():
             if write and self.shut_wr:
                 return ALWAYS_READY
             if not write and (self.shut_rd or self.reset):
@@ -424,14 +500,15 @@ class Socket(OpenObject):
             return fd, (mask | POLLRDHUP) if not write and mask == POLLIN else mask
         if state == CONNECTING:
             assert self.owner is not None
-            return self.owner.wait_handle(self, True)
+            fd, mask = self.owner.wait_handle(self, True)
+            return fd, mask
         return ALWAYS_READY
 
     def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
         if self.state == CONNECTING:
             self._refresh_connect()
             return 0, 0, 0
-        if self.state in (NEW, FAILED, BOUND):
+        if self.state in (NEW, FAILED, BOUND) and not self._readable_unconnected():
             return 0, 0, 0 if write else 1
         hangup = 1 if revents & (POLLHUP | POLLRDHUP) else 0
         if write:

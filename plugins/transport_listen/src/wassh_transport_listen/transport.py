@@ -1,0 +1,266 @@
+"""The hook implementations: listening TCP, UDP and AF_UNIX streams on host sockets.
+
+Every socket here is a non-blocking OS socket driven from the guest thread, as
+in transport_tcp: the kernel's buffers are the socket's buffers and poll(2) on
+the socket is its readiness, so ``recv``/``send`` are one OS call each.
+
+``transport_state`` is one of:
+
+* ``Bound``: a TCP socket after ``bind`` (listening, or connecting from its
+  address), or an AF_UNIX stream socket while its connect is in progress;
+* ``Datagram``: a UDP socket (bound explicitly, by its first ``sendto``, or by
+  ``connect``, which lets the kernel filter datagrams by peer);
+* a plain ``socket.socket``: a connected stream (accepted, or AF_UNIX).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import select
+import socket
+import sys
+from typing import Any
+
+from wassh import DGRAM, LISTEN, STREAM, UNIX, Offer, SocketHandle, TransportConfig, hookimpl
+from wassh import resolve as resolve_name
+
+from . import policy
+
+RANK = 100
+
+log = logging.getLogger("wassh.listen")
+
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+# Linux reports a datagram's full length under MSG_TRUNC, so truncation is seen.
+_TRUNC = socket.MSG_TRUNC if sys.platform.startswith("linux") else 0
+_PEEK = socket.MSG_PEEK
+_POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
+
+
+class Bound(socket.socket):
+    """An OS socket the guest bound (or an AF_UNIX one still connecting)."""
+
+    __slots__ = ("target",)
+    target: Any
+
+
+class Datagram(Bound):
+    """A UDP socket; receives report their source in ``sock.last_source``."""
+
+    __slots__ = ()
+
+
+def _open(sock: SocketHandle, cls: type[Bound], type_: int) -> Bound:
+    """A non-blocking OS socket of ``cls`` with the options the guest set so far."""
+    conn = cls(sock.family, type_)
+    conn.setblocking(False)
+    for (level, name), value in sock.options.items():
+        try:
+            conn.setsockopt(level, name, value)
+        except OSError as exc:
+            log.debug("option %s/%s not applied: %s", level, name, exc)
+    return conn
+
+
+# ---------------------------------------------------------------------------
+# Offers
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def wassh_transport_offer(config: TransportConfig) -> list[Offer]:
+    for entry in config.listen_allow:
+        try:
+            policy.parse_allow(entry)
+        except ValueError:
+            log.warning("ignoring listen_allow entry %r: not ADDR or ADDR:PORT", entry)
+    has_unix = hasattr(socket, "AF_UNIX")
+    return [
+        Offer("listen", frozenset({LISTEN}), RANK),
+        Offer("udp", frozenset({DGRAM}), RANK),
+        Offer(
+            "unix",
+            frozenset({UNIX}),
+            RANK,
+            available=has_unix,
+            reason="" if has_unix else "this host has no AF_UNIX sockets",
+        ),
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Set-up: bind, listen, accept, connect
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def wassh_sock_bind(sock: SocketHandle, host: str, port: int) -> None:
+    address = resolve_name(sock.config, host, port, sock.family)
+    literal, udp = str(address[0]), sock.kind == DGRAM
+    # UDP port 0 is what a first sendto binds anyway: only fixed ports are a server.
+    if not (udp and port == 0) and not policy.allowed(sock.config.listen_allow, literal, port):
+        log.warning(
+            "refused: the guest may not listen on %s port %d (only loopback unless "
+            "allowed with --listen-allow / TransportConfig.listen_allow)",
+            literal,
+            port,
+        )
+        raise PermissionError(errno.EACCES, f"listening on {literal} is not allowed")
+    if udp:
+        conn = _open(sock, Datagram, socket.SOCK_DGRAM)
+    else:
+        conn = _open(sock, Bound, socket.SOCK_STREAM)
+    try:
+        conn.bind(address)
+    except BaseException:
+        conn.close()
+        raise
+    sock.transport_state = conn
+
+
+@hookimpl
+def wassh_sock_listen(sock: SocketHandle, backlog: int) -> None:
+    conn: Bound = sock.transport_state
+    conn.listen(backlog)
+
+
+@hookimpl
+def wassh_sock_accept(sock: SocketHandle) -> socket.socket:
+    listener: Bound = sock.transport_state
+    conn, _ = listener.accept()  # BlockingIOError when nothing is pending
+    conn.setblocking(False)
+    return conn
+
+
+@hookimpl
+def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
+    if sock.family == socket.AF_UNIX:
+        return _connect_unix(sock, host)
+    address = resolve_name(sock.config, host, port, sock.family)
+    if sock.kind == DGRAM:
+        conn = sock.transport_state
+        if conn is None:
+            conn = sock.transport_state = _open(sock, Datagram, socket.SOCK_DGRAM)
+        conn.connect(address)  # no packet is sent; from now on only this peer is heard
+        return True
+    # A bound TCP socket connecting from its address.
+    bound: Bound = sock.transport_state
+    bound.target = address
+    return _connect_step(bound)
+
+
+def _connect_unix(sock: SocketHandle, path: str) -> bool:
+    host_path = sock.config.unix_map.get(path)
+    if host_path is None:
+        log.info("AF_UNIX connect to %r refused: the path is not mapped (--unix)", path)
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"{path} is not mapped to a host socket")
+    type_ = socket.SOCK_STREAM if sock.kind == STREAM else socket.SOCK_DGRAM
+    conn = Bound(socket.AF_UNIX, type_)
+    conn.setblocking(False)
+    conn.target = host_path
+    sock.transport_state = conn
+    try:
+        return _connect_step(conn)
+    except BaseException:
+        sock.transport_state = None
+        conn.close()
+        raise
+
+
+def _connect_step(conn: Bound) -> bool:
+    err = conn.connect_ex(conn.target)
+    if err in (0, errno.EISCONN):
+        return True
+    # AF_UNIX answers EAGAIN while the server's backlog is full: try again later.
+    if err in (errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN):
+        return False
+    raise OSError(err, os.strerror(err))
+
+
+@hookimpl
+def wassh_sock_connect_check(sock: SocketHandle) -> bool:
+    return _connect_step(sock.transport_state)
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def wassh_sock_recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int:
+    conn: socket.socket = sock.transport_state
+    if type(conn) is Datagram:
+        n, source = conn.recvfrom_into(buf, 0, (_TRUNC | _PEEK) if peek else _TRUNC)
+        sock.last_source = (source[0], source[1])
+        return n
+    return conn.recv_into(buf, 0, _PEEK if peek else 0)
+
+
+@hookimpl
+def wassh_sock_send(sock: SocketHandle, data: memoryview) -> int:
+    conn: socket.socket = sock.transport_state
+    return conn.send(data, _NOSIGNAL)
+
+
+@hookimpl
+def wassh_sock_sendto(sock: SocketHandle, data: memoryview, host: str, port: int) -> int:
+    address = resolve_name(sock.config, host, port, sock.family)
+    conn = sock.transport_state
+    if conn is None:
+        conn = sock.transport_state = _open(sock, Datagram, socket.SOCK_DGRAM)
+    sent: int = conn.sendto(data, address)
+    return sent
+
+
+@hookimpl
+def wassh_sock_wait_handle(sock: SocketHandle, write: bool) -> tuple[int, int]:
+    conn: socket.socket = sock.transport_state
+    return conn.fileno(), _POLLOUT if write else _POLLIN
+
+
+# ---------------------------------------------------------------------------
+# Options, half-close, names, close
+# ---------------------------------------------------------------------------
+
+
+@hookimpl
+def wassh_sock_setsockopt(sock: SocketHandle, level: int, name: int, value: int) -> None:
+    conn: socket.socket = sock.transport_state
+    conn.setsockopt(level, name, value)
+
+
+@hookimpl
+def wassh_sock_getsockopt(sock: SocketHandle, level: int, name: int) -> int | None:
+    conn: socket.socket = sock.transport_state
+    return conn.getsockopt(level, name)
+
+
+@hookimpl
+def wassh_sock_shutdown(sock: SocketHandle, how: int) -> None:
+    conn: socket.socket = sock.transport_state
+    try:
+        conn.shutdown(how)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:  # the peer may already be gone: nothing to do
+            raise
+
+
+@hookimpl
+def wassh_sock_close(sock: SocketHandle) -> None:
+    conn: socket.socket = sock.transport_state
+    conn.close()
+
+
+@hookimpl
+def wassh_sock_name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
+    conn: socket.socket = sock.transport_state
+    if conn.family == socket.AF_UNIX:
+        return None  # the guest sees AF_UNIX names as EPROTONOSUPPORT (wassh-abi.md §4.7)
+    try:
+        addr = conn.getpeername() if remote else conn.getsockname()
+    except OSError:
+        return None
+    return str(addr[0]), int(addr[1])
