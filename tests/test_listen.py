@@ -199,12 +199,41 @@ def test_cli_listen_allow(netserver: Path) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
-        assert line.startswith("port "), (line, proc.stderr.read() if proc.stderr else b"")
+        if not line.startswith("port "):
+            proc.kill()
+            raise AssertionError(f"{line!r}; stderr: {proc.communicate()[1]!r}")
         with socket.create_connection(("127.0.0.1", int(line.split()[1])), timeout=10) as conn:
             conn.sendall(b"cli")
             conn.shutdown(socket.SHUT_WR)
             assert conn.recv(100) == b"cli"
         assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_readme_echo_server_example() -> None:
+    """README "A guest server reachable from the host": the example, run as shown."""
+    from guestbuild import build_guest
+
+    wasm = build_guest(Path(__file__).parent.parent / "examples" / "echo_server.c", sdk=True)
+    proc = subprocess.Popen(
+        [str(WASSH), "run", str(wasm), "--", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()
+        if not line.startswith("listening on 127.0.0.1 port "):
+            proc.kill()
+            raise AssertionError(f"{line!r}; stderr: {proc.communicate()[1]!r}")
+        port = int(line.split()[-1])
+        first = socket.create_connection(("127.0.0.1", port), timeout=10)
+        second = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for conn, text in ((second, b"two\n"), (first, b"one\n"), (second, b"again\n")):
+            conn.sendall(text)
+            assert conn.recv(100) == text
+        first.close()
+        second.close()
     finally:
         proc.kill()
         proc.wait()
