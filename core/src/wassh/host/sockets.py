@@ -7,6 +7,7 @@ hooks move bytes without blocking and name an OS handle to wait on, so a
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import time
@@ -67,6 +68,7 @@ class Socket(OpenObject):
         self.shut_wr = False
         self.reset = False  # a reset was reported once; reads now see EOF
         self.peer: tuple[str, int] | None = None
+        self.peer_wire: tuple[int, bytes, int] | None = None
         self.remote_host = ""  # what the guest asked to connect to (a name or literal)
         self.last_source: tuple[str, int] | None = None  # datagrams: the latest sender
 
@@ -188,6 +190,7 @@ class Socket(OpenObject):
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
         self.peer = self.owner.sockname(self, True)
+        self.peer_wire = _wire_address(self.peer) if self.kind == STREAM else None
 
     def _drop_transport(self) -> None:
         if self.owner is not None and self.transport_state is not None:
@@ -277,6 +280,49 @@ class Socket(OpenObject):
             self.reset = True
         raise exc
 
+    def recv_one(self, buf: memoryview, dontwait: bool = False) -> int:
+        """``recv`` into one buffer: the hot path of every stream read."""
+        if self.state != CONNECTED or self.kind != STREAM or self.shut_rd or self.reset:
+            return self.recv_into([buf], dontwait=dontwait)[0]
+        owner = self.owner
+        assert owner is not None
+        recv = owner.recv_into
+        while True:
+            try:
+                return int(recv(self, buf, False))
+            except BlockingIOError:
+                if self.nonblocking or dontwait:
+                    raise WasiError(Errno.EAGAIN) from None
+                self._wait(False)
+            except OSError as exc:
+                self._recv_error(exc)
+
+    def send_one(self, data: memoryview, dontwait: bool = False) -> int:
+        """``send`` of one buffer: the hot path of every stream write."""
+        if self.state != CONNECTED or self.shut_wr or self.kind != STREAM:
+            return self.write([data], dontwait)
+        owner = self.owner
+        assert owner is not None
+        send = owner.send
+        size = len(data)
+        sent = 0
+        while True:
+            try:
+                sent += send(self, data[sent:] if sent else data)
+            except BlockingIOError:
+                if self.nonblocking or dontwait:
+                    if sent:
+                        return sent
+                    raise WasiError(Errno.EAGAIN) from None
+                self._wait(True)
+                continue
+            except OSError:
+                if sent:
+                    return sent
+                raise
+            if sent >= size:
+                return sent
+
     def recv_into(
         self,
         bufs: list[memoryview],
@@ -350,9 +396,13 @@ class Socket(OpenObject):
         return n, truncated
 
     def read(self, bufs: list[memoryview]) -> int:
+        if len(bufs) == 1:
+            return self.recv_one(bufs[0])
         return self.recv_into(bufs)[0]
 
     def write(self, bufs: list[memoryview], dontwait: bool = False) -> int:
+        if len(bufs) == 1 and self.state == CONNECTED and self.kind == STREAM and not self.shut_wr:
+            return self.send_one(bufs[0], dontwait)
         if self.state != CONNECTED:
             if self.state == CONNECTING and self._refresh_connect() and self.state == CONNECTED:
                 pass
@@ -535,6 +585,17 @@ class Socket(OpenObject):
         self._drop_transport()
         self.state = NEW
         self.process.sockets.forget(self)
+
+
+def _wire_address(addr: tuple[str, int] | None) -> tuple[int, bytes, int] | None:
+    """``(wasi family, packed address, port)`` as ``sock_recvfrom`` reports a peer."""
+    if addr is None:
+        return None
+    try:
+        ip = ipaddress.ip_address(addr[0].split("%", 1)[0])
+    except ValueError:
+        return None
+    return (WASI_AF_INET if ip.version == 4 else WASI_AF_INET6), ip.packed, addr[1]
 
 
 class SocketLayer:
