@@ -90,6 +90,29 @@ async def test_udp_echo_10000_mixed_datagrams_with_sources(netserver: Path) -> N
     two.close()
 
 
+async def test_udp_echo_over_ipv6(netserver: Path) -> None:
+    count = 200
+    sizes = _sizes(count, 6)
+    pool = random.Random(6).randbytes(1 << 17)
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as host:
+        host.bind(("::1", 0))
+        host.settimeout(20)
+        async with guest_server(netserver, "udp-echo", str(count), "::1") as guest:
+            port = await guest.port()
+            await trio.to_thread.run_sync(_exchange6, host, port, range(count), sizes, pool)
+            assert await guest.wait() == 0, guest.err.text()
+        assert guest.out.lines()[1] == f"first from ::1 {host.getsockname()[1]}"
+
+
+def _exchange6(sock: socket.socket, port: int, seqs: range, sizes: list[int], pool: bytes) -> None:
+    for seq in seqs:
+        data = _datagram(seq, sizes[seq], pool)
+        sock.sendto(data, ("::1", port))
+        reply, source = sock.recvfrom(MAX_UDP + 1)
+        assert source[:2] == ("::1", port)
+        assert reply == data
+
+
 def test_udp_semantics(netserver: Path) -> None:
     r = run_guest(netserver, "udp-checks")
     assert r.code == 0, r

@@ -8,7 +8,7 @@
  *   bind ADDR PORT        try to bind+listen, print "port P" or "bind errno E"
  *   checks                listening-socket corner cases, one line each
  *   v6only PORT           a v6-only [::] listener and a 0.0.0.0 one on one port
- *   udp-echo N            UDP echo on 127.0.0.1:0 until N datagrams were echoed
+ *   udp-echo N [ADDR]     UDP echo on ADDR (127.0.0.1) port 0 until N datagrams were echoed
  *   udp-checks            datagram corner cases, one line each
  *   udp-bind ADDR PORT    bind a UDP socket, print "bind 0" or "bind -1 errno E"
  *   unix PATH MSG         AF_UNIX stream: send MSG, half-close, print the reply
@@ -393,11 +393,11 @@ static int mode_v6only(int port) {
 
 /* ------------------------------------------------------------------------ */
 
-static int mode_udp_echo(long count) {
+static int mode_udp_echo(long count, const char *host) {
   struct sockaddr_storage ss, from;
   socklen_t len, flen;
-  make_addr("127.0.0.1", 0, &ss, &len);
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  int family = make_addr(host, 0, &ss, &len);
+  int fd = socket(family, SOCK_DGRAM, 0);
   if (fd < 0) die("socket");
   if (bind(fd, (struct sockaddr *)&ss, len) < 0) die("bind");
   printf("port %d\n", local_port(fd));
@@ -552,7 +552,7 @@ int main(int argc, char **argv) {
   if (!strcmp(m, "bind") && argc >= 4) return mode_bind(argv[2], atoi(argv[3]));
   if (!strcmp(m, "checks")) return mode_checks();
   if (!strcmp(m, "v6only") && argc >= 3) return mode_v6only(atoi(argv[2]));
-  if (!strcmp(m, "udp-echo") && argc >= 3) return mode_udp_echo(atol(argv[2]));
+  if (!strcmp(m, "udp-echo") && argc >= 3) return mode_udp_echo(atol(argv[2]), argc > 3 ? argv[3] : "127.0.0.1");
   if (!strcmp(m, "udp-checks")) return mode_udp_checks();
   if (!strcmp(m, "udp-bind") && argc >= 4) return mode_udp_bind(argv[2], atoi(argv[3]));
   if (!strcmp(m, "unix") && argc >= 4) return mode_unix(argv[2], argv[3]);
