@@ -258,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cc import main as cc_main
 
         return cc_main(argv[1:])
-    if argv and not argv[0].startswith("-"):
+    if argv and not argv[0].startswith("-") and argv[0] not in ("run", "transports"):
         command = _plugin_command(argv[0])
         if command is not None:
             return int(command(argv[1:]) or 0)
