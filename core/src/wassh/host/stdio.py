@@ -48,10 +48,10 @@ class HostStream(OpenObject):
             return 0
         if self.filetype != Filetype.REGULAR_FILE:
             if self.nonblocking:
-                if not self.waiter.wait([(self.fd, POLLIN)], 0)[0]:
+                if not self.waiter.wait({self.fd: POLLIN}, 0)[0]:
                     raise WasiError(Errno.EAGAIN)
             else:
-                while not self.waiter.wait([(self.fd, POLLIN)], None)[0]:
+                while not self.waiter.wait({self.fd: POLLIN}, None)[0]:
                     pass
         return os.readv(self.fd, bufs)
 

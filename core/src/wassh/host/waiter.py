@@ -29,6 +29,9 @@ class Waiter:
         self._rfd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.cancelled = False
         self.signals: collections.deque[int] = collections.deque()
+        self._poller = select.poll()
+        self._poller.register(self._rfd, POLLIN)
+        self._registered: dict[int, int] = {}
 
     def wake(self) -> None:
         try:
@@ -59,43 +62,48 @@ class Waiter:
             raise GuestTerminated
 
     def wait(
-        self, handles: list[tuple[int, int]], timeout: float | None
+        self, handles: dict[int, int], timeout: float | None
     ) -> tuple[list[tuple[int, int]], bool]:
-        """Wait for ``(fd, events)`` handles.
+        """Wait for OS handles (``{fd: events}``).
 
         Returns the ready ``(fd, revents)`` pairs and whether the wake pipe fired
         (so callers re-check signals); raises GuestTerminated once cancelled.
+        One poller is kept and only the difference to the last call is registered:
+        a server polling the same descriptors again and again re-registers nothing.
         """
-        self.check_cancelled()
-        poller = select.poll()
-        poller.register(self._rfd, POLLIN)
-        for fd, events in handles:
-            poller.register(fd, events)
+        if self.cancelled:
+            raise GuestTerminated
+        if handles != self._registered:
+            poller = self._poller
+            old = self._registered
+            for fd in old.keys() - handles.keys():
+                poller.unregister(fd)
+            for fd, events in handles.items():
+                if old.get(fd) != events:
+                    poller.register(fd, events)  # also modifies an existing registration
+            self._registered = dict(handles)
         ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        while True:
-            try:
-                ready = poller.poll(ms)
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-                continue
+        ready = self._poller.poll(ms)
         woken = False
+        rfd = self._rfd
         out: list[tuple[int, int]] = []
         for fd, revents in ready:
-            if fd == self._rfd:
+            if fd == rfd:
                 woken = True
                 try:
-                    while os.read(self._rfd, 64):
+                    while os.read(rfd, 64):
                         pass
                 except BlockingIOError:
                     pass
             else:
                 out.append((fd, revents))
-        self.check_cancelled()
+        if self.cancelled:
+            raise GuestTerminated
         return out, woken
 
     def wait_one(self, fd: int, events: int, timeout: float | None = None) -> int:
         """Block until ``fd`` reports one of ``events``; returns revents (0 on timeout)."""
-        ready, _ = self.wait([(fd, events)], timeout)
+        ready, _ = self.wait({fd: events}, timeout)
         return ready[0][1] if ready else 0
 
     def close(self) -> None:
