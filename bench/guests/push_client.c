@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
@@ -14,6 +15,8 @@ int main(int argc, char **argv) {
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   if (getaddrinfo(argv[1], argv[2], &hints, &res)) { perror("getaddrinfo"); return 1; }
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   int fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
   if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen)) { perror("connect"); return 1; }
   freeaddrinfo(res);
@@ -34,7 +37,10 @@ int main(int argc, char **argv) {
     if (r <= 0) break;
     got += (size_t)r;
   }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
   close(fd);
-  printf("%llu\n", (unsigned long long)count);
+  /* bytes acknowledged by the sink, and seconds from connect to that acknowledgement */
+  printf("%llu %.6f\n", (unsigned long long)count,
+         (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
   return count == total ? 0 : 1;
 }
