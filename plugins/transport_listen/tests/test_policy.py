@@ -6,6 +6,8 @@ import ipaddress
 import logging
 
 import pytest
+from wassh import TransportConfig
+from wassh_transport_listen import wassh_transport_offer
 from wassh_transport_listen.policy import allowed, parse_allow
 
 
@@ -48,7 +50,13 @@ def test_other_addresses_need_an_entry() -> None:
     assert allowed(["[fe80::1]:22"], "fe80::1%eth0", 22)
 
 
-def test_bad_entries_allow_nothing_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_entries_allow_nothing_and_the_offer_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert not allowed(["everything"], "0.0.0.0", 1)
     with caplog.at_level(logging.WARNING, logger="wassh.listen"):
-        assert not allowed(["everything"], "0.0.0.0", 1)
-    assert "everything" in caplog.text
+        offers = wassh_transport_offer(TransportConfig(listen_allow=["everything", "::"]))
+    assert [r.getMessage() for r in caplog.records] == [
+        "ignoring listen_allow entry 'everything': not ADDR or ADDR:PORT"
+    ]
+    assert [o.name for o in offers] == ["listen", "udp", "unix"]

@@ -8,10 +8,7 @@ the embedder opts in per address (``listen_allow``, ``wassh run --listen-allow``
 from __future__ import annotations
 
 import ipaddress
-import logging
 from collections.abc import Iterable
-
-log = logging.getLogger("wassh.listen")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -45,7 +42,10 @@ def is_loopback(address: IPAddress) -> bool:
 
 
 def allowed(entries: Iterable[str], host: str, port: int) -> bool:
-    """May the guest bind ``host`` (a literal) and ``port``? Bad entries allow nothing."""
+    """May the guest bind ``host`` (a literal) and ``port``?
+
+    Bad entries allow nothing (the plugin's offer warns about them once).
+    """
     address = ipaddress.ip_address(host.split("%", 1)[0])
     if is_loopback(address):
         return True
@@ -53,7 +53,6 @@ def allowed(entries: Iterable[str], host: str, port: int) -> bool:
         try:
             want, want_port = parse_allow(entry)
         except ValueError:
-            log.warning("ignoring listen_allow entry %r: not ADDR or ADDR:PORT", entry)
             continue
         if want == address and (want_port is None or want_port == port):
             return True

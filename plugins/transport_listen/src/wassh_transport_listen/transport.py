@@ -7,10 +7,10 @@ the socket is its readiness, so ``recv``/``send`` are one OS call each.
 ``transport_state`` is one of:
 
 * ``Bound``: a TCP socket after ``bind`` (listening, or connecting from its
-  address), or an AF_UNIX stream socket while its connect is in progress;
+  address), or an AF_UNIX socket connected to the host path it is mapped to;
 * ``Datagram``: a UDP socket (bound explicitly, by its first ``sendto``, or by
   ``connect``, which lets the kernel filter datagrams by peer);
-* a plain ``socket.socket``: a connected stream (accepted, or AF_UNIX).
+* a plain ``socket.socket``: an accepted connection.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
 
 
 class Bound(socket.socket):
-    """An OS socket the guest bound (or an AF_UNIX one still connecting)."""
+    """An OS socket the guest bound, or an AF_UNIX one; ``target`` is where it connects."""
 
     __slots__ = ("target",)
     target: Any
