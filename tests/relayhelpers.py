@@ -234,9 +234,15 @@ class GuestRun:
     stderr: str
 
 
-async def run_guest_async(wasm: Path, *args: str, **options: Any) -> GuestRun:
+async def run_guest_async(
+    wasm: Path, *args: str, timeout: float = 60.0, **options: Any
+) -> GuestRun:
+    """Run a guest on this trio loop; a hang fails the test instead of blocking the suite."""
     out, err = wassh.Capture(), wassh.Capture()
-    code = await wassh.run(wasm, [wasm.stem, *args], stdin=b"", stdout=out, stderr=err, **options)
+    with trio.fail_after(timeout):
+        code = await wassh.run(
+            wasm, [wasm.stem, *args], stdin=b"", stdout=out, stderr=err, **options
+        )
     return GuestRun(code, out.text(), err.text())
 
 

@@ -160,7 +160,9 @@ class Session:
                 to_target=self.in_count,
                 to_client=self.out_base + len(self.out_buf),
                 reconnects=self.reconnects,
-                reason=self.target_error or ("client closed" if self.client_done else "ended"),
+                reason=self.target_error
+                or ("client closed" if self.client_done else "")
+                or ("target closed" if self.target_eof else "ended"),
             )
 
     async def _target_reader(self) -> None:
@@ -690,15 +692,28 @@ def main(argv: list[str] | None = None) -> int:
     out: TextIO = open(ns.log, "a", encoding="utf-8") if ns.log else sys.stderr  # noqa: SIM115
     log = JsonLog(out)
     server = RelayServer(config, log)
+
+    async def run() -> None:
+        import signal
+
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(server.serve)
+                async for signum in signals:
+                    log("stopped", signal=signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    return
+
+    failures: list[BaseException] = []
     try:
-        trio.run(server.serve)
-    except KeyboardInterrupt:
-        log("stopped", reason="interrupt")
-        return 0
-    except OSError as exc:
+        trio.run(run)
+    except* (OSError, ssl.SSLError) as group:  # port in use, bad address, TLS files...
+        failures.extend(group.exceptions)
+    for exc in failures:
         log("error", error=str(exc))
-        return 1
-    return 0
+        if ns.log:
+            sys.stderr.write(f"wassh relay: {exc}\n")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -159,7 +159,14 @@ class WebSocket:
                 pass
 
     async def aclose(self) -> None:
-        """Drop the connection now (no waiting for the peer)."""
+        """Close the connection: what is queued (the echo of a close frame) goes out first,
+        if the network takes it within a second; no waiting for the peer."""
+        if self.protocol.writes and not self._send_lock.locked():
+            with trio.move_on_after(1.0):
+                try:
+                    await self._flush()
+                except _NET_ERRORS:
+                    pass
         await trio.aclose_forcefully(self.stream)
 
     # -- receiving ----------------------------------------------------------------------
