@@ -305,7 +305,7 @@ class Socket(OpenObject):
         assert owner is not None
         send = owner.send
         size = len(data)
-        sent = 0
+        sent: int = 0
         while True:
             try:
                 sent += send(self, data[sent:] if sent else data)
