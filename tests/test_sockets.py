@@ -163,3 +163,38 @@ def test_64_mib_echo_byte_for_byte(netclient: Path, echo_server: EchoServer) -> 
     assert r.stdout == f"sent {total} got {total} bad 0\n", r
     (rec,) = echo_server.records
     assert rec.received == total and rec.saw_eof
+
+
+def test_connect_timeout_gives_etimedout(netclient: Path) -> None:
+    import socket
+    import time
+
+    # A listener that never accepts, its backlog already full: the kernel drops
+    # further SYNs, so a connect hangs until our timeout ends it.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.2)
+    from wassh import TransportConfig
+
+    start = time.monotonic()
+    r = run_guest(
+        netclient,
+        "connect-errno",
+        "127.0.0.1",
+        str(port),
+        config=TransportConfig(connect_timeout=0.5),
+    )
+    elapsed = time.monotonic() - start
+    assert r.stdout == "errno 73 Operation timed out\n"  # wasi-libc words ETIMEDOUT so
+    assert 0.4 < elapsed < 5
+    for s in fillers:
+        s.close()
+    server.close()
