@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
 
-    say("ssh.wasm: building from Debian's openssh source (first time only, a few minutes)")
+    say("ssh.wasm: built from Debian's openssh source (the first time takes a few minutes)")
     t0 = time.monotonic()
     wasm = debbuild.build("openssh")["ssh"]
     print(f"    {wasm} ({wasm.stat().st_size // 1024} KiB, {time.monotonic() - t0:.1f} s)")
@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"UserKnownHostsFile={home}/known_hosts",
                 "-o",
                 "StrictHostKeyChecking=accept-new",
+                "-o",
+                "AddressFamily=inet",  # the server listens on 127.0.0.1 only
                 "-p",
                 str(port),
                 f"{user}@localhost",
