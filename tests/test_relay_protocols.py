@@ -130,6 +130,9 @@ class HostileRelay:
             if dest in GARBAGE:
                 await stream.send_all(GARBAGE[dest])
                 await trio.sleep(5)
+            elif dest in ("close1000.test", "close4000.test"):
+                await ws.send_close(int(dest[5:9]), "bye")
+                await ws.wait_closed(2)
             elif dest == "truncated.test":  # a frame cut short by the end of the stream
                 await stream.send_all(b"\x82\x64" + b"only ten b")
                 await stream.send_eof()
@@ -222,7 +225,8 @@ async def test_garbage_from_a_relay_resets_only_that_connection(
     async with trio.open_nursery() as nursery:
         port = await HostileRelay(echo_server.port).start(nursery)
         config = relay_config(f"ws://127.0.0.1:{port}/?dest={{host}}", "websockify", claim="all")
-        args = [a for name in [*bad, "good.test"] for a in (name, "22")]
+        names = [*bad, "good.test", "close1000.test", "close4000.test"]
+        args = [a for name in names for a in (name, "22")]
         r = await run_guest_async(relayclient, *args, config=config)
         # the host keeps serving: a second guest on the same loop works
         again = await run_guest_async(relayclient, "good.test", "22", config=config)
@@ -232,6 +236,10 @@ async def test_garbage_from_a_relay_resets_only_that_connection(
         # reported once, to the first call after the relay misbehaved
         assert f"{i} recv errno {ECONNRESET}" in lines or f"{i} send errno {ECONNRESET}" in lines, r
     assert f"{len(bad)} echo hello-{len(bad)}" in lines, r
+    # close codes: 1000 is the end of the stream, anything else but 1011 a reset
+    assert f"{len(bad) + 1} eof after 0" in lines, r
+    i = len(bad) + 2
+    assert f"{i} recv errno {ECONNRESET}" in lines or f"{i} send errno {ECONNRESET}" in lines, r
     assert again.stdout.splitlines()[-1] == "0 echo hello-0"
     text = caplog.text
     assert "malformed frame: incorrect masking" in text
