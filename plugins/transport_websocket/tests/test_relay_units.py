@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import select
 import socket
+from typing import Any
 
 import pytest
 from wassh import LISTEN, STREAM, ConnectRequest, TransportConfig
@@ -16,9 +17,13 @@ from wassh_transport_websocket.settings import RelaySettings, backoff_sequence
 from wassh_transport_websocket.transport import RelayClaim, wassh_transport_offer
 
 
-def settings(url: str = "ws://relay.example:8022/", protocol: str = "websockify", **kw: object):
-    extra = kw.pop("extra", {})
-    config = TransportConfig(relay_url=url, relay_protocol=protocol, extra=dict(extra), **kw)  # type: ignore[arg-type]
+def settings(
+    url: str = "ws://relay.example:8022/",
+    protocol: str = "websockify",
+    extra: dict[str, Any] | None = None,
+    **kw: Any,
+) -> RelaySettings:
+    config = TransportConfig(relay_url=url, relay_protocol=protocol, extra=dict(extra or {}), **kw)
     return RelaySettings.from_config(config)
 
 
