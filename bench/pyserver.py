@@ -1,4 +1,8 @@
-"""The plain-Python baseline: the same echo/sink server with selectors, one thread."""
+"""The plain-Python baseline: the same echo/sink server with selectors, one thread.
+
+Sink protocol (as bench/guests/server.c): an 8-byte little-endian payload length,
+then the payload; the reply (count, byte sum) goes out when the payload is complete.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,16 @@ import selectors
 import socket
 import struct
 import sys
+
+
+class SinkState:
+    __slots__ = ("count", "expect", "header", "total")
+
+    def __init__(self) -> None:
+        self.header = b""
+        self.expect = -1
+        self.count = 0
+        self.total = 0
 
 
 def main() -> None:
@@ -17,7 +31,7 @@ def main() -> None:
     print(lsock.getsockname()[1], flush=True)
     sel = selectors.DefaultSelector()
     sel.register(lsock, selectors.EVENT_READ)
-    state: dict[socket.socket, list[int]] = {}
+    state: dict[socket.socket, SinkState] = {}
     while True:
         for key, _ in sel.select():
             sock = key.fileobj
@@ -29,19 +43,28 @@ def main() -> None:
                         break
                     conn.setblocking(True)
                     sel.register(conn, selectors.EVENT_READ)
-                    state[conn] = [0, 0]
+                    state[conn] = SinkState()
                 continue
             assert isinstance(sock, socket.socket)
             data = sock.recv(65536)
+            st = state[sock]
             if not data:
-                if sink:
-                    sock.sendall(struct.pack("<QQ", *state[sock]))
+                if sink and st.expect >= 0 and st.count != st.expect:
+                    sock.sendall(struct.pack("<QQ", st.count, st.total))
                 sel.unregister(sock)
                 del state[sock]
                 sock.close()
             elif sink:
-                state[sock][0] += len(data)
-                state[sock][1] += sum(data)
+                if len(st.header) < 8:
+                    need = 8 - len(st.header)
+                    st.header += data[:need]
+                    data = data[need:]
+                    if len(st.header) == 8:
+                        st.expect = struct.unpack("<Q", st.header)[0]
+                st.count += len(data)
+                st.total += sum(data)
+                if st.expect >= 0 and st.count == st.expect:
+                    sock.sendall(struct.pack("<QQ", st.count, st.total))
             else:
                 sock.sendall(data)
 

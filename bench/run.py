@@ -11,6 +11,7 @@ same CPU, as cross-CPU wake-ups on small VMs cost ~100 us and drown the signal.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import socket
@@ -147,10 +148,10 @@ def bulk(port: int, total: int) -> float:
     chunk = bytes(range(256)) * 256
     s = connect(port)
     start = time.perf_counter()
+    s.sendall(struct.pack("<Q", total))  # the sink's length header
     sent = 0
     while sent < total:
         sent += s.send(chunk[: min(len(chunk), total - sent)])
-    s.shutdown(socket.SHUT_WR)
     reply = b""
     while len(reply) < 16:
         part = s.recv(16 - len(reply))
@@ -257,25 +258,95 @@ def measure(server: Server, sizes: dict[str, int], rounds: int) -> Figures:
     return fig
 
 
+def _start_relay(sink_port: int) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [str(WASSH), "relay", "--listen", "127.0.0.1:0", "--allow", f"127.0.0.1:{sink_port}"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    port = int(json.loads(proc.stderr.readline())["port"])
+    threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep its log pipe drained
+    return proc, port
+
+
+def _start_websockify(sink_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(VENV / "websockify"), f"127.0.0.1:{port}", f"127.0.0.1:{sink_port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    return proc, port
+
+
 def client_side(sizes: dict[str, int], rounds: int) -> dict[str, float]:
-    """A guest client pushing through transport_tcp to a native sink, against native."""
-    out: dict[str, list[float]] = {"native C": [], "wassh": []}
+    """A guest client pushing to a native sink: direct, through websockify, through
+    ``wassh relay`` (v4); the same program built natively is the reference."""
+    out: dict[str, list[float]] = {}
+    push = [str(WASSH), "run"]
     for _ in range(rounds):
         sink = Running(SERVERS[0], "sink", pin=False)
-        for name, argv in (
+        relay, relay_port = _start_relay(sink.port)
+        wsfy, wsfy_port = _start_websockify(sink.port)
+        cases = [
             ("native C", [str(BUILD / "push_native")]),
-            ("wassh", [str(WASSH), "run", str(BUILD / "push.wasm"), "--"]),
-        ):
-            done = subprocess.run(
-                [*argv, "127.0.0.1", str(sink.port), str(sizes["bulk"])],
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            count, seconds = done.stdout.split()
-            assert int(count) == sizes["bulk"]
-            out[name].append(sizes["bulk"] / float(seconds) / 1e6)  # timed inside the program
-        sink.stop()
+            ("wassh, transport_tcp", [*push, str(BUILD / "push.wasm"), "--"]),
+            (
+                "wassh, websockify",
+                [
+                    *push,
+                    "--relay",
+                    f"ws://127.0.0.1:{wsfy_port}/",
+                    "--relay-protocol",
+                    "websockify",
+                    str(BUILD / "push.wasm"),
+                    "--",
+                ],
+            ),
+            (
+                "wassh, wassh relay v4",
+                [
+                    *push,
+                    "--relay",
+                    f"ws://127.0.0.1:{relay_port}/",
+                    "--relay-protocol",
+                    "corp-relay-v4",
+                    str(BUILD / "push.wasm"),
+                    "--",
+                ],
+            ),
+        ]
+        try:
+            for name, argv in cases:
+                size = (
+                    sizes["bulk"]
+                    if "relay" not in name and "websockify" not in name
+                    else sizes["relay"]
+                )
+                done = subprocess.run(
+                    [*argv, "127.0.0.1", str(sink.port), str(size)],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+                count, seconds = done.stdout.split()
+                assert int(count) == size
+                out.setdefault(name, []).append(size / float(seconds) / 1e6)
+        finally:
+            for proc in (relay, wsfy):
+                proc.terminate()
+                proc.wait()
+            sink.stop()
     return {k: statistics.median(v) for k, v in out.items()}
 
 
@@ -297,10 +368,22 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only", default="", help="comma-separated server names")
     ns = ap.parse_args()
-    sizes = {"bulk": 512 << 20, "echo": 256 << 20, "pings": 20000, "connects": 2000}
+    sizes = {
+        "bulk": 512 << 20,
+        "echo": 256 << 20,
+        "pings": 20000,
+        "connects": 2000,
+        "relay": 256 << 20,
+    }
     rounds = ns.rounds
     if ns.quick:
-        sizes = {"bulk": 64 << 20, "echo": 32 << 20, "pings": 2000, "connects": 300}
+        sizes = {
+            "bulk": 64 << 20,
+            "echo": 32 << 20,
+            "pings": 2000,
+            "connects": 300,
+            "relay": 32 << 20,
+        }
         rounds = 1
     build()
     servers = [s for s in SERVERS if not ns.only or s.name in ns.only.split(",")]
@@ -325,11 +408,11 @@ def main() -> int:
             cells.append(cell)
         print(f"| {label} | {' | '.join(cells)} |")
     client = client_side(sizes, rounds)
-    print(
-        f"\n| guest client -> native sink via transport_tcp (MB/s) | native C "
-        f"{client['native C']:,.0f} | wassh {client['wassh']:,.0f} "
-        f"({client['wassh'] / client['native C']:.2f}x) |"
-    )
+    base = client["native C"]
+    print("\n| guest client pushing to a native sink | MB/s | ratio to native C |")
+    print("|---|---|---|")
+    for name, rate in client.items():
+        print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
     return 0
 
 

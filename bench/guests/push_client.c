@@ -22,6 +22,8 @@ int main(int argc, char **argv) {
   freeaddrinfo(res);
   static char buf[65536];
   for (size_t i = 0; i < sizeof buf; i++) buf[i] = (char)(i * 7);
+  /* announce the length: relays without half-close never deliver our EOF */
+  if (send(fd, &total, sizeof total, 0) != (ssize_t)sizeof total) { perror("send"); return 1; }
   uint64_t sent = 0;
   while (sent < total) {
     size_t n = total - sent < sizeof buf ? (size_t)(total - sent) : sizeof buf;
@@ -29,14 +31,14 @@ int main(int argc, char **argv) {
     if (w <= 0) { perror("send"); return 1; }
     sent += (uint64_t)w;
   }
-  shutdown(fd, SHUT_WR);
-  uint64_t count = 0;
+  uint64_t reply[2] = {0, 0};
   size_t got = 0;
-  while (got < sizeof count) {
-    ssize_t r = recv(fd, (char *)&count + got, sizeof count - got, 0);
+  while (got < sizeof reply) {
+    ssize_t r = recv(fd, (char *)reply + got, sizeof reply - got, 0);
     if (r <= 0) break;
     got += (size_t)r;
   }
+  uint64_t count = reply[0];
   clock_gettime(CLOCK_MONOTONIC, &t1);
   close(fd);
   /* bytes acknowledged by the sink, and seconds from connect to that acknowledgement */

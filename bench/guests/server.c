@@ -22,6 +22,8 @@
 struct conn {
   int fd;
   uint64_t count, sum;
+  uint64_t expect;     /* sink: announced payload length (after the 8-byte header) */
+  size_t header;       /* sink: header bytes received so far */
   /* echo: bytes read but not yet written back */
   size_t pending, off;
   char *buf;
@@ -93,6 +95,8 @@ int main(int argc, char **argv) {
         set_nonblock(c);
         conns[n].fd = c;
         conns[n].count = conns[n].sum = 0;
+        conns[n].expect = 0;
+        conns[n].header = 0;
         conns[n].pending = conns[n].off = 0;
         conns[n].buf = malloc(BUFSZ);
         n++;
@@ -112,7 +116,7 @@ int main(int argc, char **argv) {
       ssize_t r = recv(k->fd, k->buf, BUFSZ, 0);
       if (r < 0) { if (errno != EAGAIN) drop(i, &n); continue; }
       if (r == 0) {
-        if (sink) {
+        if (sink && k->expect != UINT64_MAX) {
           uint64_t out[2] = {k->count, k->sum};
           send(k->fd, out, sizeof out, 0);
         }
@@ -120,18 +124,32 @@ int main(int argc, char **argv) {
         continue;
       }
       if (sink) {
-        /* checksum: the sum of the stream's bytes, added 8 at a time (a byte sum
-         * does not depend on where reads split the stream) */
-        size_t whole = (size_t)r & ~(size_t)7;
-        const uint64_t *w = (const uint64_t *)(void *)k->buf;
-        for (size_t j = 0; j < whole / 8; j++) {
-          uint64_t v = w[j];
-          v = (v & 0x00FF00FF00FF00FFull) + ((v >> 8) & 0x00FF00FF00FF00FFull);
-          v = (v & 0x0000FFFF0000FFFFull) + ((v >> 16) & 0x0000FFFF0000FFFFull);
-          k->sum += (v & 0xFFFFFFFFull) + (v >> 32);
+        char *data = k->buf;
+        size_t len = (size_t)r;
+        while (k->header < 8 && len) { /* the length header, little-endian */
+          k->expect |= (uint64_t)(uint8_t)*data << (8 * k->header);
+          k->header++;
+          data++;
+          len--;
         }
-        for (size_t j = whole; j < (size_t)r; j++) k->sum += (uint8_t)k->buf[j];
-        k->count += (uint64_t)r;
+        /* checksum: the sum of the payload's bytes (added 8 at a time when aligned) */
+        size_t j = 0;
+        if (((uintptr_t)data & 7) == 0) {
+          const uint64_t *w = (const uint64_t *)(void *)data;
+          for (; j + 8 <= len; j += 8) {
+            uint64_t v = w[j / 8];
+            v = (v & 0x00FF00FF00FF00FFull) + ((v >> 8) & 0x00FF00FF00FF00FFull);
+            v = (v & 0x0000FFFF0000FFFFull) + ((v >> 16) & 0x0000FFFF0000FFFFull);
+            k->sum += (v & 0xFFFFFFFFull) + (v >> 32);
+          }
+        }
+        for (; j < len; j++) k->sum += (uint8_t)data[j];
+        k->count += len;
+        if (k->header == 8 && k->count == k->expect) {
+          uint64_t out[2] = {k->count, k->sum};
+          send(k->fd, out, sizeof out, 0);
+          k->expect = UINT64_MAX; /* answered: the EOF below must not answer again */
+        }
         continue;
       }
       ssize_t w = send(k->fd, k->buf, (size_t)r, 0);
