@@ -23,14 +23,23 @@ from ..host.wasi_defs import (
 from .errno import Errno, WasiError
 
 if TYPE_CHECKING:
+    from ..host.objects import Filestat
     from ..runtime import Process
     from .hostcall import HostCallTable
+    from .memory import GuestMemory
 
 MODULE = "wasi_snapshot_preview1"
 
 _FDSTAT = struct.Struct("<BxHxxxxQQ")
 _FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")
 _MAX_IO = 1 << 30
+
+
+def put_filestat(mem: GuestMemory, out: int, st: Filestat) -> None:
+    """Write a preview1 ``filestat`` (64 bytes) at ``out``."""
+    mem.pack(
+        _FILESTAT, out, st.dev, st.ino, st.filetype, st.nlink, st.size, st.atim, st.mtim, st.ctim
+    )
 
 
 class GuestExit(BaseException):
@@ -189,19 +198,7 @@ class Preview1:
         return 0
 
     def fd_filestat_get(self, fd: int, out: int) -> int:
-        st = self.fds.get(fd).filestat()
-        self.mem.pack(
-            _FILESTAT,
-            out,
-            st.dev,
-            st.ino,
-            st.filetype,
-            st.nlink,
-            st.size,
-            st.atim,
-            st.mtim,
-            st.ctim,
-        )
+        put_filestat(self.mem, out, self.fds.get(fd).filestat())
         return 0
 
     def fd_filestat_set_size(self, fd: int, size: int) -> int:

@@ -15,7 +15,7 @@ from ..host.files import Directory, DirectoryBase, Dirent, VirtualDevDir, virtua
 from ..host.objects import Filestat, OpenObject
 from ..host.wasi_defs import Rights
 from .errno import Errno, WasiError
-from .preview1 import MODULE
+from .preview1 import MODULE, put_filestat
 
 if TYPE_CHECKING:
     from ..runtime import Process
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from .memory import GuestMemory
 
 _PRESTAT = struct.Struct("<BxxxI")
-_FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")
 _DIRENT = struct.Struct("<QQIBxxx")
 
 LOOKUP_SYMLINK_FOLLOW = 1
@@ -103,18 +102,7 @@ class Preview1Fs:
         return os.fsdecode(self.mem.read(ptr, length))
 
     def _put_filestat(self, out: int, st: Filestat) -> None:
-        self.mem.pack(
-            _FILESTAT,
-            out,
-            st.dev,
-            st.ino,
-            st.filetype,
-            st.nlink,
-            st.size,
-            st.atim,
-            st.mtim,
-            st.ctim,
-        )
+        put_filestat(self.mem, out, st)
 
     # -- preopens ------------------------------------------------------------------------
     def fd_prestat_get(self, fd: int, out: int) -> int:
@@ -155,7 +143,7 @@ class Preview1Fs:
     def path_filestat_get(self, fd: int, flags: int, path: int, path_len: int, out: int) -> int:
         d = self._dir(fd)
         p = self._path(path, path_len)
-        self.mem.check(out, _FILESTAT.size)
+        self.mem.check(out, 64)  # a filestat
         follow = bool(flags & LOOKUP_SYMLINK_FOLLOW)
         self._put_filestat(out, d.stat(p, follow))
         return 0

@@ -23,7 +23,17 @@ import socket
 import sys
 from typing import Any
 
-from wassh import DGRAM, LISTEN, STREAM, UNIX, Offer, SocketHandle, TransportConfig, hookimpl
+from wassh import (
+    DGRAM,
+    LISTEN,
+    STREAM,
+    UNIX,
+    Offer,
+    SocketHandle,
+    TransportConfig,
+    hookimpl,
+    os_socket,
+)
 from wassh import resolve as resolve_name
 
 from . import policy
@@ -199,10 +209,7 @@ def wassh_sock_recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int
     return conn.recv_into(buf, 0, _PEEK if peek else 0)
 
 
-@hookimpl
-def wassh_sock_send(sock: SocketHandle, data: memoryview) -> int:
-    conn: socket.socket = sock.transport_state
-    return conn.send(data, _NOSIGNAL)
+wassh_sock_send = hookimpl(os_socket.send)
 
 
 @hookimpl
@@ -215,52 +222,10 @@ def wassh_sock_sendto(sock: SocketHandle, data: memoryview, host: str, port: int
     return sent
 
 
-@hookimpl
-def wassh_sock_wait_handle(sock: SocketHandle, write: bool) -> tuple[int, int]:
-    conn: socket.socket = sock.transport_state
-    return conn.fileno(), _POLLOUT if write else _POLLIN
-
-
-# ---------------------------------------------------------------------------
-# Options, half-close, names, close
-# ---------------------------------------------------------------------------
-
-
-@hookimpl
-def wassh_sock_setsockopt(sock: SocketHandle, level: int, name: int, value: int) -> None:
-    conn: socket.socket = sock.transport_state
-    conn.setsockopt(level, name, value)
-
-
-@hookimpl
-def wassh_sock_getsockopt(sock: SocketHandle, level: int, name: int) -> int | None:
-    conn: socket.socket = sock.transport_state
-    return conn.getsockopt(level, name)
-
-
-@hookimpl
-def wassh_sock_shutdown(sock: SocketHandle, how: int) -> None:
-    conn: socket.socket = sock.transport_state
-    try:
-        conn.shutdown(how)
-    except OSError as exc:
-        if exc.errno != errno.ENOTCONN:  # the peer may already be gone: nothing to do
-            raise
-
-
-@hookimpl
-def wassh_sock_close(sock: SocketHandle) -> None:
-    conn: socket.socket = sock.transport_state
-    conn.close()
-
-
-@hookimpl
-def wassh_sock_name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
-    conn: socket.socket = sock.transport_state
-    if conn.family == socket.AF_UNIX:
-        return None  # the guest sees AF_UNIX names as EPROTONOSUPPORT (wassh-abi.md §4.7)
-    try:
-        addr = conn.getpeername() if remote else conn.getsockname()
-    except OSError:
-        return None
-    return str(addr[0]), int(addr[1])
+# Readiness, options, half-close, names and close are those of any OS socket.
+wassh_sock_wait_handle = hookimpl(os_socket.wait_handle)
+wassh_sock_setsockopt = hookimpl(os_socket.setsockopt)
+wassh_sock_getsockopt = hookimpl(os_socket.getsockopt)
+wassh_sock_shutdown = hookimpl(os_socket.shutdown)
+wassh_sock_close = hookimpl(os_socket.close)
+wassh_sock_name = hookimpl(os_socket.name)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
-import select
 import socket
 from typing import Any
 
-from wassh import STREAM, Offer, SocketHandle, TransportConfig, hookimpl, resolve
+from wassh import STREAM, Offer, SocketHandle, TransportConfig, hookimpl, os_socket, resolve
 
 RANK = 100
 
@@ -30,11 +29,7 @@ def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
     address = resolve(sock.config, host, port, sock.family)
     conn = TcpConnection(sock.family, socket.SOCK_STREAM)
     conn.setblocking(False)
-    for (level, name), value in sock.options.items():
-        try:
-            conn.setsockopt(level, name, value)
-        except OSError:
-            pass
+    os_socket.apply_options(sock, conn)
     conn.target = address
     err = conn.connect_ex(address)
     if err in (0, errno.EISCONN):
@@ -58,57 +53,12 @@ def wassh_sock_connect_check(sock: SocketHandle) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-@hookimpl
-def wassh_sock_recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int:
-    conn: socket.socket = sock.transport_state
-    return conn.recv_into(buf, 0, socket.MSG_PEEK if peek else 0)
-
-
-@hookimpl
-def wassh_sock_send(sock: SocketHandle, data: memoryview) -> int:
-    conn: socket.socket = sock.transport_state
-    return conn.send(data, socket.MSG_NOSIGNAL)
-
-
-@hookimpl
-def wassh_sock_wait_handle(sock: SocketHandle, write: bool) -> tuple[int, int]:
-    conn: socket.socket = sock.transport_state
-    return conn.fileno(), select.POLLOUT if write else select.POLLIN
-
-
-@hookimpl
-def wassh_sock_setsockopt(sock: SocketHandle, level: int, name: int, value: int) -> None:
-    conn: socket.socket = sock.transport_state
-    conn.setsockopt(level, name, value)
-
-
-@hookimpl
-def wassh_sock_getsockopt(sock: SocketHandle, level: int, name: int) -> int | None:
-    conn: socket.socket = sock.transport_state
-    return conn.getsockopt(level, name)
-
-
-@hookimpl
-def wassh_sock_shutdown(sock: SocketHandle, how: int) -> None:
-    conn: socket.socket = sock.transport_state
-    try:
-        conn.shutdown(how)
-    except OSError as exc:
-        if exc.errno != errno.ENOTCONN:  # the peer may already be gone: nothing to do
-            raise
-
-
-@hookimpl
-def wassh_sock_close(sock: SocketHandle) -> None:
-    conn: socket.socket = sock.transport_state
-    conn.close()
-
-
-@hookimpl
-def wassh_sock_name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
-    conn: socket.socket = sock.transport_state
-    try:
-        addr = conn.getpeername() if remote else conn.getsockname()
-    except OSError:
-        return None
-    return str(addr[0]), int(addr[1])
+# The data path, options, half-close and names are those of any OS socket.
+wassh_sock_recv_into = hookimpl(os_socket.recv_into)
+wassh_sock_send = hookimpl(os_socket.send)
+wassh_sock_wait_handle = hookimpl(os_socket.wait_handle)
+wassh_sock_setsockopt = hookimpl(os_socket.setsockopt)
+wassh_sock_getsockopt = hookimpl(os_socket.getsockopt)
+wassh_sock_shutdown = hookimpl(os_socket.shutdown)
+wassh_sock_close = hookimpl(os_socket.close)
+wassh_sock_name = hookimpl(os_socket.name)
