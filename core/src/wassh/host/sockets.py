@@ -68,9 +68,17 @@ class Socket(OpenObject):
         self.shut_wr = False
         self.reset = False  # a reset was reported once; reads now see EOF
         self.peer: tuple[str, int] | None = None
-        self.peer_wire: tuple[int, bytes, int] | None = None
+        self._peer_wire: tuple[int, bytes, int] | None = None
         self.remote_host = ""  # what the guest asked to connect to (a name or literal)
         self.last_source: tuple[str, int] | None = None  # datagrams: the latest sender
+
+    @property
+    def peer_wire(self) -> tuple[int, bytes, int] | None:
+        """The connected stream's peer as ``sock_recvfrom`` reports it, encoded once."""
+        wire = self._peer_wire
+        if wire is None and self.kind == STREAM and self.state == CONNECTED:
+            wire = self._peer_wire = _wire_address(self.peer)
+        return wire
 
     @property
     def trio_token(self) -> Any:
@@ -190,7 +198,7 @@ class Socket(OpenObject):
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
         self.peer = self.owner.sockname(self, True)
-        self.peer_wire = _wire_address(self.peer) if self.kind == STREAM else None
+        self._peer_wire = None
 
     def _drop_transport(self) -> None:
         if self.owner is not None and self.transport_state is not None:
