@@ -37,12 +37,18 @@ def cache_dir() -> Path:
     return Path(base) / "wassh" / "modules"
 
 
-def _wasmtime_version() -> str:
-    try:
-        from importlib.metadata import version
+def _engine_fingerprint() -> str:
+    """What compiled code depends on: the wasmtime library itself (cheap to ask).
 
-        return version("wasmtime")
-    except Exception:  # pragma: no cover - metadata missing in odd installs
+    importlib.metadata would cost ~30 ms of every start-up; the shared library's
+    size and mtime change with every wasmtime release, which is what matters.
+    """
+    from wasmtime import _ffi
+
+    try:
+        st = os.stat(_ffi.filename)
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    except (AttributeError, OSError):  # pragma: no cover - an unusual wasmtime install
         return "unknown"
 
 
@@ -52,7 +58,7 @@ def load_module(path: str | os.PathLike[str], use_cache: bool = True) -> wasmtim
     data = Path(path).read_bytes()
     if not use_cache:
         return wasmtime.Module(engine, data)
-    key = hashlib.sha256(data + _wasmtime_version().encode()).hexdigest()
+    key = hashlib.sha256(data + _engine_fingerprint().encode()).hexdigest()
     cached = cache_dir() / f"{key}.cwasm"
     if cached.exists():
         try:
