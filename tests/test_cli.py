@@ -86,6 +86,9 @@ def test_bad_arguments_give_one_clear_line(tmp_path: Path) -> None:
         ("run", "--dir", str(tmp_path / "nope"), "x.wasm"),
         ("run", "--relay-protocol", "carrier-pigeon", "x.wasm"),
         ("run", "--frobnicate", "x.wasm"),
+        ("relay", "--bogus"),
+        ("relay", "--listen", "nope"),
+        ("no-such-command",),
     ]
     for args in cases:
         r = wassh(*args)

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from .runtime import Process
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one line (plugin subcommands use it too)."""
+
     def error(self, message: str) -> NoReturn:
         # One clear line, not a usage dump: scripts and people read this.
         self.exit(2, f"wassh: {message} (see '{self.prog} --help')\n")
@@ -40,9 +42,13 @@ def _parse_kv(values: Sequence[str], what: str) -> dict[str, list[str]]:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="wassh", description=__doc__)
+    parser = OneLineArgumentParser(
+        prog="wassh",
+        description=__doc__,
+        epilog="Installed plugins may add commands (wassh-transport-websocket: 'wassh relay').",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser)
 
     run = sub.add_parser("run", help="run a wasm32-wasi program")
     run.add_argument("program", help="the .wasm file")

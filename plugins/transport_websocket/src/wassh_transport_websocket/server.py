@@ -619,7 +619,9 @@ class RelayServer:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from wassh.cli import OneLineArgumentParser
+
+    p = OneLineArgumentParser(
         prog="wassh relay",
         description="WebSocket relay: websockify-style and corp-relay-v4 endpoints.",
     )
