@@ -25,6 +25,8 @@ _AI_NUMERICHOST = 0x04
 _EAI_NONAME = -6
 _EAI_FAMILY = -4
 _AI_RECORD = struct.Struct("<iiiI16s")
+_U32 = struct.Struct("<I")
+_U16 = struct.Struct("<H")
 _LOCALHOST_V4 = bytes([127, 0, 0, 1])
 _LOCALHOST_V6 = bytes(15) + b"\x01"
 
@@ -166,17 +168,27 @@ class WasshCalls:
         sock = self.proc.sockets.get(fd)
         mem = self.mem
         view = mem.slice(buf, length)
+        # Every output is checked before anything is received: a bad pointer must
+        # not cost the guest bytes taken off the socket.
         mem.check(out, 4)
+        if domain_out:
+            mem.check(domain_out, 4)
+        if addr_out:
+            mem.check(addr_out, 16)
+        if port_out:
+            mem.check(port_out, 2)
         wire = sock.peer_wire
         if wire is not None:  # a connected stream: the common case, kept short
             n = sock.recv_one(view, bool(flags))
-            mem.set_u32(out, n)
+            mv = mem.view
+            _U32.pack_into(mv, out, n)
             if domain_out:
-                mem.set_u32(domain_out, wire[0])
+                _U32.pack_into(mv, domain_out, wire[0])
             if addr_out:
-                mem.write(addr_out, wire[1])
+                packed = wire[1]
+                mv[addr_out : addr_out + len(packed)] = packed
             if port_out:
-                mem.set_u16(port_out, wire[2])
+                _U16.pack_into(mv, port_out, wire[2])
             return 0
         n, _truncated = sock.recv_into([view], dontwait=bool(flags))
         mem.set_u32(out, n)

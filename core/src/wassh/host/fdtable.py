@@ -18,6 +18,11 @@ class FdTable:
     def __init__(self) -> None:
         self._slots: dict[int, OpenObject] = {}
 
+    @property
+    def table(self) -> dict[int, OpenObject]:
+        """The descriptor -> object dict itself, for lookups on hot paths (read only)."""
+        return self._slots
+
     def get(self, fd: int) -> OpenObject:
         obj = self._slots.get(fd)
         if obj is None:

@@ -612,6 +612,7 @@ class SocketLayer:
     def __init__(self, process: Process) -> None:
         self.process = process
         self.live: set[Socket] = set()
+        self._slots = process.fds.table
 
     def create(self, wasi_domain: int, wasi_type: int, protocol: int) -> Socket:
         base = wasi_type & ~0x6000
@@ -647,7 +648,11 @@ class SocketLayer:
         self.live.discard(sock)
 
     def get(self, fd: int) -> Socket:
-        obj = self.process.fds.get(fd)
+        obj = self._slots.get(fd)  # the fd table's own dict: this runs on every socket call
+        if type(obj) is Socket:
+            return obj
+        if obj is None:
+            raise WasiError(Errno.EBADF, f"fd {fd} is not open")
         if not isinstance(obj, Socket):
             raise WasiError(Errno.ENOTSOCK)
         return obj
