@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -226,5 +227,39 @@ def test_unregistered_fake_address_is_efault(original_guest: wasmtime.Module) ->
     p = wassh.prepare(original_guest, ["orig"], stdout=wassh.Capture())
     try:
         assert p.call("connect_unregistered", 9) == wassh.Errno.EFAULT
+    finally:
+        p.close()
+
+
+RECV_GUEST = f"""
+(module
+  (import "{EXP}" "sock_recvfrom"
+    (func $recvfrom (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "recv") (param $fd i32) (param $addr_out i32) (result i32)
+    (call $recvfrom (local.get $fd) (i32.const 1024) (i32.const 64) (i32.const 128)
+      (i32.const 0) (i32.const 132) (local.get $addr_out) (i32.const 136)))
+  (func (export "received") (result i32) (i32.load (i32.const 128)))
+  (func (export "first_byte") (result i32) (i32.load8_u (i32.const 1024)))
+  (func (export "_start"))
+)
+"""
+
+
+def test_bad_output_pointer_in_recvfrom_loses_no_data(echo_server: Any) -> None:
+    module = wasmtime.Module(get_engine(), RECV_GUEST)
+    p = wassh.prepare(module, ["recv"], stdout=wassh.Capture())
+    try:
+        p.instantiate()
+        sock = p.sockets.create(1, 6, 0)  # AF_INET, SOCK_STREAM
+        fd = p.sockets.install(sock)
+        sock.connect("127.0.0.1", echo_server.port)
+        sock.write([memoryview(b"Z")])
+        time.sleep(0.1)  # the echo is back in our socket buffer
+        sock.nonblocking = True  # a lost byte shows as EAGAIN, not as a hang
+        assert p.call("recv", fd, 0xFFFFFFF0) == wassh.Errno.EFAULT
+        assert p.call("recv", fd, 200) == 0  # the byte is still there
+        assert p.call("received") == 1
+        assert p.call("first_byte") == ord("Z")
     finally:
         p.close()
