@@ -6,6 +6,7 @@ import hashlib
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +29,13 @@ class ConnRecord:
 
 
 class EchoServer:
-    """A threaded TCP echo server on loopback that records what each connection sent."""
+    """A threaded TCP echo server on loopback that records what each connection sent.
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    With ``echo=False`` it only reads (a sink), still recording every connection.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", *, echo: bool = True) -> None:
+        self.echo = echo
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -40,7 +45,6 @@ class EchoServer:
         self.port = self.sock.getsockname()[1]
         self.records: list[ConnRecord] = []
         self.lock = threading.Lock()
-        self.closed = threading.Event()
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -66,6 +70,8 @@ class EchoServer:
                     break
                 rec.received += len(data)
                 rec.digest.update(data)
+                if not self.echo:
+                    continue
                 try:
                     conn.sendall(data)
                 except OSError:
@@ -74,6 +80,13 @@ class EchoServer:
                 conn.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+
+    def wait_total(self, total: int, timeout: float = 5.0) -> list[int]:
+        """Per-connection byte counts, once ``total`` bytes arrived in all (or at timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and sum(r.received for r in self.records) < total:
+            time.sleep(0.01)
+        return [r.received for r in self.records]
 
     def close(self) -> None:
         self.sock.close()

@@ -49,8 +49,19 @@ def build_guest(src: Path, *, sdk: bool = False, extra: tuple[str, ...] = ()) ->
             compile_c([src], tmp, extra)
         else:
             subprocess.run(
-                [sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", "-O2",
-                 *extra, str(src), "-o", str(tmp)],
+                [
+                    sys.executable,
+                    "-m",
+                    "ziglang",
+                    "cc",
+                    "-target",
+                    "wasm32-wasi",
+                    "-O2",
+                    *extra,
+                    str(src),
+                    "-o",
+                    str(tmp),
+                ],
                 check=True,
                 capture_output=True,
             )

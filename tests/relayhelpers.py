@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 import wassh
+from conftest import EchoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -119,46 +120,9 @@ class WebsockifyProcess:
             self.proc.kill()
 
 
-class SinkServer:
+def SinkServer() -> EchoServer:
     """Accepts connections and reads everything, counting; never sends."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = int(self.sock.getsockname()[1])
-        self.received: list[int] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            index = len(self.received)
-            self.received.append(0)
-            threading.Thread(target=self._drain, args=(conn, index), daemon=True).start()
-
-    def _drain(self, conn: socket.socket, index: int) -> None:
-        with conn:
-            while True:
-                try:
-                    data = conn.recv(1 << 16)
-                except OSError:
-                    return
-                if not data:
-                    return
-                self.received[index] += len(data)
-
-    def wait_total(self, total: int, timeout: float = 5.0) -> list[int]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and sum(self.received) < total:
-            time.sleep(0.01)
-        return list(self.received)
-
-    def close(self) -> None:
-        self.sock.close()
+    return EchoServer(echo=False)
 
 
 def _abort(stream: trio.SocketStream) -> None:

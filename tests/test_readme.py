@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from guestbuild import build_guest
 
 ROOT = Path(__file__).parent.parent
@@ -19,8 +18,9 @@ def _python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
-def test_embedding_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_embedding_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     example = next(b for b in _python_blocks() if "wassh.run(" in b)
     wasm = build_guest(ROOT / "examples" / "hello_client.c", sdk=True)
     server = socket.create_server(("127.0.0.1", 0))

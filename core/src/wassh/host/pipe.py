@@ -9,40 +9,17 @@ from __future__ import annotations
 
 import os
 
-from ..abi.errno import Errno, WasiError
 from .stdio import HostStream
-from .waiter import POLLERR, POLLHUP, POLLOUT, Waiter
+from .waiter import Waiter
 
 
 class PipeEnd(HostStream):
-    """One end of a pipe: reads on the read end see what the write end wrote."""
+    """One end of a pipe: reads on the read end see what the write end wrote.
 
-    def write(self, bufs: list[memoryview]) -> int:
-        total = 0
-        for buf in bufs:
-            data = buf
-            while data:
-                try:
-                    n = os.write(self.fd, data)
-                except BlockingIOError:
-                    if self.nonblocking or total:
-                        if total:
-                            return total
-                        raise WasiError(Errno.EAGAIN) from None
-                    self.waiter.wait_one(self.fd, POLLOUT)
-                    continue
-                except BrokenPipeError as exc:
-                    if total:
-                        return total
-                    raise WasiError(Errno.EPIPE) from exc
-                total += n
-                data = data[n:]
-        return total
-
-    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
-        if write and revents & (POLLERR | POLLHUP):
-            return Errno.EPIPE, 0, 0  # nobody reads any more: the guest sees POLLHUP
-        return 0, 0, 1 if revents & POLLHUP else 0
+    A ``HostStream`` over a non-blocking OS descriptor: writes to a full pipe
+    wait on the waiter (or give EAGAIN to a non-blocking guest descriptor), and
+    a write end whose reader is gone polls as EPIPE.
+    """
 
 
 def make_pipe(waiter: Waiter) -> tuple[PipeEnd, PipeEnd]:

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 
 from ..abi.errno import Errno, WasiError
+from .files import filetype_of_mode
 from .objects import ALWAYS_READY, Filestat, OpenObject
-from .waiter import POLLHUP, POLLIN, POLLOUT, Waiter
+from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, Waiter
 from .wasi_defs import STDIO_RIGHTS, Filetype
 
 
 def _filetype_of(fd: int) -> int:
     try:
-        mode = os.fstat(fd).st_mode
+        return filetype_of_mode(os.fstat(fd).st_mode)
     except OSError:
         return Filetype.UNKNOWN
-    if stat.S_ISCHR(mode):
-        return Filetype.CHARACTER_DEVICE
-    if stat.S_ISREG(mode):
-        return Filetype.REGULAR_FILE
-    if stat.S_ISSOCK(mode):
-        return Filetype.SOCKET_STREAM
-    return Filetype.UNKNOWN
 
 
 class HostStream(OpenObject):
@@ -63,6 +56,11 @@ class HostStream(OpenObject):
                 try:
                     n = os.write(self.fd, data)
                 except BlockingIOError:
+                    # Only non-blocking host descriptors (pipes the guest made) get here.
+                    if total:
+                        return total
+                    if self.nonblocking:
+                        raise WasiError(Errno.EAGAIN) from None
                     self.waiter.wait_one(self.fd, POLLOUT)
                     continue
                 except BrokenPipeError as exc:
@@ -79,6 +77,8 @@ class HostStream(OpenObject):
         return (self.fd, POLLOUT if write else POLLIN)
 
     def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
+        if write and revents & (POLLERR | POLLHUP):
+            return Errno.EPIPE, 0, 0  # nobody reads any more: the guest sees POLLHUP
         return 0, 0, 1 if revents & POLLHUP else 0
 
     def filestat(self) -> Filestat:

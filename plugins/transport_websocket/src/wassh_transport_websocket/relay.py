@@ -91,6 +91,27 @@ class Driver:
     def _fatal_log(self, what: str) -> None:
         log.error("relay %s: %s; closing this connection (ECONNRESET)", self.label, what)
 
+    async def _reader(self, ws: WebSocket) -> int | None:
+        raise NotImplementedError
+
+    async def _writer(self, ws: WebSocket) -> None:
+        raise NotImplementedError
+
+    async def _pump(self, ws: WebSocket) -> int | None:
+        """Move bytes until the socket ends; None means "lost, try to resume"."""
+        result: list[int | None] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.flusher)
+            nursery.start_soon(self._writer, ws)
+            try:
+                result.append(await self._reader(ws))
+            except Fatal as exc:
+                self._fatal_log(str(exc))
+                await ws.send_close(1002, "protocol error")
+                result.append(errno.ECONNRESET)
+            nursery.cancel_scope.cancel()
+        return result[0]
+
 
 # ---------------------------------------------------------------------------------------
 # websockify: raw bytes in binary messages
@@ -299,21 +320,6 @@ class CorpRelayV4(Driver):
             await self._handle(ws, msg)
         return True
 
-    async def _pump(self, ws: WebSocket) -> int | None:
-        """Move bytes until the socket ends; None means "lost, try to resume"."""
-        result: list[int | None] = []
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ws.flusher)
-            nursery.start_soon(self._writer, ws)
-            try:
-                result.append(await self._reader(ws))
-            except Fatal as exc:
-                self._fatal_log(str(exc))
-                await ws.send_close(1002, "protocol error")
-                result.append(errno.ECONNRESET)
-            nursery.cancel_scope.cancel()
-        return result[0]
-
     async def _reader(self, ws: WebSocket) -> int | None:
         conn = self.conn
         while True:
@@ -503,20 +509,6 @@ class CorpRelay(Driver):
                 self._just_resumed = True
                 self.ws = new
                 break
-
-    async def _pump(self, ws: WebSocket) -> int | None:
-        result: list[int | None] = []
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ws.flusher)
-            nursery.start_soon(self._writer, ws)
-            try:
-                result.append(await self._reader(ws))
-            except Fatal as exc:
-                self._fatal_log(str(exc))
-                await ws.send_close(1002, "protocol error")
-                result.append(errno.ECONNRESET)
-            nursery.cancel_scope.cancel()
-        return result[0]
 
     async def _reader(self, ws: WebSocket) -> int | None:
         conn = self.conn
