@@ -45,6 +45,7 @@ class EchoServer:
         self.port = self.sock.getsockname()[1]
         self.records: list[ConnRecord] = []
         self.lock = threading.Lock()
+        self.accepted = threading.Condition(self.lock)
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def _accept_loop(self) -> None:
@@ -54,8 +55,9 @@ class EchoServer:
             except OSError:
                 return
             rec = ConnRecord()
-            with self.lock:
+            with self.accepted:
                 self.records.append(rec)
+                self.accepted.notify_all()
             threading.Thread(target=self._serve, args=(conn, rec), daemon=True).start()
 
     def _serve(self, conn: socket.socket, rec: ConnRecord) -> None:
@@ -80,6 +82,16 @@ class EchoServer:
                 conn.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+
+    def wait_connections(self, count: int, timeout: float = 5.0) -> int:
+        """How many connections were accepted, once ``count`` were (or at timeout).
+
+        A client's connect returns when the kernel queues the connection, before
+        this server's thread has accepted and recorded it.
+        """
+        with self.accepted:
+            self.accepted.wait_for(lambda: len(self.records) >= count, timeout)
+            return len(self.records)
 
     def wait_total(self, total: int, timeout: float = 5.0) -> list[int]:
         """Per-connection byte counts, once ``total`` bytes arrived in all (or at timeout)."""

@@ -220,7 +220,8 @@ def test_original_library_fake_addresses_keep_working(
         assert p.call("peer_port") == echo_server_v6.port
     finally:
         p.close()
-    assert len(echo_server.records) == 1 and len(echo_server_v6.records) == 1
+    assert echo_server.wait_connections(1) == 1
+    assert echo_server_v6.wait_connections(1) == 1
 
 
 def test_unregistered_fake_address_is_efault(original_guest: wasmtime.Module) -> None:
