@@ -103,7 +103,7 @@ def test_cli_lists_installed_transports_from_a_fresh_process() -> None:
     out = subprocess.run(
         [str(WASSH), "transports", "--json"], capture_output=True, text=True, check=True
     )
-    rows = {row["name"]: row for row in json.loads(out.stdout)}
+    rows = {row["name"]: row for row in json.loads(out.stdout)["transports"]}
     assert rows["tcp"]["available"] is True
     assert rows["tcp"]["kinds"] == ["stream"]
     assert rows["tcp"]["rank"] == 100
@@ -127,7 +127,7 @@ def test_entry_point_of_a_distribution_on_sys_path(tmp_path: Path) -> None:
     out = subprocess.run(
         [str(WASSH), "transports", "--json"], capture_output=True, text=True, check=True, env=env
     )
-    rows = {row["name"]: row for row in json.loads(out.stdout)}
+    rows = {row["name"]: row for row in json.loads(out.stdout)["transports"]}
     assert rows["thirdparty"] == {
         "name": "thirdparty",
         "plugin": "thirdparty",
@@ -141,7 +141,7 @@ def test_entry_point_of_a_distribution_on_sys_path(tmp_path: Path) -> None:
     out = subprocess.run(
         [str(WASSH), "transports", "--json"], capture_output=True, text=True, check=True, env=env
     )
-    assert "thirdparty" not in {row["name"] for row in json.loads(out.stdout)}
+    assert "thirdparty" not in {row["name"] for row in json.loads(out.stdout)["transports"]}
 
 
 def test_ranking_orders_by_rank_then_name_and_skips_unavailable() -> None:

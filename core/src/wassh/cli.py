@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import wasmtime
 
-from .plugins import TransportConfig, Transports, make_plugin_manager
+from .plugins import PluginError, TransportConfig, Transports, make_plugin_manager
+from .policy import NetworkPolicy, PolicyError
 
 if TYPE_CHECKING:
     from .runtime import Process
@@ -71,63 +72,109 @@ def _build_parser() -> argparse.ArgumentParser:
         help="map a name to an address for name resolution",
     )
     run.add_argument("--trace", action="store_true", help="log each host call to stderr")
-    run.add_argument("--connect-timeout", type=float, default=75.0, metavar="SECONDS")
-    run.add_argument(
+    _add_network_options(run)
+    run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
+    run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+
+    sub.add_parser("cc", help="compile C for wasm32-wasi against the guest SDK", add_help=False)
+
+    tr = sub.add_parser(
+        "transports",
+        help="list transport plugins, their ranking and the network policy",
+        description="Shows what 'wassh run' with the same options would use.",
+    )
+    tr.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_network_options(tr)
+    return parser
+
+
+def _add_network_options(parser: argparse.ArgumentParser) -> None:
+    """Options that choose transports and the network policy (run and transports)."""
+    parser.add_argument(
+        "--connect-allow",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="once given, only destinations matching a HOST[:PORTS] pattern are reachable",
+    )
+    parser.add_argument(
+        "--connect-deny",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="refuse destinations matching HOST[:PORTS] (wins over --connect-allow)",
+    )
+    parser.add_argument(
+        "--listen-allow",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="let the guest listen on a non-loopback ADDRESS[:PORTS] (or CIDR, or *)",
+    )
+    parser.add_argument("--connect-timeout", type=float, default=75.0, metavar="SECONDS")
+    parser.add_argument(
         "--block-plugin",
         action="append",
         default=[],
         metavar="NAME",
         help="do not load this transport plugin",
     )
-    run.add_argument("--relay", metavar="URL", help="reach TCP servers through this relay")
-    run.add_argument(
+    parser.add_argument("--relay", metavar="URL", help="reach TCP servers through this relay")
+    parser.add_argument(
         "--relay-protocol",
         default="websockify",
         choices=["websockify", "corp-relay", "corp-relay-v4"],
     )
-    run.add_argument(
+    parser.add_argument(
         "--relay-claim",
         default="first-connect",
         choices=["first-connect", "all", "first-socket"],
         help="which connects the relay takes (default: until one succeeds)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--relay-header",
         action="append",
         default=[],
         metavar="K=V",
         help="extra HTTP header for the relay (authentication, cookies)",
     )
-    run.add_argument(
+    parser.add_argument(
         "--relay-param",
         action="append",
         default=[],
         metavar="K=V",
         help="extra query parameter for the relay URL",
     )
-    run.add_argument("--relay-ca", metavar="FILE", help="CA bundle to verify a wss:// relay")
-    run.add_argument(
-        "--listen-allow",
-        action="append",
-        default=[],
-        metavar="ADDR[:PORT]",
-        help="let the guest listen on this non-loopback address",
-    )
-    run.add_argument(
+    parser.add_argument("--relay-ca", metavar="FILE", help="CA bundle to verify a wss:// relay")
+    parser.add_argument(
         "--unix",
         action="append",
         default=[],
         metavar="GUEST_PATH=HOST_PATH",
         help="map a guest AF_UNIX path to a host Unix socket",
     )
-    run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
-    run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
 
-    sub.add_parser("cc", help="compile C for wasm32-wasi against the guest SDK", add_help=False)
 
-    tr = sub.add_parser("transports", help="list transport plugins and their ranking")
-    tr.add_argument("--json", action="store_true", help="machine-readable output")
-    return parser
+def _transport_config(ns: argparse.Namespace) -> TransportConfig:
+    """The transports' settings from the command line; a bad policy pattern is fatal."""
+    config = TransportConfig(
+        connect_timeout=ns.connect_timeout,
+        relay_url=ns.relay,
+        relay_protocol=ns.relay_protocol,
+        relay_claim=ns.relay_claim,
+        relay_headers={k: v[-1] for k, v in _parse_kv(ns.relay_header, "--relay-header").items()},
+        relay_params={k: v[-1] for k, v in _parse_kv(ns.relay_param, "--relay-param").items()},
+        relay_ca_file=ns.relay_ca,
+        connect_allow=list(ns.connect_allow),
+        connect_deny=list(ns.connect_deny),
+        listen_allow=list(ns.listen_allow),
+        unix_map={k: v[-1] for k, v in _parse_kv(ns.unix, "--unix").items()},
+    )
+    try:
+        NetworkPolicy.from_patterns(config.connect_allow, config.connect_deny, config.listen_allow)
+    except PolicyError as exc:
+        _fail(str(exc))
+    return config
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
@@ -162,17 +209,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
         _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
-    config = TransportConfig(
-        connect_timeout=ns.connect_timeout,
-        relay_url=ns.relay,
-        relay_protocol=ns.relay_protocol,
-        relay_claim=ns.relay_claim,
-        relay_headers={k: v[-1] for k, v in _parse_kv(ns.relay_header, "--relay-header").items()},
-        relay_params={k: v[-1] for k, v in _parse_kv(ns.relay_param, "--relay-param").items()},
-        relay_ca_file=ns.relay_ca,
-        listen_allow=list(ns.listen_allow),
-        unix_map={k: v[-1] for k, v in _parse_kv(ns.unix, "--unix").items()},
-    )
+    config = _transport_config(ns)
 
     proc = prepare(
         module,
@@ -217,23 +254,36 @@ def _forward_resizes(proc: Process) -> Iterator[None]:
 
 
 def _cmd_transports(ns: argparse.Namespace) -> int:
-    pm = make_plugin_manager()
-    transports = Transports(pm, TransportConfig())
+    config = _transport_config(ns)
+    pm = make_plugin_manager(block=ns.block_plugin)
+    transports = Transports(pm, config)
     rows: list[dict[str, Any]] = []
     for offer, plugin in transports.offers:
-        dist = pm.get_name(plugin)
         rows.append(
             {
                 "name": offer.name,
-                "plugin": dist,
+                "plugin": pm.get_name(plugin),
                 "rank": offer.rank,
                 "kinds": sorted(offer.kinds),
                 "available": offer.available,
                 "reason": offer.reason,
             }
         )
+    policy = transports.policy
     if ns.json:
-        print(json.dumps(rows, indent=2))
+        print(
+            json.dumps(
+                {
+                    "transports": rows,
+                    "policy": {
+                        "connect_allow": [r.text for r in policy.connect_allow],
+                        "connect_deny": [r.text for r in policy.connect_deny],
+                        "listen_allow": [r.text for r in policy.listen_allow],
+                    },
+                },
+                indent=2,
+            )
+        )
         return 0
     if not rows:
         print("no transport plugins found (install wassh-transport-tcp)")
@@ -244,6 +294,9 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
         serves = ",".join(words.get(k, k) for k in r["kinds"])
         source = "" if r["plugin"] == r["name"] else f" (plugin {r['plugin']})"
         print(f"{r['name']:<12} rank {r['rank']:>4}  {serves:<24} {state}{source}")
+    print("network policy:")
+    for line in policy.describe():
+        print(f"  {line}")
     return 0
 
 
@@ -272,10 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     level = logging.WARNING - 10 * ns.verbose
     logging.basicConfig(level=level, format="wassh: %(name)s: %(message)s")
-    if ns.command == "run":
-        return _cmd_run(ns)
-    if ns.command == "transports":
-        return _cmd_transports(ns)
+    try:
+        if ns.command == "run":
+            return _cmd_run(ns)
+        if ns.command == "transports":
+            return _cmd_transports(ns)
+    except (PluginError, PolicyError) as exc:
+        # Fail closed, in one line: nothing ran, nothing reached the network.
+        _fail(str(exc))
     parser.print_help()
     return 2
 

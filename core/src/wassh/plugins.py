@@ -12,6 +12,7 @@ import pluggy
 
 from . import hookspecs
 from .abi.errno import Errno, WasiError
+from .policy import NetworkPolicy
 
 log = logging.getLogger("wassh.plugins")
 
@@ -61,6 +62,10 @@ class Offer:
     available: bool = True
     reason: str = ""
     accepts: Callable[[ConnectRequest], bool] | None = None
+    # True when the transport resolves every name with ``wassh.resolve`` before
+    # dialling, which checks each address against the network policy. Otherwise
+    # (a relay resolves at the far end) the policy decides on the name alone.
+    checks_addresses: bool = False
 
 
 @dataclass
@@ -78,9 +83,29 @@ class TransportConfig:
     relay_headers: dict[str, str] = field(default_factory=dict)
     relay_params: dict[str, str] = field(default_factory=dict)
     relay_ca_file: str | None = None
+    # The network policy (``wassh.policy``): HOST[:PORTS] patterns. Read once,
+    # when the runtime starts; plugins see the settings but cannot change them.
+    connect_allow: list[str] = field(default_factory=list)
+    connect_deny: list[str] = field(default_factory=list)
     listen_allow: list[str] = field(default_factory=list)
     unix_map: dict[str, str] = field(default_factory=dict)
+    # Offer names that must be available, or the runtime does not start (the
+    # core adds those its own settings need: ``relay_url`` needs "websocket").
+    require: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def required_transports(self) -> dict[str, str]:
+        """Offer name -> the setting that needs it."""
+        needed = {name: "require" for name in self.require}
+        if self.relay_url:
+            needed.setdefault("websocket", "--relay")
+        if self.unix_map:
+            needed.setdefault("unix", "--unix")
+        return needed
+
+
+class PluginError(Exception):
+    """A plugin the configuration depends on cannot be used; one line for the user."""
 
 
 class Dispatch:
@@ -129,11 +154,21 @@ def _direct(impl: Any, spec_args: Sequence[str], hook_name: str) -> Callable[...
 
 
 class Transports:
-    """The ranked transports of one runtime."""
+    """The ranked transports of one runtime, and the network policy they all obey.
+
+    Fails closed: a plugin that cannot make its offer, or a transport the
+    configuration needs that is missing or unavailable, raises ``PluginError``
+    before any guest runs; a bad policy pattern raises ``PolicyError``.
+    """
 
     def __init__(self, pm: pluggy.PluginManager, config: TransportConfig) -> None:
         self.pm = pm
         self.config = config
+        # Built before any plugin runs, from copies: nothing a plugin does to
+        # ``config`` afterwards changes it.
+        self.policy = NetworkPolicy.from_patterns(
+            list(config.connect_allow), list(config.connect_deny), list(config.listen_allow)
+        )
         self.offers: list[tuple[Offer, object]] = []
         for plugin in pm.get_plugins():
             impl = getattr(plugin, "wassh_transport_offer", None)
@@ -141,13 +176,16 @@ class Transports:
                 continue
             try:
                 offered = impl(config=config)
-            except Exception as exc:  # a broken plugin must not take the runtime down
-                log.warning("plugin %r failed to make an offer: %s", plugin, exc)
-                continue
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {pm.get_name(plugin)!r} cannot make its offer: {_reason(exc)} "
+                    f"(block it with --block-plugin {pm.get_name(plugin)} to run without it)"
+                ) from exc
             # One plugin may serve several kinds under separate names and ranks.
             for offer in [offered] if isinstance(offered, Offer) else offered or ():
                 self.offers.append((offer, plugin))
         self.offers.sort(key=lambda op: (-op[0].rank, op[0].name))
+        self._check_required()
         self._dispatch = {
             id(offer): Dispatch(pm, plugin, offer)
             for offer, plugin in self.offers
@@ -161,6 +199,22 @@ class Transports:
             )
             or "(none)",
         )
+
+    def _check_required(self) -> None:
+        for name, setting in self.config.required_transports().items():
+            found = [o for o, _ in self.offers if o.name == name]
+            if not found:
+                why = (
+                    f"plugin {name!r} is blocked"
+                    if self.pm.is_blocked(name)
+                    else "no installed plugin offers it"
+                )
+                raise PluginError(f"{setting} needs the {name!r} transport: {why}")
+            if not any(o.available for o in found):
+                raise PluginError(
+                    f"{setting} needs the {name!r} transport, which is unavailable: "
+                    f"{found[0].reason or 'no reason given'}"
+                )
 
     def serves(self, kind: str) -> bool:
         return any(o.available and kind in o.kinds for o, _ in self.offers)
@@ -182,6 +236,15 @@ class Transports:
         return result
 
 
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _names(text: str) -> set[str]:
+    return {n.strip() for n in text.split(",") if n.strip()}
+
+
 def make_plugin_manager(
     *,
     entry_points: bool = True,
@@ -191,30 +254,59 @@ def make_plugin_manager(
     """A fresh manager: built-in defaults, installed plugins and the embedder's own.
 
     ``WASSH_LOAD_PLUGINS=a,b`` loads only the named entry points (empty: none);
-    ``WASSH_BLOCK_PLUGINS=a,b`` blocks names, as ``block`` does.
+    ``WASSH_BLOCK_PLUGINS=a,b`` blocks names, as ``block`` does. A name that
+    is no plugin's, or an entry point that fails to load, raises ``PluginError``:
+    a typo must not leave a transport running that the user meant to remove.
     """
+    from importlib.metadata import entry_points as find_entry_points
+
     from .default_plugins import DEFAULT_PLUGINS
 
     pm = pluggy.PluginManager("wassh")
     pm.add_hookspecs(hookspecs)
-    blocked = set(block) | {b for b in os.environ.get("WASSH_BLOCK_PLUGINS", "").split(",") if b}
-    for name in blocked:
+    installed = {ep.name: ep for ep in find_entry_points(group=ENTRY_POINT_GROUP)}
+    given = [_plugin_name(p) for p in plugins]
+    known = set(installed) | {name for name, _ in DEFAULT_PLUGINS} | {n for n in given if n}
+    env_block = _names(os.environ.get("WASSH_BLOCK_PLUGINS", ""))
+    only_text = os.environ.get("WASSH_LOAD_PLUGINS")
+    only = _names(only_text) if only_text is not None else None
+    for source, names in (
+        ("--block-plugin", set(block)),
+        ("WASSH_BLOCK_PLUGINS", env_block),
+        ("WASSH_LOAD_PLUGINS", only or set()),
+    ):
+        unknown = sorted(names - known)
+        if unknown:
+            raise PluginError(
+                f"{source}: no plugin named {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(sorted(known)) or 'none'})"
+            )
+    for name in set(block) | env_block:
         pm.set_blocked(name)
     for name, plugin in DEFAULT_PLUGINS:
         if not pm.is_blocked(name):
             pm.register(plugin, name=name)
     if entry_points:
-        only = os.environ.get("WASSH_LOAD_PLUGINS")
-        if only is None:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        else:
-            wanted = {n for n in only.split(",") if n}
-            for name in wanted:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
-    for plugin in plugins:
-        given: str | None = getattr(plugin, "name", None) or getattr(plugin, "__name__", None)
-        if given and pm.is_blocked(given):
+        for name, ep in sorted(installed.items()):
+            if pm.is_blocked(name) or (only is not None and name not in only):
+                continue
+            try:
+                loaded = ep.load()
+            except Exception as exc:
+                dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+                raise PluginError(
+                    f"plugin {name!r} ({ep.value} from {dist}) failed to load: {_reason(exc)} "
+                    f"(block it with --block-plugin {name} to run without it)"
+                ) from exc
+            pm.register(loaded, name=name)
+    for plugin, plugin_name in zip(plugins, given, strict=True):
+        if plugin_name and pm.is_blocked(plugin_name):
             continue
-        pm.register(plugin, name=given)
+        pm.register(plugin, name=plugin_name)
     pm.check_pending()
     return pm
+
+
+def _plugin_name(plugin: object) -> str | None:
+    name: str | None = getattr(plugin, "name", None) or getattr(plugin, "__name__", None)
+    return name

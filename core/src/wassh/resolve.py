@@ -5,40 +5,78 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .plugins import TransportConfig
+from .policy import IPAddress, parse_address
 
-
-def _fits(family: int, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    if family == socket.AF_INET:
-        return str(ip) if ip.version == 4 else None
-    return str(ip) if ip.version == 6 else None
+if TYPE_CHECKING:
+    from .host.sockets import Socket
 
 
-def resolve(config: TransportConfig, host: str, port: int, family: int) -> tuple[Any, ...]:
-    """Resolve ``host`` for a socket of ``family``: literals, ``--add-host`` names, then DNS.
+def _fits(family: int, address: IPAddress) -> bool:
+    return address.version == (4 if family == socket.AF_INET else 6)
 
-    Lookups are restricted to the socket's family (an AF_INET6 socket resolves
-    AAAA only), which keeps OpenSSH's IPv6-then-IPv4 fallback meaningful.
-    Raises ``OSError(EHOSTUNREACH)`` when nothing fits.
+
+def _sockaddr(family: int, address: IPAddress, port: int) -> tuple[Any, ...]:
+    return (str(address), port) if family == socket.AF_INET else (str(address), port, 0, 0)
+
+
+def resolve(sock: Socket, host: str, port: int, *, listening: bool = False) -> tuple[Any, ...]:
+    """Resolve ``host`` for ``sock``: literals, ``--add-host`` names, then DNS.
+
+    Every address is checked against the runtime's network policy (the connect
+    rules, or the listen rules when ``listening``) and the first one allowed is
+    returned, so a name can never lead a transport to a denied address. Lookups
+    are restricted to the socket's family (an AF_INET6 socket resolves AAAA
+    only), which keeps OpenSSH's IPv6-then-IPv4 fallback meaningful.
+    Raises ``OSError(EHOSTUNREACH)`` when nothing fits, ``Denied`` (EACCES)
+    when everything that fits is denied.
     """
-    candidates = config.hosts.get(host)
-    texts = candidates if candidates is not None else [host]
-    for text in texts:
-        try:
-            ip = ipaddress.ip_address(text.split("%", 1)[0])
-        except ValueError:
-            continue
-        fitted = _fits(family, ip)
-        if fitted is not None:
-            return (fitted, port) if family == socket.AF_INET else (fitted, port, 0, 0)
-    if candidates is not None:
+    family = sock.family
+    policy = sock.process.transports.policy
+    candidates = sock.config.hosts.get(host)
+    addresses = _literals(candidates if candidates is not None else [host])
+    if not addresses and candidates is None and parse_address(host) is None:
+        addresses = _lookup(host, port, family)
+    fitting = [a for a in addresses if _fits(family, a)]
+    if not fitting:
         raise OSError(errno.EHOSTUNREACH, f"{host} has no address of this family")
+    for address in fitting:
+        if listening:
+            if address is fitting[-1]:
+                policy.check_listen(address, port)  # raises for the last one
+            elif not policy.allows_listen(address, port):
+                continue
+        elif address is fitting[-1]:
+            policy.check_address(host, address, port)
+        elif not policy.allows_address(host, address, port):
+            continue
+        return _sockaddr(family, address, port)
+    raise AssertionError("unreachable: the last candidate raises when denied")
+
+
+def _literals(texts: list[str]) -> list[IPAddress]:
+    found: list[IPAddress] = []
+    for text in texts:
+        try:  # as written: an IPv4-mapped address stays IPv6 for an AF_INET6 socket
+            found.append(ipaddress.ip_address(text.split("%", 1)[0]))
+        except ValueError:
+            address = parse_address(text)  # 127.1, 2130706433: what resolvers accept
+            if address is not None:
+                found.append(address)
+    return found
+
+
+def _lookup(host: str, port: int, family: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise OSError(errno.EHOSTUNREACH, f"cannot resolve {host}: {exc}") from exc
-    if not infos:
-        raise OSError(errno.EHOSTUNREACH, f"cannot resolve {host}")
-    return infos[0][4]
+    except UnicodeError as exc:  # a name the IDNA codec refuses
+        raise OSError(errno.EHOSTUNREACH, f"cannot resolve {host!r}: {exc}") from exc
+    found = []
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
+        if address not in found:
+            found.append(address)
+    return found

@@ -212,8 +212,9 @@ def test_offer() -> None:
     assert on.available and on.rank > 100 and on.kinds == frozenset({STREAM})
     compat = wassh_transport_offer(TransportConfig(relay_url="ws://r/", relay_claim="first-socket"))
     assert LISTEN in compat.kinds
-    broken = wassh_transport_offer(TransportConfig(relay_url="ws://r/", relay_protocol="x"))
-    assert broken.available  # still claims: never silently direct
+    # A broken setting fails the offer: the core stops the run (never silently direct).
+    with pytest.raises(ValueError, match="unknown relay protocol 'x'"):
+        wassh_transport_offer(TransportConfig(relay_url="ws://r/", relay_protocol="x"))
 
 
 def test_server_allow_list() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..abi.errno import Errno, WasiError, to_errno
 from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Dispatch
+from ..policy import Denied, IPAddress, parse_address
 from .objects import ALWAYS_READY, Filestat, OpenObject
 from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET
 from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
@@ -126,10 +127,12 @@ class Socket(OpenObject):
         if udp:
             self._connect_dgram(host, port)
             return
-        if self.state == BOUND and self.owner is not None:
-            owner = self.owner  # a bound stream socket connects from its own address
-        else:
-            owner = self._choose(UNIX if self.family == socket.AF_UNIX else STREAM, host, port)
+        owner = self._connect_owner(host, port)
+        if self.family != socket.AF_UNIX:  # AF_UNIX paths are mapped explicitly instead
+            self._check_destination(owner, host, port)
+        if owner is not self.owner and self.state == BOUND:
+            self._drop_transport()  # a claiming transport dials from its own end
+            self.state = NEW
         self.owner = owner
         self.remote_host = host
         try:
@@ -159,12 +162,40 @@ class Socket(OpenObject):
             self.state = NEW
             raise WasiError(Errno(err))
 
+    def _connect_owner(self, host: str, port: int) -> Dispatch:
+        """Who carries a stream connect.
+
+        A bound socket connects from its own address through the transport that
+        bound it, unless a transport that claims destinations (``accepts``: a
+        relay, an embedder's overlay) takes this one: then the claim wins, as it
+        does for unbound sockets, so binding first is no way around a relay.
+        """
+        kind = UNIX if self.family == socket.AF_UNIX else STREAM
+        if self.state != BOUND or self.owner is None:
+            return self._choose(kind, host, port)
+        request = ConnectRequest(kind=kind, family=self.family, host=host, port=port)
+        best = self.process.transports.choose(request)
+        if best is not None and best.offer.accepts is not None and best is not self.owner:
+            return best
+        return self.owner
+
+    def _check_destination(self, owner: Dispatch, host: str, port: int) -> None:
+        self.process.transports.policy.check_destination(
+            host, port, addresses_checked=owner.offer.checks_addresses
+        )
+
     def _connect_dgram(self, host: str, port: int) -> None:
         """A datagram socket's connect only sets the default peer (and filters by it)."""
         fresh = self.owner is None
         if fresh:
             self.owner = self._choose(DGRAM, host, port)
         assert self.owner is not None
+        try:
+            self._check_destination(self.owner, host, port)
+        except BaseException:
+            if fresh:
+                self.owner = None
+            raise
         try:
             self.owner.connect(self, host, port)
         except BaseException:
@@ -193,12 +224,33 @@ class Socket(OpenObject):
         self._connected()
         return True
 
-    def _connected(self) -> None:
+    def _connected(self, outgoing: bool = True) -> None:
         self.state = CONNECTED
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
         self.peer = self.owner.sockname(self, True)
         self._peer_wire = None
+        if outgoing and self.peer is not None:
+            self._check_peer(self.peer)
+
+    def _check_peer(self, peer: tuple[str, int]) -> None:
+        """A second look at where a connect really went, before the guest sends a byte.
+
+        Transports that dial on their own (not through ``resolve``) are held to
+        the policy here: a real peer address it denies drops the connection.
+        """
+        policy = self.process.transports.policy
+        if not policy.restricts_connects or self.family == socket.AF_UNIX:
+            return
+        address = parse_address(str(peer[0]))
+        if address is None or address.is_unspecified or _is_fake(address):
+            return  # a relay's placeholder, not where the bytes go
+        try:
+            policy.check_address(self.remote_host, address, int(peer[1]))
+        except Denied:
+            self._drop_transport()
+            self.state, self.owner, self.peer = NEW, None, None
+            raise
 
     def _drop_transport(self) -> None:
         if self.owner is not None and self.transport_state is not None:
@@ -217,6 +269,14 @@ class Socket(OpenObject):
             raise WasiError(Errno.EINVAL, "AF_UNIX sockets cannot bind")
         kind = LISTEN if self.kind == STREAM else DGRAM
         owner = self._choose(kind, host, port)
+        address = parse_address(host)
+        # UDP port 0 is what a first sendto binds anyway: only fixed ports serve.
+        if not (kind == DGRAM and port == 0):
+            policy = self.process.transports.policy
+            if address is not None:
+                policy.check_listen(address, port)
+            elif not owner.offer.checks_addresses:
+                raise Denied(f"denied listen on {host}:{port}: bind by name needs an address")
         self.owner = owner
         try:
             owner.bind(self, host, port)
@@ -253,7 +313,7 @@ class Socket(OpenObject):
         new = Socket(self.process, self.family, self.kind, self.protocol)
         new.owner = owner
         new.transport_state = state
-        new._connected()
+        new._connected(outgoing=False)
         return new
 
     # -- data ----------------------------------------------------------------------------
@@ -466,6 +526,7 @@ class Socket(OpenObject):
         owner = self.owner
         assert owner is not None
         try:
+            self._check_destination(owner, host, port)
             while True:
                 try:
                     n: int = owner.sendto(self, data, host, port)
@@ -593,6 +654,14 @@ class Socket(OpenObject):
         self._drop_transport()
         self.state = NEW
         self.process.sockets.forget(self)
+
+
+_FAKE_NETWORKS = (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("100::/64"))
+
+
+def _is_fake(address: IPAddress) -> bool:
+    """In the ranges fake DNS hands out: a name a relay resolves, not a real peer."""
+    return any(address.version == n.version and address in n for n in _FAKE_NETWORKS)
 
 
 def _wire_address(addr: tuple[str, int] | None) -> tuple[int, bytes, int] | None:

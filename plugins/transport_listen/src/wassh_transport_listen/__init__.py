@@ -2,9 +2,9 @@
 
 Three offers from one distribution: ``listen`` (TCP ``bind``/``listen``/
 ``accept``; the accepted connections are served here too), ``udp`` and
-``unix`` (guest AF_UNIX paths mapped to host sockets by the embedder). Guests
-may listen on loopback only, unless ``TransportConfig.listen_allow`` (``wassh
-run --listen-allow``) names the address.
+``unix`` (guest AF_UNIX paths mapped to host sockets by the embedder). Where
+a guest may listen or send is the core's network policy (``wassh.policy``):
+loopback only, unless ``--listen-allow`` names the address.
 """
 
 from __future__ import annotations

@@ -36,8 +36,6 @@ from wassh import (
 )
 from wassh import resolve as resolve_name
 
-from . import policy
-
 RANK = 100
 
 log = logging.getLogger("wassh.listen")
@@ -81,15 +79,10 @@ def _open(sock: SocketHandle, cls: type[Bound], type_: int) -> Bound:
 
 @hookimpl
 def wassh_transport_offer(config: TransportConfig) -> list[Offer]:
-    for entry in config.listen_allow:
-        try:
-            policy.parse_allow(entry)
-        except ValueError:
-            log.warning("ignoring listen_allow entry %r: not ADDR or ADDR:PORT", entry)
     has_unix = hasattr(socket, "AF_UNIX")
     return [
-        Offer("listen", frozenset({LISTEN}), RANK),
-        Offer("udp", frozenset({DGRAM}), RANK),
+        Offer("listen", frozenset({LISTEN}), RANK, checks_addresses=True),
+        Offer("udp", frozenset({DGRAM}), RANK, checks_addresses=True),
         Offer(
             "unix",
             frozenset({UNIX}),
@@ -107,17 +100,10 @@ def wassh_transport_offer(config: TransportConfig) -> list[Offer]:
 
 @hookimpl
 def wassh_sock_bind(sock: SocketHandle, host: str, port: int) -> None:
-    address = resolve_name(sock.config, host, port, sock.family)
-    literal, udp = str(address[0]), sock.kind == DGRAM
-    # UDP port 0 is what a first sendto binds anyway: only fixed ports are a server.
-    if not (udp and port == 0) and not policy.allowed(sock.config.listen_allow, literal, port):
-        log.warning(
-            "refused: the guest may not listen on %s port %d (only loopback unless "
-            "allowed with --listen-allow / TransportConfig.listen_allow)",
-            literal,
-            port,
-        )
-        raise PermissionError(errno.EACCES, f"listening on {literal} is not allowed")
+    udp = sock.kind == DGRAM
+    # The core checked a literal against the listen rules; resolve checks names.
+    # UDP port 0 is what a first sendto binds anyway: only fixed ports serve.
+    address = resolve_name(sock, host, port, listening=not (udp and port == 0))
     if udp:
         conn = _open(sock, Datagram, socket.SOCK_DGRAM)
     else:
@@ -148,7 +134,7 @@ def wassh_sock_accept(sock: SocketHandle) -> socket.socket:
 def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
     if sock.family == socket.AF_UNIX:
         return _connect_unix(sock, host)
-    address = resolve_name(sock.config, host, port, sock.family)
+    address = resolve_name(sock, host, port)
     if sock.kind == DGRAM:
         conn = sock.transport_state
         if conn is None:
@@ -214,7 +200,7 @@ wassh_sock_send = hookimpl(os_socket.send)
 
 @hookimpl
 def wassh_sock_sendto(sock: SocketHandle, data: memoryview, host: str, port: int) -> int:
-    address = resolve_name(sock.config, host, port, sock.family)
+    address = resolve_name(sock, host, port)
     conn = sock.transport_state
     if conn is None:
         conn = sock.transport_state = _open(sock, Datagram, socket.SOCK_DGRAM)

@@ -21,12 +21,12 @@ class TcpConnection(socket.socket):
 
 @hookimpl
 def wassh_transport_offer(config: TransportConfig) -> Offer:
-    return Offer(name="tcp", kinds=frozenset({STREAM}), rank=RANK)
+    return Offer(name="tcp", kinds=frozenset({STREAM}), rank=RANK, checks_addresses=True)
 
 
 @hookimpl
 def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
-    address = resolve(sock.config, host, port, sock.family)
+    address = resolve(sock, host, port)
     conn = TcpConnection(sock.family, socket.SOCK_STREAM)
     conn.setblocking(False)
     os_socket.apply_options(sock, conn)

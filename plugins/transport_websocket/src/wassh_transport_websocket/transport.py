@@ -38,10 +38,9 @@ class RelayClaim:
       socket that connects or binds; consumed even if that fails.
     """
 
-    def __init__(self, settings: RelaySettings | None, error: str = "") -> None:
+    def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
-        self.error = error
-        self.mode = settings.claim if settings else "first-connect"
+        self.mode = settings.claim
         self.succeeded = False
         self.used = False
         self.lock = threading.Lock()
@@ -91,15 +90,9 @@ def wassh_transport_offer(config: TransportConfig) -> Offer:
             available=False,
             reason="no relay configured (--relay URL)",
         )
-    try:
-        settings: RelaySettings | None = RelaySettings.from_config(config)
-        error = ""
-    except ValueError as exc:
-        # Still claim the connects: a broken relay setting must not turn into
-        # direct connections the user did not ask for.
-        log.error("relay misconfigured: %s", exc)
-        settings, error = None, str(exc)
-    claim = RelayClaim(settings, error)
+    # A bad setting raises: the core stops the run before the guest starts,
+    # rather than letting connects fall through to a direct transport.
+    claim = RelayClaim(RelaySettings.from_config(config))
     kinds = {STREAM, LISTEN} if claim.mode == "first-socket" else {STREAM}
     return Offer(name="websocket", kinds=frozenset(kinds), rank=RANK, accepts=claim)
 
@@ -116,8 +109,6 @@ def _claim_of(sock: SocketHandle) -> RelayClaim:
 def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
     claim = _claim_of(sock)
     settings = claim.settings
-    if settings is None:
-        raise OSError(errno.ENETUNREACH, f"relay misconfigured: {claim.error}")
     try:
         portal = sock.process.portal
     except Exception as exc:
