@@ -11,6 +11,7 @@ from ..host.fakedns import FakeDns, literal
 from ..host.pipe import make_pipe
 from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
 from ..host.tty import WIRE as TTY_WIRE
+from ..policy import parse_address
 from .errno import Errno, WasiError
 
 if TYPE_CHECKING:
@@ -369,7 +370,9 @@ class WasshCalls:
 
 
 def _numeric(name: str) -> bytes | None:
+    """The address a numeric name denotes, as a Linux resolver reads it (``127.1`` too)."""
     try:
         return ipaddress.ip_address(name.split("%", 1)[0]).packed
     except ValueError:
-        return None
+        address = parse_address(name)
+        return None if address is None else address.packed
