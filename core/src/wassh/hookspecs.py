@@ -43,12 +43,16 @@ hookimpl = pluggy.HookimplMarker("wassh")
 def wassh_transport_offer(config: TransportConfig) -> Offer | Sequence[Offer] | None:
     """Say whether this transport can work here, what it serves and its rank.
 
-    Called once per runtime, on the thread that builds it.
+    Called once per runtime, on the thread that builds it. The network policy
+    is already fixed by then: changing ``config`` cannot widen it.
 
     :param config: the runtime's transport settings (relay URL, policies, extras).
     :returns: an ``Offer`` (``available=False`` with a ``reason`` to explain why
         not), a list of them when one plugin serves several kinds under their
         own names and ranks, or None when the plugin has nothing to offer.
+    :raises Exception: the plugin is broken or misconfigured: the runtime does
+        not start (``PluginError``, one line naming the plugin and the message),
+        rather than carrying on without a transport the user installed.
     """
 
 
@@ -77,6 +81,11 @@ def wassh_getaddrinfo(
 @hookspec
 def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
     """Start connecting ``sock`` to ``host`` (a name or a literal) and ``port``.
+
+    The core has checked ``host`` against the network policy already. A
+    transport that dials addresses resolves ``host`` with
+    ``wassh.resolve(sock, host, port)``, which checks each address too, and
+    says so with ``Offer(checks_addresses=True)``.
 
     :returns: True when connected already, False when in progress (the core then
         waits on the write handle and calls ``wassh_sock_connect_check``).
