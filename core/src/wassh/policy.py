@@ -282,12 +282,18 @@ class NetworkPolicy:
         connect_allow: Sequence[str] = (),
         connect_deny: Sequence[str] = (),
         listen_allow: Sequence[str] = (),
+        *,
+        options: tuple[str, str, str] = ("--connect-allow", "--connect-deny", "--listen-allow"),
     ) -> NetworkPolicy:
-        """Build a policy; raises ``PolicyError`` naming the first bad pattern."""
+        """Build a policy; raises ``PolicyError`` naming the first bad pattern.
+
+        ``options`` name the three lists in messages (``wassh relay`` calls its
+        own ``--allow`` and ``--deny``).
+        """
         return cls(
-            parse_rules(connect_allow, "--connect-allow"),
-            parse_rules(connect_deny, "--connect-deny"),
-            parse_rules(listen_allow, "--listen-allow"),
+            parse_rules(connect_allow, options[0]),
+            parse_rules(connect_deny, options[1]),
+            parse_rules(listen_allow, options[2]),
         )
 
     def __post_init__(self) -> None:
@@ -345,7 +351,7 @@ class NetworkPolicy:
             return None
         if addresses_checked and any(r.network is not None for r in self.connect_allow):
             return None  # an address rule may allow what the name resolves to
-        return "no --connect-allow rule matches"
+        return f"no {self.connect_allow[0].option} rule matches"
 
     def _address_verdict(self, host: str, address: IPAddress, port: int) -> str | None:
         for rule in self.connect_deny:
@@ -357,7 +363,7 @@ class NetworkPolicy:
         for rule in self.connect_allow:
             if rule.matches_address(address, port) or (name and rule.matches_name(name, port)):
                 return None
-        return "no --connect-allow rule matches"
+        return f"no {self.connect_allow[0].option} rule matches"
 
     # -- listening ---------------------------------------------------------------------
     def check_listen(self, address: IPAddress, port: int) -> None:
