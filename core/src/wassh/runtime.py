@@ -36,6 +36,8 @@ from .host.tty import Terminals
 from .host.waiter import GuestTerminated, Waiter
 from .loop import LoopPortal, background_portal
 from .plugins import Transports
+from .signals import STATE, STATE_VERSION, SignalAction, decide, exit_status
+from .traps import GuestTrap
 
 log = logging.getLogger("wassh.runtime")
 
@@ -60,6 +62,26 @@ class GuestConfig:
 
 class GuestCancelled(Exception):
     """The guest was stopped by its embedder before it exited."""
+
+
+class GuestKilled(GuestCancelled):
+    """The guest was stopped by the default action of a signal (``Process.send_signal``).
+
+    ``Process.run`` turns it into the exit status a shell shows, 128 + signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"guest killed by signal {signum}")
+        self.signum = signum
+        self.status = exit_status(signum)
+
+
+class _HandlerFault(BaseException):
+    """A trap inside a signal handler run from a host call: unwinds the outer call too."""
+
+    def __init__(self, trap: GuestTrap) -> None:
+        super().__init__(trap.reason)
+        self.trap = trap
 
 
 def _stdin_object(spec: Stdin, waiter: Waiter) -> OpenObject:
@@ -101,8 +123,14 @@ class Process:
         self.sockets = SocketLayer(self)
         self.terminals = Terminals()
         self._guard: EpochGuard | None = None
-        self._lock = threading.Lock()
+        # Re-entrant: a Python signal handler may send a signal from inside cancel().
+        self._lock = threading.RLock()
         self._signal_deliver: Any = None
+        self._signal_state: int | None = None  # guest address of the SDK's signal table
+        self.killed_by: int | None = None  # the signal whose default action stopped the guest
+        # Set once the guest runs no more code (returned, exited, trapped or killed),
+        # before descriptors are closed: a signal now has no guest to act on.
+        self.stopped = threading.Event()
         self._store: wasmtime.Store | None = None
         self._instance: wasmtime.Instance | None = None
         self._unwind = Unwind()
@@ -133,7 +161,37 @@ class Process:
                 self._guard.interrupt()
 
     def queue_signal(self, signum: int) -> None:
+        """Hand a signal to the guest's SDK, whatever its disposition (it decides)."""
         self.waiter.queue_signal(signum)
+
+    def send_signal(self, signum: int) -> SignalAction:
+        """Send a signal as the kernel would to a native process; callable from any thread.
+
+        A signal the guest catches (or blocks) is queued for its handler, which runs
+        at its next poll; one it ignores is dropped; otherwise the default action
+        applies: the guest stops wherever it is (computing, or blocked in any host
+        call) and ``run`` returns 128 + ``signum``. A guest whose SDK publishes no
+        signal table gets the default action of every signal.
+        """
+        if self.stopped.is_set():
+            return SignalAction.IGNORED
+        action = decide(signum, self._read_signal_state())
+        if action is SignalAction.QUEUED:
+            self.waiter.queue_signal(signum)
+        elif action is SignalAction.TERMINATED:
+            with self._lock:
+                if self.killed_by is None:
+                    self.killed_by = signum
+            self.cancel()
+        return action
+
+    def _read_signal_state(self) -> bytes | None:
+        # Read from another thread while the guest runs: the table is static data,
+        # checked to lie inside memory at instantiation, and memory never moves.
+        addr = self._signal_state
+        if addr is None:
+            return None
+        return bytes(self.memory.view[addr : addr + STATE.size])
 
     # -- guest thread ------------------------------------------------------------------
     def _setup_fds(self) -> None:
@@ -179,7 +237,25 @@ class Process:
         self.memory = GuestMemory(base, lambda: mem.data_len(store))
         self._preview1.mem = self.memory
         self._signal_deliver = exports.get("__wassh_signal_deliver")
+        self._signal_state = self._find_signal_state(store, exports.get("__wassh_signal_state"))
         return instance
+
+    def _find_signal_state(self, store: wasmtime.Store, export: Any) -> int | None:
+        """Where the SDK keeps its signal table, if it keeps one we understand."""
+        if not isinstance(export, wasmtime.Func):
+            return None
+        ty = export.type(store)
+        if ty.params or [str(t) for t in ty.results] != ["i32"]:
+            return None
+        # It only returns the address of static data: safe to call before _start.
+        addr = export(store) & 0xFFFFFFFF
+        try:
+            version, size, *_masks = STATE.unpack(self.memory.read(addr, STATE.size))
+        except WasiError:
+            return None
+        if version != STATE_VERSION or size < STATE.size:
+            return None
+        return int(addr)
 
     def window_size(self) -> tuple[int, int]:
         try:
@@ -197,11 +273,23 @@ class Process:
         return getpass.getpass(prompt)
 
     def deliver_signals(self, signals: list[int]) -> None:
+        """Run the guest's handlers, from inside a host call (poll_oneoff)."""
         deliver = self._signal_deliver
         if deliver is None or self._store is None:
             return
         for sig in signals:
-            deliver(self._store, sig)
+            try:
+                deliver(self._store, sig)
+            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+                # The handler exited, was stopped or trapped: that ends the outer call
+                # too (a BaseException passes the host call's errno translation).
+                pending = self._unwind.pending
+                self._unwind.pending = None
+                if pending is not None:
+                    raise pending from None
+                if self.waiter.cancelled:
+                    raise GuestTerminated from None
+                raise _HandlerFault(GuestTrap.from_wasmtime(exc)) from None
 
     def instantiate(self) -> wasmtime.Instance:
         """Set up descriptors and instantiate the module (once); for ``call`` and ``run``."""
@@ -220,25 +308,48 @@ class Process:
             raise WasiError(Errno.ENOEXEC, f"guest has no function {export!r}")
         try:
             return func(store, *args)
+        except GuestTerminated:
+            # Raised by a Python signal handler between host calls (see SignalForwarder).
+            raise self._stopped_error() from None
         except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
             pending = self._unwind.pending
             self._unwind.pending = None
             if pending is None and self.waiter.cancelled:
-                raise GuestCancelled("guest cancelled") from None
+                raise self._stopped_error() from None
             if pending is None:
-                raise
+                raise GuestTrap.from_wasmtime(exc) from None
             if isinstance(pending, GuestTerminated):
-                raise GuestCancelled("guest cancelled") from None
+                raise self._stopped_error() from None
+            if isinstance(pending, _HandlerFault):
+                raise pending.trap from None
             raise pending from exc
 
+    def _stopped_error(self) -> GuestCancelled:
+        if self.killed_by is not None:
+            return GuestKilled(self.killed_by)
+        return GuestCancelled("guest cancelled")
+
     def run(self) -> int:
-        """Run ``_start`` to completion on this thread; returns the exit status."""
+        """Run ``_start`` to completion on this thread; returns the exit status.
+
+        A guest stopped by a signal's default action returns 128 + signal; one
+        that traps raises ``GuestTrap``; one cancelled raises ``GuestCancelled``.
+        """
         try:
             try:
                 self.call("_start")
                 code = 0
             except GuestExit as exit_:
                 code = exit_.code
+            except GuestKilled as killed:
+                code = killed.status
+            except GuestTerminated:  # a signal handler's, just outside the guest call
+                error = self._stopped_error()
+                if not isinstance(error, GuestKilled):
+                    raise error from None
+                code = error.status
+            finally:
+                self.stopped.set()
             self.exit_code = code
             return code
         finally:
@@ -251,4 +362,4 @@ class Process:
         self.waiter.close()
 
 
-__all__ = ["GuestCancelled", "GuestConfig", "Process"]
+__all__ = ["GuestCancelled", "GuestConfig", "GuestKilled", "Process"]

@@ -4,7 +4,8 @@ Attributes cross the ABI in Linux numbering (musl's ``<termios.h>``), which is
 what a Linux host's ``termios`` module uses too; other hosts answer ENOTTY.
 Before the guest first changes a terminal, its attributes are saved; they are
 put back when the process ends, however it ends (a guest that dies in raw mode
-must not leave the user's terminal raw).
+must not leave the user's terminal raw). ``restore`` may also run on another
+thread, when the host gives up on a guest that a signal could not stop.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import struct
 import sys
 import termios
+import threading
 from typing import Any
 
 from ..abi.errno import Errno, WasiError
@@ -58,6 +60,7 @@ class Terminals:
 
     def __init__(self) -> None:
         self._saved: dict[int, tuple[int, list[Any]]] = {}  # st_rdev -> (dup'd fd, attrs)
+        self._lock = threading.Lock()  # one restore closes each saved fd once
 
     def get(self, obj: OpenObject) -> bytes:
         fd = host_tty(obj)
@@ -80,7 +83,8 @@ class Terminals:
 
     def restore(self) -> None:
         """Put every terminal the guest changed back as it was."""
-        saved, self._saved = self._saved, {}
+        with self._lock:
+            saved, self._saved = self._saved, {}
         for fd, attrs in saved.values():
             try:
                 termios.tcsetattr(fd, termios.TCSADRAIN, attrs)

@@ -8,11 +8,17 @@
  * job-control signals is to ignore, of any other signal to exit with status
  * 128 + signal number; sa_mask, SA_NODEFER, SA_RESETHAND and SA_SIGINFO are
  * honoured. A poll() or sleep that was interrupted by a delivered signal fails
- * with EINTR. */
+ * with EINTR.
+ *
+ * The host acts on a signal itself when this process would die of it (its
+ * default action, say Ctrl-C while the guest computes): it learns which
+ * signals are caught, ignored or blocked from a small table it reads straight
+ * from linear memory, found through the exported __wassh_signal_state(). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,6 +32,25 @@ static sigset_t blocked;
 static sigset_t pending;
 
 static int valid(int sig) { return sig > 0 && sig < _NSIG; }
+
+/* Read by the host from another thread at any moment, so it must always be
+ * current (publish() after every change of actions[] or blocked) and its
+ * layout is ABI: bit (n - 1) of each mask stands for signal n. A guest without
+ * this export gets the default action of every signal from the host. */
+struct __wassh_signal_state {
+    uint32_t version; /* 1 */
+    uint32_t size;    /* sizeof (struct __wassh_signal_state) */
+    uint64_t caught;  /* a handler is installed */
+    uint64_t ignored; /* SIG_IGN */
+    uint64_t blocked; /* blocked: the signal would stay pending */
+};
+
+static volatile struct __wassh_signal_state state = {1, sizeof state, 0, 0, 0};
+
+__attribute__((export_name("__wassh_signal_state"))) uintptr_t __wassh_signal_state(void) {
+    return (uintptr_t)&state;
+}
+
 
 /* bits of sigset_t: signal n is bit n - 1 */
 #define WORD(sig) (((unsigned)(sig)-1) / (8 * sizeof(unsigned long)))
@@ -70,6 +95,23 @@ int sigisemptyset(const sigset_t *set) {
     return 1;
 }
 
+static void publish(void) {
+    uint64_t caught = 0, ignored = 0, masked = 0;
+    for (int sig = 1; sig < _NSIG && sig <= 64; sig++) {
+        uint64_t bit = (uint64_t)1 << (sig - 1);
+        void (*handler)(int) = actions[sig].sa_handler;
+        if (handler == SIG_IGN)
+            ignored |= bit;
+        else if (handler != SIG_DFL)
+            caught |= bit;
+        if (sigismember(&blocked, sig) == 1)
+            masked |= bit;
+    }
+    state.caught = caught;
+    state.ignored = ignored;
+    state.blocked = masked;
+}
+
 static int ignored_by_default(int sig) {
     switch (sig) {
     case SIGCHLD:
@@ -111,6 +153,7 @@ static void run_handler(int sig) {
         act->sa_handler = SIG_DFL;
         act->sa_flags &= ~SA_SIGINFO;
     }
+    publish();
     if (flags & SA_SIGINFO) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
@@ -122,6 +165,7 @@ static void run_handler(int sig) {
         handler(sig);
     }
     blocked = saved;
+    publish();
     deliver_pending();
 }
 
@@ -158,6 +202,7 @@ int sigaction(int sig, const struct sigaction *restrict act, struct sigaction *r
         if (act->sa_handler == SIG_IGN ||
             (act->sa_handler == SIG_DFL && ignored_by_default(sig)))
             sigdelset(&pending, sig);
+        publish();
     }
     return 0;
 }
@@ -225,6 +270,7 @@ int sigprocmask(int how, const sigset_t *restrict set, sigset_t *restrict old) {
     }
     sigdelset(&blocked, SIGKILL);
     sigdelset(&blocked, SIGSTOP);
+    publish();
     deliver_pending();
     return 0;
 }
@@ -248,10 +294,12 @@ int sigsuspend(const sigset_t *mask) {
     sigset_t saved = blocked;
     unsigned before = delivered;
     blocked = *mask;
+    publish();
     deliver_pending();
     if (delivered == before)
         wait_for_signal();
     blocked = saved;
+    publish();
     deliver_pending();
     return errno = EINTR, -1;
 }
