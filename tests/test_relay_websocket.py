@@ -70,7 +70,7 @@ async def test_websockify_target_down_is_refused(relayclient: Path, closed_port:
     finally:
         ws.close()
     lines = r.stdout.splitlines()
-    assert lines[0] == "0 peer 0.0.0.0 22"  # relay sockets report 0.0.0.0 and the port
+    assert lines[0] == "0 peer 100::1 22"  # the fake address the guest dialled
     # The refusal is reported once, to whichever call comes first (here, likely send).
     assert lines[1] in (f"0 send errno {ECONNREFUSED}", f"0 recv errno {ECONNREFUSED}"), r
     assert lines[2:] in ([], ["0 eof after 0"]), r
@@ -132,7 +132,7 @@ async def test_first_connect_goes_to_the_relay_with_the_name(
     port = str(echo_server.port)
     r = await run_guest_async(relayclient, "echo.test", port, "127.0.0.1", port, config=config)
     assert r.stdout.splitlines() == [
-        f"0 peer 0.0.0.0 {port}",  # the relay socket
+        f"0 peer 100::1 {port}",  # the relay socket: the fake address the guest dialled
         f"1 peer 127.0.0.1 {port}",  # direct
         "0 echo hello-0",
         "1 echo hello-1",
@@ -154,8 +154,8 @@ async def test_half_close_through_wassh_relay(
     assert r.stdout.splitlines() == [
         "ping",
         "[eof after 4 bytes]",
-        f"peer inet 0.0.0.0 {port}",
-        "local inet 0.0.0.0 0",
+        f"peer inet6 100::1 {port}",  # what the guest dialled
+        "local inet6 :: 0",  # the local end lives on the relay
     ], r
     (rec,) = echo_server.records
     assert rec.saw_eof and rec.received == 4

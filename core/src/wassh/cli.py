@@ -111,6 +111,11 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         metavar="PATTERN",
         help="let the guest listen on a non-loopback ADDRESS[:PORTS] (or CIDR, or *)",
     )
+    parser.add_argument(
+        "--no-host-dns",
+        action="store_true",
+        help="never look names up on this host: only --add-host names, or a relay, resolve",
+    )
     parser.add_argument("--connect-timeout", type=float, default=75.0, metavar="SECONDS")
     parser.add_argument(
         "--block-plugin",
@@ -158,6 +163,7 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
 def _transport_config(ns: argparse.Namespace) -> TransportConfig:
     """The transports' settings from the command line; a bad policy pattern is fatal."""
     config = TransportConfig(
+        host_dns=not ns.no_host_dns,
         connect_timeout=ns.connect_timeout,
         relay_url=ns.relay,
         relay_protocol=ns.relay_protocol,
@@ -211,46 +217,60 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
     config = _transport_config(ns)
 
-    proc = prepare(
-        module,
-        [ns.program, *args],
-        env=env,
-        dirs=dirs,
-        hosts=hosts,
-        block=ns.block_plugin,
-        config=config,
-        trace=ns.trace,
-    )
+    try:
+        proc = prepare(
+            module,
+            [ns.program, *args],
+            env=env,
+            dirs=dirs,
+            hosts=hosts,
+            block=ns.block_plugin,
+            config=config,
+            trace=ns.trace,
+        )
+    except KeyboardInterrupt:  # Ctrl-C while plugins load: no guest ran yet
+        return 130
     # The guest runs on this thread; a trio loop starts in the background only if
     # a plugin needs one (relays), so plain guests start without importing trio.
-    with _forward_resizes(proc):
-        return proc.run()
-
-
-SIGWINCH_GUEST = 28  # musl's number, whatever the host's is
+    return _run_guest(proc, ns.program, ns.verbose)
 
 
 @contextlib.contextmanager
-def _forward_resizes(proc: Process) -> Iterator[None]:
-    """Resizes of the host terminal reach the guest as SIGWINCH (while it runs here)."""
-    import os
-    import signal
+def _forward_signals(proc: Process) -> Iterator[None]:
+    """The host's signals act on the guest while it runs here, as on a native process.
 
-    winch = getattr(signal, "SIGWINCH", None)
+    Ctrl-C, SIGTERM, SIGHUP and SIGQUIT reach the guest's handler or stop it with
+    128 + signal; resizes of the host terminal reach it as SIGWINCH.
+    """
+    import os
+
+    from .host_signals import SignalForwarder
+
     try:
         interactive = os.isatty(0)
     except OSError:
         interactive = False
-    if winch is None or not interactive:
+    with SignalForwarder(proc, resizes=interactive):
         yield
-        return
-    # The handler runs on this thread between bytecodes, possibly inside a host
-    # call: queue_signal only appends and wakes, it takes no lock.
-    previous = signal.signal(winch, lambda _sig, _frame: proc.queue_signal(SIGWINCH_GUEST))
+
+
+def _run_guest(proc: Process, program: str, verbose: int) -> int:
+    """Run the guest to its exit status; a trap is a short report and 134, never a traceback."""
+    import os
+
+    from .host.waiter import GuestTerminated
+    from .signals import SIGINT, exit_status
+    from .traps import GuestTrap
+
     try:
-        yield
-    finally:
-        signal.signal(winch, previous)
+        with _forward_signals(proc):
+            return proc.run()
+    except GuestTrap as trap:
+        sys.stderr.write(trap.report(os.path.basename(program), verbose=verbose > 0))
+        return trap.exit_status
+    except (GuestTerminated, KeyboardInterrupt):
+        # A signal's handler raised just outside the guest call (or before ours were in).
+        return exit_status(SIGINT if proc.killed_by is None else proc.killed_by)
 
 
 def _cmd_transports(ns: argparse.Namespace) -> int:

@@ -50,6 +50,9 @@ class ConnectRequest:
     family: int  # host socket.AF_* value
     host: str
     port: int
+    # True when the best transport could not resolve ``host``: a transport that
+    # resolves names elsewhere (a relay) may take it even if it would not otherwise.
+    unresolved: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class TransportConfig:
     """Settings every transport may read; plugins of third parties use ``extra``."""
 
     hosts: dict[str, list[str]] = field(default_factory=dict)
+    # False: never ask the host's resolver; names resolve through ``hosts`` or
+    # at a relay only (the host's DNS never sees the guest's names).
+    host_dns: bool = True
     connect_timeout: float = 75.0
     relay_url: str | None = None
     relay_protocol: str = "websockify"

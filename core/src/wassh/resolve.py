@@ -13,6 +13,17 @@ if TYPE_CHECKING:
     from .host.sockets import Socket
 
 
+class UnresolvedName(OSError):
+    """The host cannot resolve the name at all (``EHOSTUNREACH`` to the guest).
+
+    The core then offers the connect to a transport that resolves elsewhere (a
+    relay), if one is configured.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EHOSTUNREACH, message)
+
+
 def _fits(family: int, address: IPAddress) -> bool:
     return address.version == (4 if family == socket.AF_INET else 6)
 
@@ -37,6 +48,8 @@ def resolve(sock: Socket, host: str, port: int, *, listening: bool = False) -> t
     candidates = sock.config.hosts.get(host)
     addresses = _literals(candidates if candidates is not None else [host])
     if not addresses and candidates is None and parse_address(host) is None:
+        if not sock.config.host_dns:
+            raise UnresolvedName(f"{host} is not an --add-host name and host DNS is off")
         addresses = _lookup(host, port, family)
     fitting = [a for a in addresses if _fits(family, a)]
     if not fitting:
@@ -71,9 +84,9 @@ def _lookup(host: str, port: int, family: int) -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise OSError(errno.EHOSTUNREACH, f"cannot resolve {host}: {exc}") from exc
+        raise UnresolvedName(f"cannot resolve {host}: {exc}") from exc
     except UnicodeError as exc:  # a name the IDNA codec refuses
-        raise OSError(errno.EHOSTUNREACH, f"cannot resolve {host!r}: {exc}") from exc
+        raise UnresolvedName(f"cannot resolve {host!r}: {exc}") from exc
     found = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..abi.errno import Errno, WasiError, to_errno
 from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Dispatch
 from ..policy import Denied, IPAddress, parse_address
+from ..resolve import UnresolvedName
 from .objects import ALWAYS_READY, Filestat, OpenObject
 from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET
 from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
@@ -71,6 +72,7 @@ class Socket(OpenObject):
         self.peer: tuple[str, int] | None = None
         self._peer_wire: tuple[int, bytes, int] | None = None
         self.remote_host = ""  # what the guest asked to connect to (a name or literal)
+        self.dialled: tuple[str, int] | None = None  # the address the guest passed
         self.last_source: tuple[str, int] | None = None  # datagrams: the latest sender
 
     @property
@@ -106,7 +108,9 @@ class Socket(OpenObject):
             except OSError as exc:
                 log.debug("option %s/%s not applied: %s", level, name, exc)
 
-    def connect(self, host: str, port: int) -> None:
+    def connect(self, host: str, port: int, dialled: str | None = None) -> None:
+        """Connect to ``host`` (a name or literal); ``dialled`` is the address the
+        guest passed, which ``getpeername`` reports (the fake one for a name)."""
         udp = self.kind == DGRAM and self.family != socket.AF_UNIX
         if self.state == CONNECTED:
             if udp:
@@ -135,8 +139,20 @@ class Socket(OpenObject):
             self.state = NEW
         self.owner = owner
         self.remote_host = host
+        self.dialled = (dialled, port) if dialled is not None else None
         try:
             done = owner.connect(self, host, port)
+        except UnresolvedName:
+            self._drop_transport()
+            self.state, self.owner = NEW, None
+            owner = self._relay_for_unresolved(owner, host, port)
+            self.owner = owner
+            try:
+                done = owner.connect(self, host, port)
+            except BaseException:
+                self._drop_transport()
+                self.state, self.owner = NEW, None
+                raise
         except BaseException:
             self._drop_transport()
             self.state, self.owner = NEW, None
@@ -178,6 +194,22 @@ class Socket(OpenObject):
         if best is not None and best.offer.accepts is not None and best is not self.owner:
             return best
         return self.owner
+
+    def _relay_for_unresolved(self, tried: Dispatch, host: str, port: int) -> Dispatch:
+        """A name the host cannot resolve goes to a transport that resolves elsewhere.
+
+        With a relay configured, a name only the relay knows stays reachable on
+        every connect, not just the ones the relay claims; the policy decides on
+        the name alone there, as for any relay connect.
+        """
+        request = ConnectRequest(
+            kind=STREAM, family=self.family, host=host, port=port, unresolved=True
+        )
+        other = self.process.transports.choose(request, skip=(tried.name,))
+        if other is None or other.offer.checks_addresses:
+            raise WasiError(Errno.EHOSTUNREACH, f"cannot resolve {host}")
+        self._check_destination(other, host, port)
+        return other
 
     def _check_destination(self, owner: Dispatch, host: str, port: int) -> None:
         self.process.transports.policy.check_destination(
@@ -228,10 +260,11 @@ class Socket(OpenObject):
         self.state = CONNECTED
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
-        self.peer = self.owner.sockname(self, True)
+        real = self.owner.sockname(self, True)
         self._peer_wire = None
-        if outgoing and self.peer is not None:
-            self._check_peer(self.peer)
+        if outgoing and real is not None:
+            self._check_peer(real)
+        self.peer = self.dialled if outgoing and self.dialled is not None else real
 
     def _check_peer(self, peer: tuple[str, int]) -> None:
         """A second look at where a connect really went, before the guest sends a byte.

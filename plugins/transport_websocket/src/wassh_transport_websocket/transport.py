@@ -48,6 +48,8 @@ class RelayClaim:
     def __call__(self, request: ConnectRequest) -> bool:
         if request.family not in (socket.AF_INET, socket.AF_INET6):
             return False
+        if request.unresolved:
+            return request.kind == STREAM  # only the relay can resolve it: always ours
         if self.mode == "all":
             return request.kind == STREAM
         if self.mode == "first-connect":
@@ -179,10 +181,11 @@ def wassh_sock_close(sock: SocketHandle) -> None:
 
 @hookimpl
 def wassh_sock_name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
+    # The core reports the address the guest dialled as the peer; the local end
+    # lives on the relay, so the socket has no local address of its own.
     state: RelaySocket | None = sock.transport_state
-    if remote:
-        return ("0.0.0.0", state.port if state is not None else 0)
-    return ("0.0.0.0", 0)
+    unspecified = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+    return (unspecified, state.port if remote and state is not None else 0)
 
 
 @hookimpl
