@@ -18,7 +18,9 @@ from .plugins import (
     make_plugin_manager,
 )
 from .resolve import resolve
-from .runtime import GuestCancelled, GuestConfig, Process
+from .runtime import GuestCancelled, GuestConfig, GuestKilled, Process
+from .signals import SignalAction
+from .traps import GuestTrap, TrapFrame
 
 __all__ = [
     "DGRAM",
@@ -30,11 +32,15 @@ __all__ = [
     "Errno",
     "GuestCancelled",
     "GuestConfig",
+    "GuestKilled",
+    "GuestTrap",
     "Offer",
     "Process",
+    "SignalAction",
     "SocketHandle",
     "TransportConfig",
     "Transports",
+    "TrapFrame",
     "WasiError",
     "hookimpl",
     "hookspec",
