@@ -158,7 +158,7 @@ def test_guest_trap_is_reported_not_fatal() -> None:
     module = wasmtime.Module(
         get_engine(), '(module (memory (export "memory") 1) (func (export "_start") unreachable))'
     )
-    with pytest.raises(wasmtime.Trap):
+    with pytest.raises(wassh.GuestTrap, match="unreachable"):
         wassh.run_sync(module, ["trap"])
 
 
