@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import enum
 import errno as _host_errno
 import logging
 import socket
+import threading
+import traceback
 
 log = logging.getLogger("wassh.errno")
 
@@ -109,6 +112,28 @@ _BY_HOST_NUMBER[_host_errno.EWOULDBLOCK] = Errno.EAGAIN
 _BY_HOST_NUMBER[_host_errno.EOPNOTSUPP] = Errno.ENOTSUP
 
 
+class UnexpectedErrors:
+    """Host errors that no errno was chosen for. Each one is a host bug.
+
+    They are counted (and the last few kept as text, not as live tracebacks that
+    would pin guest frames) so a test or a fuzzer can assert that none happened.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.recent: collections.deque[str] = collections.deque(maxlen=8)
+
+    def record(self, exc: BaseException) -> None:
+        text = "".join(traceback.format_exception(exc))
+        with self._lock:
+            self.count += 1
+            self.recent.append(text)
+
+
+UNEXPECTED = UnexpectedErrors()
+
+
 def to_errno(exc: BaseException) -> Errno:
     """Translate any host-side exception into the errno the guest sees."""
     if isinstance(exc, WasiError):
@@ -122,6 +147,10 @@ def to_errno(exc: BaseException) -> Errno:
         mapped = _BY_HOST_NUMBER.get(exc.errno)
         if mapped is not None:
             return mapped
+        # The OS refused with an errno WASI has no name for (ENOMEDIUM, EUCLEAN...):
+        # an answer from the kernel, not a host bug.
+        log.debug("host errno %s has no WASI number, reported as EIO", exc.errno)
+        return Errno.EIO
     try:
         import trio
     except ImportError:  # pragma: no cover - trio is a hard dependency
@@ -135,5 +164,8 @@ def to_errno(exc: BaseException) -> Errno:
             return Errno.ETIMEDOUT
     if isinstance(exc, MemoryError):
         return Errno.ENOMEM
+    if isinstance(exc, EOFError):  # an interactive read met end of input
+        return Errno.EIO
+    UNEXPECTED.record(exc)
     log.error("unexpected host error, reported as ENOTRECOVERABLE", exc_info=exc)
     return Errno.ENOTRECOVERABLE

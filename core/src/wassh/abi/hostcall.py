@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
@@ -34,6 +35,22 @@ _SLOT = 4  # a wasmtime_val_raw_t is 16 bytes: four int32 slots
 
 HostFn = Callable[..., int]
 
+# One letter per parameter. Pointers, lengths, descriptors and flags are unsigned
+# (``i``, ``I``); file offsets, sizes and C ``int`` counts are signed (``s``, ``S``),
+# as the kernel reads them, so a guest's 2**63 arrives as the negative number
+# Linux would see (and answer with EINVAL) instead of overflowing a C long.
+_WASM_TYPE = {"i": "i32", "s": "i32", "I": "i64", "S": "i64"}
+
+
+@dataclass(frozen=True, slots=True)
+class HostImport:
+    """One defined import: where it lives and its parameter letters."""
+
+    module: str
+    name: str
+    params: str
+    returns: bool
+
 
 class Unwind:
     """Holds the BaseException that stopped the guest until the runtime re-raises it."""
@@ -47,18 +64,22 @@ def _make_callback(
 ) -> Any:
     """Build the ctypes callback for one import.
 
-    ``params`` holds one letter per parameter: ``i`` for i32 (passed unsigned),
-    ``I`` for i64 (unsigned). Source is generated per signature so each call
-    indexes its arguments directly instead of looping.
+    ``params`` holds one letter per parameter (see ``_WASM_TYPE``). Source is
+    generated per signature so each call indexes its arguments directly instead
+    of looping. The slots are C ``int32``: read as they are, they are signed.
     """
     reads = []
     for index, kind in enumerate(params):
         lo = f"a[{index * _SLOT}]"
+        hi = f"a[{index * _SLOT + 1}]"
         if kind == "i":
             reads.append(f"{lo} & 0xFFFFFFFF")
-        else:
-            hi = f"a[{index * _SLOT + 1}]"
+        elif kind == "s":
+            reads.append(lo)
+        elif kind == "I":
             reads.append(f"(({lo} & 0xFFFFFFFF) | (({hi} & 0xFFFFFFFF) << 32))")
+        else:
+            reads.append(f"(({lo} & 0xFFFFFFFF) | ({hi} << 32))")
     call = f"fn({', '.join(reads)})"
     if tracer is not None:
         call = f"tracer(name, fn, ({', '.join(reads)}{',' if reads else ''}))"
@@ -106,14 +127,20 @@ class HostCallTable:
         self._unwind = unwind
         self._tracer = tracer
         self._keep: list[Any] = []
-        self._names: set[tuple[str, str]] = set()
+        self._defined: dict[tuple[str, str], HostImport] = {}
 
     def has(self, module: str, name: str) -> bool:
-        return (module, name) in self._names
+        return (module, name) in self._defined
+
+    def imports(self) -> list[HostImport]:
+        """Everything defined so far, in definition order (what a fuzzer drives)."""
+        return list(self._defined.values())
 
     def define(self, module: str, name: str, params: str, fn: HostFn, returns: bool = True) -> None:
-        vt = {"i": wasmtime.ValType.i32(), "I": wasmtime.ValType.i64()}
-        ty = wasmtime.FuncType([vt[p] for p in params], [wasmtime.ValType.i32()] if returns else [])
+        vt = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
+        ty = wasmtime.FuncType(
+            [vt[_WASM_TYPE[p]] for p in params], [wasmtime.ValType.i32()] if returns else []
+        )
         cb = _CALLBACK(_make_callback(name, fn, params, returns, self._unwind, self._tracer))
         self._keep.append(cb)
         mod_b, name_b = module.encode(), name.encode()
@@ -130,7 +157,7 @@ class HostCallTable:
         )
         if err:
             raise wasmtime.WasmtimeError._from_ptr(err)
-        self._names.add((module, name))
+        self._defined[(module, name)] = HostImport(module, name, params, returns)
 
     def define_enosys(self, module: str, name: str, ty: wasmtime.FuncType) -> None:
         """Answer an import we do not know with ENOSYS instead of a link error."""

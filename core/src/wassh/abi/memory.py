@@ -23,6 +23,7 @@ _IOVEC = struct.Struct("<II")
 
 # wasm32 linear memories are at most 4 GiB.
 _MAX_MEMORY = 1 << 32
+IOV_MAX = 1024
 
 
 class GuestMemory:
@@ -106,14 +107,25 @@ class GuestMemory:
         return fmt.unpack_from(self.view, ptr)
 
     def iovecs(self, ptr: int, count: int) -> list[memoryview]:
-        """Decode an iovec array into views of the buffers it names (all checked first)."""
-        if count > 1024:
+        """Decode an iovec array into views of the buffers it names (all checked first).
+
+        At most ``IOV_MAX`` buffers (EINVAL beyond, as Linux). Their total is cut
+        to the size of guest memory, which only buffers that overlap can exceed:
+        a short transfer, as Linux cuts one at ``MAX_RW_COUNT``. Without the cut,
+        1024 buffers each naming all of memory would make a host that copies them
+        (a datagram, a callback's chunk) allocate 1024 times the guest's memory.
+        """
+        if count > IOV_MAX:
             raise WasiError(Errno.EINVAL, "too many iovecs")
         self.check(ptr, 8 * count)
         view = self.view
         out = []
+        budget = self.size
         for i in range(count):
             buf, length = _IOVEC.unpack_from(view, ptr + 8 * i)
             self.check(buf, length)
+            if length > budget:
+                length = budget
+            budget -= length
             out.append(view[buf : buf + length])
         return out

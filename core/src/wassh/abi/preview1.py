@@ -32,7 +32,7 @@ MODULE = "wasi_snapshot_preview1"
 
 _FDSTAT = struct.Struct("<BxHxxxxQQ")
 _FILESTAT = struct.Struct("<QQBxxxxxxxQQQQQ")
-_MAX_IO = 1 << 30
+_RANDOM_STEP = 1 << 16
 
 
 def put_filestat(mem: GuestMemory, out: int, st: Filestat) -> None:
@@ -73,21 +73,21 @@ class Preview1:
         d(m, "environ_sizes_get", "ii", self.environ_sizes_get)
         d(m, "clock_res_get", "ii", self.clock_res_get)
         d(m, "clock_time_get", "iIi", self.clock_time_get)
-        d(m, "fd_advise", "iIIi", self.fd_advise)
-        d(m, "fd_allocate", "iII", self.fd_allocate)
+        d(m, "fd_advise", "iSSi", self.fd_advise)
+        d(m, "fd_allocate", "iSS", self.fd_allocate)
         d(m, "fd_close", "i", self.fd_close)
         d(m, "fd_datasync", "i", self.fd_sync)
         d(m, "fd_fdstat_get", "ii", self.fd_fdstat_get)
         d(m, "fd_fdstat_set_flags", "ii", self.fd_fdstat_set_flags)
         d(m, "fd_fdstat_set_rights", "iII", self.fd_fdstat_set_rights)
         d(m, "fd_filestat_get", "ii", self.fd_filestat_get)
-        d(m, "fd_filestat_set_size", "iI", self.fd_filestat_set_size)
+        d(m, "fd_filestat_set_size", "iS", self.fd_filestat_set_size)
         d(m, "fd_filestat_set_times", "iIIi", self.fd_filestat_set_times)
-        d(m, "fd_pread", "iiiIi", self.fd_pread)
-        d(m, "fd_pwrite", "iiiIi", self.fd_pwrite)
+        d(m, "fd_pread", "iiiSi", self.fd_pread)
+        d(m, "fd_pwrite", "iiiSi", self.fd_pwrite)
         d(m, "fd_read", "iiii", self.fd_read)
         d(m, "fd_renumber", "ii", self.fd_renumber)
-        d(m, "fd_seek", "iIii", self.fd_seek)
+        d(m, "fd_seek", "iSii", self.fd_seek)
         d(m, "fd_sync", "i", self.fd_sync)
         d(m, "fd_tell", "ii", self.fd_tell)
         d(m, "fd_write", "iiii", self.fd_write)
@@ -162,8 +162,9 @@ class Preview1:
 
     def random_get(self, buf: int, length: int) -> int:
         self.mem.check(buf, length)  # before generating: a wild length must cost nothing
-        if length:
-            self.mem.write(buf, os.urandom(length))
+        # In steps: the host never holds more than one step of random bytes.
+        for start in range(buf, buf + length, _RANDOM_STEP):
+            self.mem.write(start, os.urandom(min(_RANDOM_STEP, buf + length - start)))
         return 0
 
     # -- descriptors -------------------------------------------------------------
@@ -252,8 +253,6 @@ class Preview1:
         self.mem.check(out, 8)
         if whence > 2:
             raise WasiError(Errno.EINVAL)
-        if offset >= 1 << 63:
-            offset -= 1 << 64
         self.mem.set_u64(out, obj.seek(offset, whence))
         return 0
 

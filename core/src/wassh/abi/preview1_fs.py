@@ -6,12 +6,22 @@ to (``host.files``), which keeps lookups inside that directory.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
+import sys
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..host.files import Directory, DirectoryBase, Dirent, VirtualDevDir, virtual_device
+from ..host.files import (
+    PATH_MAX,
+    Directory,
+    DirectoryBase,
+    Dirent,
+    VirtualDevDir,
+    virtual_device,
+)
 from ..host.objects import Filestat, OpenObject
 from ..host.wasi_defs import Rights
 from .errno import Errno, WasiError
@@ -42,13 +52,17 @@ def decode_times(atim: int, mtim: int, flags: int) -> tuple[int | None, int | No
     return a, m
 
 
-def encode_dirents(entries: list[Dirent], cookie: int, size: int) -> bytes:
-    """Entries from index ``cookie`` on, the last one cut to fill ``size`` exactly."""
+def encode_dirents(entries: Iterable[Dirent], cookie: int, size: int) -> bytes:
+    """Entries from index ``cookie`` on, the last one cut to fill ``size`` exactly.
+
+    ``entries`` may be lazy: no more of it is read than fills ``size``.
+    """
     out = bytearray()
-    for index in range(cookie, len(entries)):
+    if cookie > sys.maxsize:  # past any directory's end (and past what islice takes)
+        return b""
+    for index, (name, ino, ftype) in enumerate(itertools.islice(entries, cookie, None), cookie):
         if len(out) >= size:
             break
-        name, ino, ftype = entries[index]
         out += _DIRENT.pack(index + 1, ino, len(name), ftype) + name
     return bytes(out[:size])
 
@@ -99,6 +113,9 @@ class Preview1Fs:
         return obj
 
     def _path(self, ptr: int, length: int) -> str:
+        if length >= PATH_MAX:  # before reading: a long path costs the host nothing
+            self.mem.check(ptr, length)
+            raise WasiError(Errno.ENAMETOOLONG)
         return os.fsdecode(self.mem.read(ptr, length))
 
     def _put_filestat(self, out: int, st: Filestat) -> None:

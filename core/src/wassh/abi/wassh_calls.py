@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import os
 import socket
 import struct
 from typing import TYPE_CHECKING
 
-from ..host.fakedns import FakeDns, literal
+from ..host.fakedns import MAX_NAME, FakeDns, hostname, literal
 from ..host.pipe import make_pipe
 from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
 from ..host.tty import WIRE as TTY_WIRE
@@ -25,6 +27,7 @@ MSG_DONTWAIT = 0x40
 _AI_NUMERICHOST = 0x04
 _EAI_NONAME = -6
 _EAI_FAMILY = -4
+_EAI_MEMORY = -10
 _AI_RECORD = struct.Struct("<iiiI16s")
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
@@ -36,6 +39,32 @@ def is_localhost(name: str) -> bool:
     return name in ("localhost", "localhost.") or (
         name.endswith((".localhost", ".localhost.")) and not name.startswith(".")
     )
+
+
+@functools.cache
+def max_backlog() -> int:
+    """The system's limit on a listen queue (``somaxconn``)."""
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return min(int(f.read()), 0x7FFFFFFF)
+    except (OSError, ValueError):
+        return socket.SOMAXCONN
+
+
+def require_terminal() -> None:
+    """ENOTTY unless a person can answer a prompt: our stdin is a terminal we can open.
+
+    With stdin a pipe, a file or a test runner's /dev/null nobody is known to be
+    typing, and a prompt could wait forever (or, through ``input``, print the
+    prompt into the program's output).
+    """
+    try:
+        if not os.isatty(0):
+            raise WasiError(Errno.ENOTTY, "standard input is not a terminal")
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise WasiError(Errno.ENOTTY, "no controlling terminal") from exc
+    os.close(fd)
 
 
 class WasshCalls:
@@ -53,7 +82,7 @@ class WasshCalls:
             d(module, "sock_create", "iiii", self.sock_create)
             d(module, "sock_connect", "iiii", self.sock_connect)
             d(module, "sock_bind", "iiii", self.sock_bind)
-            d(module, "sock_listen", "ii", self.sock_listen)
+            d(module, "sock_listen", "is", self.sock_listen)
             d(module, "sock_accept", "ii", self.sock_accept)
             d(module, "sock_register_fake_addr", "iii", self.sock_register_fake_addr)
             d(module, "sock_get_name", "iiiii", self.sock_get_name)
@@ -103,7 +132,12 @@ class WasshCalls:
 
     def sock_connect(self, fd: int, domain: int, addr: int, port: int) -> int:
         host, port = self._decode(fd, domain, addr, port)
-        self.proc.sockets.get(fd).connect(host, port)
+        dialled = None
+        if domain in (WASI_AF_INET, WASI_AF_INET6):
+            # getpeername answers with the address the guest dialled (a fake one
+            # stays fake), whatever the transport made of the name behind it.
+            dialled = literal(self.mem.read(addr, 4 if domain == WASI_AF_INET else 16))
+        self.proc.sockets.get(fd).connect(host, port, dialled=dialled)
         return 0
 
     def sock_bind(self, fd: int, domain: int, addr: int, port: int) -> int:
@@ -112,6 +146,11 @@ class WasshCalls:
         return 0
 
     def sock_listen(self, fd: int, backlog: int) -> int:
+        # As Linux: a C int, and anything out of 0..somaxconn (negative ones too,
+        # compared unsigned) becomes somaxconn, so no transport sees a wild number.
+        limit = max_backlog()
+        if not 0 <= backlog <= limit:
+            backlog = limit
         self.proc.sockets.get(fd).listen(backlog)
         return 0
 
@@ -122,7 +161,12 @@ class WasshCalls:
         return 0
 
     def sock_register_fake_addr(self, index: int, name_ptr: int, name_len: int) -> int:
-        self.fake.register_original(index, self.mem.read_str(name_ptr, name_len))
+        if name_len > MAX_NAME + 1:  # before reading: a long name costs the host nothing
+            raise WasiError(Errno.EINVAL, "name too long")
+        name = hostname(self.mem.read(name_ptr, name_len))
+        if name is None:
+            raise WasiError(Errno.EINVAL, "not a host name")
+        self.fake.register_original(index, name)
         return 0
 
     def sock_get_name(
@@ -297,6 +341,7 @@ class WasshCalls:
         if buf_len == 0:
             raise WasiError(Errno.EINVAL)
         self.mem.check(buf, buf_len)
+        require_terminal()
         answer = self.proc.read_passphrase(text, bool(echo)).encode()[: buf_len - 1]
         self.mem.write(buf, answer + b"\0")
         return 0
@@ -315,9 +360,12 @@ class WasshCalls:
         nres_out: int,
     ) -> int:
         mem = self.mem
-        name = mem.read_str(node, node_len)
         mem.check(nres_out, 4)
         mem.check(res, _AI_RECORD.size * res_cap)
+        if node_len > MAX_NAME + 1:  # before reading: a long name costs the host nothing
+            return _EAI_NONAME & 0xFFFFFFFF
+        raw = mem.read(node, node_len)
+        name = raw.decode("utf-8", "replace")
         if family not in (0, WASI_AF_INET, WASI_AF_INET6):
             return _EAI_FAMILY & 0xFFFFFFFF
         want_v6 = family in (0, WASI_AF_INET6)
@@ -338,6 +386,8 @@ class WasshCalls:
                 results.append((WASI_AF_INET6, 0, _LOCALHOST_V6))
             if want_v4:
                 results.append((WASI_AF_INET, 0, _LOCALHOST_V4))
+        elif hostname(raw) is None:  # bytes no resolver would look up
+            return _EAI_NONAME & 0xFFFFFFFF
         else:
             host_family = HOST_FAMILY.get(family, socket.AF_UNSPEC) if family else 0
             real = self.proc.transports.getaddrinfo(name, host_family)
@@ -349,7 +399,10 @@ class WasshCalls:
                 if not results:
                     return _EAI_NONAME & 0xFFFFFFFF
             else:
-                index = self.fake.register(name)
+                try:
+                    index = self.fake.register(name)
+                except WasiError:
+                    return _EAI_MEMORY & 0xFFFFFFFF
                 if want_v6:
                     results.append((WASI_AF_INET6, -1, self.fake.v6_address(index)))
                 if want_v4:

@@ -13,10 +13,25 @@ Two encodings live side by side (wassh-abi.md §6):
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from ..abi.errno import Errno, WasiError
 
-_V4_LIMIT = 1 << 24
+# Both tables keep a copy of every name a guest hands us, so both are bounded:
+# names as DNS bounds them, and the number of distinct names (far more than any
+# program resolves, a few tens of MB at most).
+MAX_NAME = 253
+MAX_NAMES = 1 << 16
+# Letters, digits, hyphens and underscores (internal names use them), in labels
+# of 1 to 63 bytes; one trailing dot may mark the name absolute.
+_HOSTNAME = re.compile(rb"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
+
+
+def hostname(raw: bytes) -> str | None:
+    """``raw`` as a host name, or None when no resolver would look it up."""
+    if len(raw) > MAX_NAME + raw.endswith(b".") or not _HOSTNAME.fullmatch(raw):
+        return None
+    return raw.decode("ascii")
 
 
 class FakeDns:
@@ -28,12 +43,12 @@ class FakeDns:
 
     # -- this project's encoding ---------------------------------------------------
     def register(self, name: str) -> int:
-        """The index for ``name``; the same name keeps its index."""
+        """The index for ``name`` (a checked ``hostname``); the same name keeps its index."""
         index = self._index_of.get(name)
         if index is None:
             index = len(self._names)
-            if index >= _V4_LIMIT:
-                raise WasiError(Errno.ENOMEM, "fake address space exhausted")
+            if index > MAX_NAMES:
+                raise WasiError(Errno.ENOMEM, "fake name table full")
             self._names.append(name)
             self._index_of[name] = index
         return index
@@ -48,6 +63,8 @@ class FakeDns:
 
     # -- the original guest library's encoding ---------------------------------------
     def register_original(self, index: int, name: str) -> None:
+        if index not in self._orig_v4 and len(self._orig_v4) >= MAX_NAMES:
+            raise WasiError(Errno.ENOMEM, "fake name table full")
         self._orig_v4[index] = name
         self._orig_v6[index & 0xFF] = name
 

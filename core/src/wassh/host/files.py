@@ -18,7 +18,7 @@ import errno as _errno
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from .waiter import Waiter
 
 MAX_SYMLINKS = 40
+PATH_MAX = 4096  # as Linux: a path of this many bytes or more is ENAMETOOLONG
+# Resolution holds one host descriptor per directory it descends into (".." pops
+# back to it), so nesting is bounded where the host's descriptors are.
+MAX_DEPTH = 128
 _O_PATH = getattr(os, "O_PATH", os.O_RDONLY)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -187,8 +191,8 @@ class DirectoryBase(OpenObject):
     filetype = Filetype.DIRECTORY
     guest_path: str | None = None
 
-    def readdir(self, cookie: int) -> list[Dirent]:
-        """All entries (including ``.`` and ``..``); cookie 0 re-reads the directory."""
+    def readdir(self, cookie: int) -> Iterable[Dirent]:
+        """Every entry (``.`` and ``..`` first), read lazily; the caller skips to ``cookie``."""
         raise WasiError(Errno.ENOTDIR)
 
     def stat(self, path: str, follow: bool) -> Filestat:
@@ -223,7 +227,6 @@ class Directory(DirectoryBase):
         super().__init__()
         self.dirfd = dirfd
         self.guest_path = guest_path
-        self._entries: list[Dirent] | None = None
 
     # -- the directory itself ----------------------------------------------------------
     def filestat(self) -> Filestat:
@@ -235,21 +238,18 @@ class Directory(DirectoryBase):
     def sync(self) -> None:
         os.fsync(self.dirfd)
 
-    def readdir(self, cookie: int) -> list[Dirent]:
-        if cookie == 0 or self._entries is None:
-            self._entries = self._list()
-        return self._entries
-
-    def _list(self) -> list[Dirent]:
+    def readdir(self, cookie: int) -> Iterator[Dirent]:
+        # Listed afresh on every call and skipped to the cookie, as wasmtime does:
+        # nothing is kept between calls, so a guest with a thousand descriptors
+        # on a huge directory makes the host hold one buffer's worth, not a
+        # thousand listings.
         own = os.fstat(self.dirfd)
         try:
             parent_ino = os.stat("..", dir_fd=self.dirfd).st_ino
         except OSError:
             parent_ino = own.st_ino
-        entries: list[Dirent] = [
-            (b".", own.st_ino, Filetype.DIRECTORY),
-            (b"..", parent_ino, Filetype.DIRECTORY),
-        ]
+        yield (b".", own.st_ino, Filetype.DIRECTORY)
+        yield (b"..", parent_ino, Filetype.DIRECTORY)
         with os.scandir(self.dirfd) as it:
             for entry in it:
                 try:
@@ -264,8 +264,7 @@ class Directory(DirectoryBase):
                     ino = entry.inode()
                 except OSError:  # vanished meanwhile
                     continue
-                entries.append((os.fsencode(entry.name), ino, ftype))
-        return entries
+                yield (os.fsencode(entry.name), ino, ftype)
 
     def close(self) -> None:
         os.close(self.dirfd)
@@ -336,6 +335,10 @@ class Directory(DirectoryBase):
                         name = "."
                     continue
                 if stat.S_ISDIR(mode) and not last:
+                    if len(stack) > MAX_DEPTH:
+                        if fd >= 0:
+                            os.close(fd)
+                        raise WasiError(Errno.ENAMETOOLONG, "directories nested too deep")
                     if fd < 0:
                         fd = os.open(
                             comp,
@@ -500,14 +503,14 @@ class VirtualDevDir(DirectoryBase):
     def filestat(self) -> Filestat:
         return Filestat(ino=1, filetype=Filetype.DIRECTORY, nlink=2)
 
-    def readdir(self, cookie: int) -> list[Dirent]:
+    def readdir(self, cookie: int) -> Iterator[Dirent]:
         entries: list[Dirent] = [
             (b".", 1, Filetype.DIRECTORY),
             (b"..", 1, Filetype.DIRECTORY),
         ]
         for i, name in enumerate(self.NAMES):
             entries.append((name.encode(), i + 2, Filetype.CHARACTER_DEVICE))
-        return entries
+        return iter(entries)
 
     def _name(self, path: str) -> str:
         parts, _trailing = _split(path)

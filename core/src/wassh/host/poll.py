@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..abi.errno import Errno, WasiError
+from .fdtable import FD_LIMIT
 from .objects import OpenObject
 from .waiter import POLLERR, POLLHUP, POLLNVAL
 from .wasi_defs import (
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
 _SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
 _EVENT = struct.Struct("<QHB5xQH6x")
 _ANY_TROUBLE = POLLERR | POLLHUP | POLLNVAL
+# Each subscription costs host memory: enough for every descriptor read and
+# written twice over, plus clocks. Linux's poll() likewise refuses more fds than
+# a process may open (EINVAL).
+MAX_SUBSCRIPTIONS = 4 * FD_LIMIT
+# poll(2) takes an int of milliseconds; a far deadline is waited for in steps.
+_MAX_WAIT = 86400.0
 
 
 def _clock_deadline(clock: int, timeout: int, flags: int) -> float:
@@ -52,6 +59,8 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
     size = _SUBSCRIPTION.size * nsubs
     mem.check(subs, size)
     mem.check(out, _EVENT.size * nsubs)
+    if nsubs > MAX_SUBSCRIPTIONS:
+        raise WasiError(Errno.EINVAL, f"poll_oneoff with {nsubs} subscriptions")
     deadline: float | None = None
     clock_userdata = 0
     fd_subs: list[tuple[int, int, int]] = []  # (userdata, tag, fd)
@@ -96,7 +105,7 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
         elif deadline is None:
             wait_for = None
         else:
-            wait_for = max(0.0, deadline - time.monotonic())
+            wait_for = min(_MAX_WAIT, max(0.0, deadline - time.monotonic()))
         if pending or wait_for != 0.0:
             ready, _woken = waiter.wait(masks, wait_for)
         else:

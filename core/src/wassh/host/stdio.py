@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Callable
 
@@ -19,11 +20,21 @@ def _filetype_of(fd: int) -> int:
         return Filetype.UNKNOWN
 
 
+def _access_of(fd: int) -> int:
+    """``O_RDONLY``, ``O_WRONLY`` or ``O_RDWR``: how the host descriptor was opened."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return os.O_RDWR  # let the OS answer each call
+
+
 class HostStream(OpenObject):
     """A host descriptor (a terminal, pipe or file) passed through as a stream.
 
     The host descriptor keeps its blocking mode (it may be the user's terminal);
     blocking is done with poll(2) on the guest thread so cancellation still works.
+    Its access mode is the host's: reading a write-only end (stdout on a pipe)
+    is EBADF as on Linux, where waiting for it to become readable would be forever.
     """
 
     rights_base = STDIO_RIGHTS
@@ -35,8 +46,13 @@ class HostStream(OpenObject):
         self.waiter = waiter
         self.owned = owned
         self.filetype = _filetype_of(fd)
+        access = _access_of(fd)
+        self.readable = access != os.O_WRONLY
+        self.writable = access != os.O_RDONLY
 
     def read(self, bufs: list[memoryview]) -> int:
+        if not self.readable:
+            raise WasiError(Errno.EBADF, "opened write-only")
         if not bufs:
             return 0
         if self.filetype != Filetype.REGULAR_FILE:
@@ -49,6 +65,8 @@ class HostStream(OpenObject):
         return os.readv(self.fd, bufs)
 
     def write(self, bufs: list[memoryview]) -> int:
+        if not self.writable:
+            raise WasiError(Errno.EBADF, "opened read-only")
         total = 0
         for buf in bufs:
             data = buf
