@@ -216,6 +216,49 @@ def test_a_trap_in_a_signal_handler(guests: list[Guest], sigguest: Path) -> None
     assert "Traceback" not in text
 
 
+STUCK_GUEST = """
+import threading, time
+from wassh.host_signals import SignalForwarder
+from wassh.signals import SignalAction
+
+class Terminals:
+    def restore(self):
+        print("terminals restored", flush=True)
+
+class StuckGuest:
+    # The default action applies, but the guest never stops, and no handler raises.
+    killed_by = None
+    stopped = threading.Event()
+    terminals = Terminals()
+
+    def send_signal(self, signum):
+        return SignalAction.TERMINATED
+
+with SignalForwarder(StuckGuest(), grace=0.5):
+    print("ready", flush=True)
+    time.sleep(30)
+print("not reached", flush=True)
+"""
+
+
+def test_a_guest_that_cannot_be_stopped_is_left_behind(guests: list[Guest]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_GUEST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    g = Guest.__new__(Guest)
+    g.proc, g.out = proc, b""
+    guests.append(g)
+    g.wait_for(b"ready")
+    code, elapsed, err = g.signal_and_time(signal.SIGTERM)
+    assert code == 143
+    assert 0.4 < elapsed < 0.5 + PROMPT
+    assert g.out == b"ready\nterminals restored\n"
+    assert b"did not stop within 0.5 s" in err
+
+
 # -- traps ---------------------------------------------------------------------------
 
 

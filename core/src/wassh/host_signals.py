@@ -85,7 +85,7 @@ class SignalForwarder:
         # Guards the first kill only, and calls nothing while held: the main thread's
         # handler may run while the watcher holds it, or while the main thread does.
         self._kill_lock = threading.RLock()
-        self._killed = False
+        self._killed_by: int | None = None  # the first signal whose default action applied
         self._active = False
         self._previous: dict[int, object] = {}
         self._old_wakeup = -1
@@ -130,12 +130,6 @@ class SignalForwarder:
         for fd in self._fds:
             os.close(fd)
 
-    @property
-    def status(self) -> int | None:
-        """The exit status of a guest stopped by a signal's default action."""
-        signum = self.proc.killed_by
-        return None if signum is None else exit_status(signum)
-
     # -- acting on signals (either thread) ---------------------------------------------
     def _on_signal(self, _signum: int, frame: FrameType | None) -> None:
         """The Python-level handler: runs on the main thread, between bytecodes."""
@@ -165,7 +159,9 @@ class SignalForwarder:
         if self.proc.send_signal(guest) is not SignalAction.TERMINATED:
             return
         with self._kill_lock:
-            first, self._killed = not self._killed, True
+            first = self._killed_by is None
+            if first:
+                self._killed_by = guest
         if first:
             self._deadline = time.monotonic() + self.grace
             self._control(b"k")
@@ -195,7 +191,7 @@ class SignalForwarder:
             deadline = self._deadline
             timeout = None
             if deadline is not None:
-                timeout = max(0, int((deadline - time.monotonic()) * 1000))
+                timeout = max(0, int((deadline - time.monotonic()) * 1000) + 1)
             ready = {fd for fd, _ in poller.poll(timeout)}
             if self._ctl_r in ready:
                 try:
@@ -211,8 +207,8 @@ class SignalForwarder:
 
     def _give_up(self) -> None:
         """The guest is stuck where nothing can interrupt it: leave without it."""
-        status = self.status or 1
-        log.warning("the guest did not stop within %.0f s of the signal; exiting", self.grace)
+        status = exit_status(self._killed_by or SIGTERM)
+        log.warning("the guest did not stop within %g s of the signal; exiting", self.grace)
         self.proc.terminals.restore()
         os._exit(status)
 

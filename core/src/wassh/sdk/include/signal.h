@@ -4,7 +4,9 @@
  * queues SIGWINCH) and the SDK runs the handlers from inside poll(), select()
  * and sleeps, through the exported __wassh_signal_deliver. kill() and raise()
  * on the own process deliver at once. sigaction(), sigprocmask() (blocked
- * signals stay pending until unblocked) and the sigset functions work as usual. */
+ * signals stay pending until unblocked) and the sigset functions work as usual.
+ * A signal that is neither caught, ignored nor blocked takes its default action
+ * at once, even while the program computes: the host stops it (Ctrl-C: 130). */
 #ifndef __WASSH_SIGNAL_H
 #define __WASSH_SIGNAL_H
 #pragma GCC system_header
