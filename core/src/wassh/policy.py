@@ -337,6 +337,20 @@ class NetworkPolicy:
             return True
         return self._by_address(host, unmap(address), port) is None
 
+    # A server (``wassh relay``) reports refusals in its own log format: these say
+    # why without logging or raising.
+    def destination_verdict(self, host: str, port: int, *, addresses_checked: bool) -> str | None:
+        """Why ``check_destination`` would refuse (the rule, or that none allows), or None."""
+        if not self.restricts_connects:
+            return None
+        return self._by_name(host, port, addresses_checked)
+
+    def address_verdict(self, host: str, address: IPAddress, port: int) -> str | None:
+        """Why ``check_address`` would refuse, or None."""
+        if not self.restricts_connects:
+            return None
+        return self._by_address(host, unmap(address), port)
+
     def _name_verdict(self, host: str, port: int, addresses_checked: bool) -> str | None:
         address = parse_address(host)
         if address is not None:
