@@ -72,11 +72,25 @@ class SignalForwarder:
     SIGINT, SIGTERM, SIGHUP and SIGQUIT go through ``Process.send_signal`` (the
     guest's handler, or the default action); SIGWINCH, when ``resizes`` is set,
     is queued for the guest. Does nothing unless entered on the main thread.
+    With ``linger`` (a host process that exits with the guest), those four
+    signals are ignored once it has ended instead of getting their previous
+    handlers back: a late Ctrl-C must not turn the guest's status into a
+    KeyboardInterrupt, nor, during the interpreter's shutdown (which puts back
+    the default action of any signal with a Python handler), into a death by
+    signal. The host is moments from exiting then.
     """
 
-    def __init__(self, proc: Process, *, resizes: bool = False, grace: float = GRACE_SECONDS):
+    def __init__(
+        self,
+        proc: Process,
+        *,
+        resizes: bool = False,
+        linger: bool = False,
+        grace: float = GRACE_SECONDS,
+    ) -> None:
         self.proc = proc
         self.grace = grace
+        self.linger = linger
         self.signals = dict(TERMINATING)
         winch = getattr(signal, "SIGWINCH", None)
         if resizes and winch is not None:
@@ -123,8 +137,11 @@ class SignalForwarder:
         if self._thread is not None:
             self._thread.join()
         for hostsig, previous in self._previous.items():
-            # None: a handler installed outside Python, which cannot be put back.
-            restored = signal.SIG_DFL if previous is None else previous
+            if self.linger and hostsig in TERMINATING:
+                restored: object = signal.SIG_IGN
+            else:
+                # None: a handler installed outside Python, which cannot be put back.
+                restored = signal.SIG_DFL if previous is None else previous
             signal.signal(hostsig, restored)  # type: ignore[arg-type]
         signal.set_wakeup_fd(self._old_wakeup)
         for fd in self._fds:
