@@ -189,6 +189,17 @@ def test_a_guest_handler_receives_the_signal(
     assert err == b""
 
 
+def test_late_signals_leave_the_guest_status_alone(guests: list[Guest], sigguest: Path) -> None:
+    g = start(guests, sigguest, "catch")
+    g.proc.send_signal(signal.SIGINT)
+    g.wait_for(b"caught signal 2\n")  # the guest now returns 12 and the host exits
+    while g.proc.poll() is None:  # SIGTERMs all through the host's exit and shutdown
+        g.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.001)
+    code, _out, err = g.finish()
+    assert (code, err) == (12, b"")
+
+
 def test_an_ignored_signal_does_nothing(guests: list[Guest], sigguest: Path) -> None:
     g = start(guests, sigguest, "ignore")
     g.proc.send_signal(signal.SIGINT)
