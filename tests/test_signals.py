@@ -55,11 +55,11 @@ def plain_spin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Guest:
-    """``wassh run`` in a session of its own, reading its stdout until a marker."""
+    """A command (``wassh run``) in a session of its own, its stdout read until a marker."""
 
-    def __init__(self, wasm: Path, *args: str, stdin: int | None = subprocess.DEVNULL) -> None:
+    def __init__(self, argv: list[str], stdin: int | None = subprocess.DEVNULL) -> None:
         self.proc = subprocess.Popen(
-            [WASSH, "run", str(wasm), "--", *args],
+            argv,
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -116,8 +116,10 @@ def guests() -> Iterator[list[Guest]]:
             g.kill()
 
 
-def start(guests: list[Guest], wasm: Path, *args: str, **kw: int | None) -> Guest:
-    g = Guest(wasm, *args, **kw)
+def start(
+    guests: list[Guest], wasm: Path, *args: str, stdin: int | None = subprocess.DEVNULL
+) -> Guest:
+    g = Guest([WASSH, "run", str(wasm), "--", *args], stdin)
     guests.append(g)
     g.wait_for(b"ready")
     return g
@@ -253,14 +255,7 @@ print("not reached", flush=True)
 
 
 def test_a_guest_that_cannot_be_stopped_is_left_behind(guests: list[Guest]) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STUCK_GUEST],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    g = Guest.__new__(Guest)
-    g.proc, g.out = proc, b""
+    g = Guest([sys.executable, "-c", STUCK_GUEST])
     guests.append(g)
     g.wait_for(b"ready")
     code, elapsed, err = g.signal_and_time(signal.SIGTERM)
