@@ -142,7 +142,8 @@ class CorpRelayV1:
                 if msg is None:
                     break
                 is_text, raw = msg
-                if is_text or len(raw) < 5 or len(raw) > 32768:
+                # a header-only message is a pure ack (a client that has nothing to send)
+                if is_text or len(raw) < 4 or len(raw) > 32768:
                     self.violations.append(f"bad client message: text={is_text} len={len(raw)}")
                     continue
                 (head,) = struct.unpack_from(">I", raw)

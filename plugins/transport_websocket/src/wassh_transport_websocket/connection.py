@@ -4,8 +4,12 @@ The guest thread (socket hooks) and the relay's trio task meet here, under one
 ``threading.Lock`` held only for a few list operations:
 
 * receive side: the task appends payload as it arrives (``deliver``); the guest
-  copies it out (``recv_into``). Above ``RECV_HIGH`` buffered bytes the task stops
-  reading the WebSocket until the guest has drained the buffer to ``RECV_LOW``.
+  copies it out (``recv_into``). Above ``RECV_HIGH`` unread bytes the task holds
+  back: for protocols with acknowledgements it keeps reading the WebSocket (the
+  acks of the guest's own data travel there) and withholds its acks instead, so
+  the relay's window stops the relay; for websockify, whose only back-pressure is
+  the TCP stream, it stops reading. Either way it resumes once the guest has
+  drained the buffer to ``RECV_LOW`` (``wait_drained``, ``wait_recv_room``).
 * send side: the guest appends to ``sbuf`` (``send``), which holds every byte not
   yet acknowledged by the relay: ``[acked, total)``; ``sent`` is how far the task
   has handed bytes to a WebSocket. At ``SEND_MAX`` unacknowledged bytes the guest
@@ -248,6 +252,20 @@ class RelayConnection:
             event = trio.Event()
             with self.lock:
                 if self.rlen < self.recv_high or self.guest_closed:
+                    return
+                self._reader_parked = event
+            await event.wait()
+
+    def above_high(self) -> bool:
+        """The guest has more unread bytes than the high-water mark."""
+        return self.rlen > self.recv_high
+
+    async def wait_drained(self) -> None:
+        """Wait until the guest has read the buffer down to the low-water mark (or closed)."""
+        while True:
+            event = trio.Event()
+            with self.lock:
+                if self.rlen <= self.recv_low or self.guest_closed:
                     return
                 self._reader_parked = event
             await event.wait()

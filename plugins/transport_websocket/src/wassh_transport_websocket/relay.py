@@ -5,6 +5,13 @@ guest's connect must see), then moves bytes between the WebSocket and the
 socket's ``RelayConnection`` (``run``: returns the errno that ends the stream,
 0 for a clean end of stream). Reconnects happen inside ``run`` and are invisible
 to the socket layer.
+
+Flow control never couples the two directions (docs/relay-protocols.md, "Flow
+control"): the drivers of protocols with acknowledgements read the WebSocket at
+all times, because the acks that free the guest's send buffer arrive there, and
+hold back their own acks while the guest leaves too much unread; only websockify,
+which has no acks, stops reading. Every WebSocket is watched by a keepalive, and
+a lost one is given up after at most ``reconnect_budget`` seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import errno
 import logging
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -29,6 +36,11 @@ WEBSOCKIFY_CHUNK = 65536
 V1_CHUNK = 32764
 V1_MASK = 0xFFFFFF
 CLEAN_CODES = (1000, 1005)
+# How often a websockify reader that stopped reading looks at its TCP connection.
+PARKED_CHECK = 0.5
+# corp-relay: a header-only ack goes out once this much is owed, or after this delay.
+PURE_ACK_BYTES = 64 << 10
+PURE_ACK_DELAY = 0.01
 
 
 class RelayError(Exception):
@@ -61,6 +73,9 @@ class Driver:
         self.port = port
         self.ws: WebSocket | None = None
         self.label = f"{self.name} {host}:{port}"
+        # Acks held back while the guest leaves more than the high-water mark unread.
+        self.withholding = False
+        self._withheld = trio.Event()
 
     async def _connect(
         self,
@@ -97,12 +112,65 @@ class Driver:
     async def _writer(self, ws: WebSocket) -> None:
         raise NotImplementedError
 
+    # -- receive-side flow control (protocols with acks) ---------------------------------
+    def _may_ack(self) -> bool:
+        """After a delivery: may the bytes received so far be acknowledged now?
+
+        Above the high-water mark the acks wait until the guest has read down to the
+        low-water mark, so that a relay which windows its output stops sending. A
+        relay that goes on regardless is cut off at ``recv_limit`` unread bytes.
+        """
+        conn = self.conn
+        unread = conn.rlen
+        if unread > self.settings.recv_limit:
+            raise Fatal(
+                f"the relay ignored the flow-control window: the guest has {unread} unread"
+                f" bytes, more than relay_recv_limit ({self.settings.recv_limit})"
+            )
+        if self.withholding:
+            return False
+        if unread > conn.recv_high:
+            self.withholding = True
+            self._withheld.set()
+            return False
+        return True
+
+    def _ack_now(self, ws: WebSocket) -> None:
+        """Acknowledge everything received (the guest has drained its buffer)."""
+        raise NotImplementedError
+
+    async def _release_acks(self, ws: WebSocket) -> None:
+        conn = self.conn
+        while True:
+            if not self.withholding:
+                self._withheld = trio.Event()
+                await self._withheld.wait()
+            await conn.wait_drained()
+            self.withholding = False
+            self._ack_now(ws)
+
+    def _nothing_unacked(self) -> bool:
+        """The relay has acknowledged all we sent: it has no reason not to read us."""
+        conn = self.conn
+        with conn.lock:
+            return conn.sent <= conn.acked
+
+    def _side_tasks(self, ws: WebSocket) -> list[Callable[[], Awaitable[None]]]:
+        """Tasks that run next to the reader of one WebSocket."""
+        s = self.settings
+        return [
+            ws.flusher,
+            lambda: self._writer(ws),
+            lambda: self._release_acks(ws),
+            lambda: ws.keepalive(s.keepalive, s.keepalive_timeout, self._nothing_unacked),
+        ]
+
     async def _pump(self, ws: WebSocket) -> int | None:
         """Move bytes until the socket ends; None means "lost, try to resume"."""
         result: list[int | None] = []
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(ws.flusher)
-            nursery.start_soon(self._writer, ws)
+            for task in self._side_tasks(ws):
+                nursery.start_soon(task)
             try:
                 result.append(await self._reader(ws))
             except Fatal as exc:
@@ -111,6 +179,20 @@ class Driver:
                 result.append(errno.ECONNRESET)
             nursery.cancel_scope.cancel()
         return result[0]
+
+    # -- reconnects ---------------------------------------------------------------------
+    def _give_up(self, why: str) -> int:
+        log.warning("relay %s: %s; giving up (ECONNRESET)", self.label, why)
+        return errno.ECONNRESET
+
+    async def _attempt(
+        self, deadline: float, attempt: Callable[..., Awaitable[bool]], *args: Any
+    ) -> bool:
+        """One reconnect attempt, cut short at the deadline (a relay host that does not
+        answer leaves a TCP connect or a handshake pending for minutes)."""
+        with trio.move_on_at(deadline):
+            return await attempt(*args)
+        return False
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,17 +213,32 @@ class Websockify(Driver):
     async def run(self) -> int:
         assert self.ws is not None
         ws = self.ws
+        s = self.settings
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ws.flusher)
             nursery.start_soon(self._writer, ws)
+            # No acks: whether the relay ought to answer is unknowable, so only a
+            # host that stopped acknowledging at the TCP level counts as gone.
+            nursery.start_soon(ws.keepalive, s.keepalive, s.keepalive_timeout, lambda: False)
             result = await self._reader(ws)
             nursery.cancel_scope.cancel()
         return result
 
+    async def _wait_room(self, ws: WebSocket) -> None:
+        """Stop reading while the guest's buffer is full: websockify's back-pressure is
+        the TCP stream itself. A relay that dies meanwhile still ends the stream."""
+        conn = self.conn
+        while True:
+            with trio.move_on_after(PARKED_CHECK):
+                await conn.wait_recv_room()
+                return
+            if ws.peer_gone():
+                return  # what is left to read is bounded by the kernel's buffer
+
     async def _reader(self, ws: WebSocket) -> int:
         conn = self.conn
         while True:
-            await conn.wait_recv_room()
+            await self._wait_room(ws)
             msg = await ws.recv_message()
             if msg is None:
                 break
@@ -204,14 +301,16 @@ class CorpRelayV4(Driver):
             self.ws = await self._open_ws(url)
         except HandshakeError as exc:
             raise RelayError(errno.ENETUNREACH, f"{url}: {exc}") from exc
-        # [PY] connect completes at CONNECT_SUCCESS (or the first DATA), so that a
-        # relay refusing the destination reaches the guest as ECONNREFUSED.
+        # Connect completes at CONNECT_SUCCESS (or the first DATA), so that a relay
+        # refusing the destination reaches the guest as ECONNREFUSED.
         ws = self.ws
         while self.sid is None and self.read_count == 0:
             msg = await ws.recv_message()
             if msg is None:
                 if ws.end == "malformed":
                     self._fatal_log(ws.end_detail)
+                if ws.end == "lost":
+                    raise RelayError(errno.ECONNRESET, f"relay lost: {_describe_end(ws)}")
                 raise RelayError(errno.ECONNREFUSED, f"relay refused: {_describe_end(ws)}")
             try:
                 await self._handle(ws, msg)
@@ -232,7 +331,8 @@ class CorpRelayV4(Driver):
             assert isinstance(value, bytes)
             conn.deliver(value)
             self.read_count += len(value)
-            ws.queue_binary(v4.ack(self.read_count))  # sent by the flusher, in order
+            if self._may_ack():
+                ws.queue_binary(v4.ack(self.read_count))  # sent by the flusher, in order
         elif tag == v4.ACK:
             assert isinstance(value, int)
             self._ack(value)
@@ -243,7 +343,10 @@ class CorpRelayV4(Driver):
             assert isinstance(value, int)
             self._ack(value, resync=True)
             self._resync = value
-        # unknown tags are ignored [ORIG]
+        # Unknown tags are ignored, so that relays can extend the protocol.
+
+    def _ack_now(self, ws: WebSocket) -> None:
+        ws.queue_binary(v4.ack(self.read_count))
 
     def _ack(self, a: int, resync: bool = False) -> None:
         conn = self.conn
@@ -262,7 +365,6 @@ class CorpRelayV4(Driver):
 
     async def run(self) -> int:
         assert self.ws is not None
-        failures = 0
         s = self.settings
         while True:
             ws = self.ws
@@ -278,39 +380,53 @@ class CorpRelayV4(Driver):
                 log.warning("relay %s: %s; no resume", self.label, _describe_end(ws))
                 return errno.ECONNRESET
             log.info("relay %s: %s; reconnecting", self.label, _describe_end(ws))
-            while True:
-                failures += 1
-                if failures > s.max_reconnects:
-                    log.warning(
-                        "relay %s: gave up after %d failed reconnects", self.label, failures - 1
-                    )
-                    return errno.ECONNRESET
-                await trio.sleep(s.reconnect_delay)
-                url = s.v4_reconnect_url(self.sid, self.read_count)
-                try:
-                    new = await self._open_ws(url)
-                except HandshakeError as exc:
-                    log.info("relay %s: reconnect failed: %s", self.label, exc)
-                    continue
-                self._resync = None
-                try:
-                    ok = await self._await_resync(new)
-                except Fatal as exc:
+            err = await self._reconnect()
+            if err:
+                return err
+
+    async def _reconnect(self) -> int:
+        """Open a new WebSocket for the session: 0, or the errno that ends the stream."""
+        s = self.settings
+        deadline = trio.current_time() + s.reconnect_budget
+        for failures in range(s.max_reconnects + 1):
+            if failures == s.max_reconnects:
+                return self._give_up(f"{failures} reconnects failed")
+            if trio.current_time() + s.reconnect_delay >= deadline:
+                return self._give_up(f"no reconnect within {s.reconnect_budget:g} s")
+            await trio.sleep(s.reconnect_delay)
+            assert self.sid is not None
+            url = s.v4_reconnect_url(self.sid, self.read_count)
+            opened: list[WebSocket] = []
+            try:
+                ok = await self._attempt(deadline, self._resume_on, url, opened)
+            except Fatal as exc:
+                for new in opened:
                     await new.aclose()
-                    self._fatal_log(str(exc))
-                    return errno.ECONNRESET
-                if not ok:
+                self._fatal_log(str(exc))
+                return errno.ECONNRESET
+            if ok:
+                self.ws = opened[0]
+                return 0
+            for new in opened:
+                if new.end == "close":
                     await new.aclose()
-                    if new.end == "close":
-                        log.warning("relay %s: %s", self.label, _describe_end(new))
-                        return errno.ECONNRESET
-                    continue
-                failures = 0
-                self.ws = new
-                break
+                    log.warning("relay %s: %s", self.label, _describe_end(new))
+                    return errno.ECONNRESET
+                await new.aclose()
+        return self._give_up("no reconnect")  # not reached: the loop returns
+
+    async def _resume_on(self, url: str, opened: list[WebSocket]) -> bool:
+        try:
+            new = await self._open_ws(url)
+        except HandshakeError as exc:
+            log.info("relay %s: reconnect failed: %s", self.label, exc)
+            return False
+        opened.append(new)
+        self._resync = None
+        return await self._await_resync(new)
 
     async def _await_resync(self, ws: WebSocket) -> bool:
-        """On a new socket send nothing before RECONNECT_SUCCESS (relay-protocols.md §5.4)."""
+        """On a new socket send nothing before RECONNECT_SUCCESS: it says where to resume."""
         while self._resync is None:
             msg = await ws.recv_message()
             if msg is None:
@@ -323,7 +439,6 @@ class CorpRelayV4(Driver):
     async def _reader(self, ws: WebSocket) -> int | None:
         conn = self.conn
         while True:
-            await conn.wait_recv_room()
             msg = await ws.recv_message()
             if msg is None:
                 break
@@ -417,9 +532,12 @@ class CorpRelay(Driver):
         super().__init__(*args)
         self.sid = ""
         self.read_count = 0  # R (absolute; mod 2**24 on the wire)
+        self.ack_pos = 0  # the read count the relay may be told (R unless withholding)
+        self.told = 0  # the read count last put on the wire
         self.attempts = 0
         self._just_resumed = False
         self._acked = trio.Event()
+        self._ack_due = trio.Event()
 
     async def open(self) -> None:
         s = self.settings
@@ -451,7 +569,7 @@ class CorpRelay(Driver):
         just_resumed, self._just_resumed = self._just_resumed, False
         if delta > sent - wa:
             # Only right after a resume, before anything was re-sent, may the relay
-            # tell its true position through its ack (relay-protocols.md §4.5).
+            # tell its true position through its ack (docs/relay-protocols.md).
             if not (just_resumed and sent == wa and wa + delta <= total):
                 raise Fatal(f"ack {w} is beyond the {sent - wa} bytes in flight")
             conn.release(wa + delta)
@@ -465,10 +583,50 @@ class CorpRelay(Driver):
             payload = raw[4:]
             conn.deliver(payload)
             self.read_count += len(payload)
+            if self.settings.pure_acks and self.read_count - self.told > V1_MASK:
+                # The relay could no longer tell our 24-bit acks apart: it ignored
+                # the acks it was given (without pure acks it can have none).
+                raise Fatal(f"the relay sent {self.read_count - self.told} bytes unacknowledged")
+            if self._may_ack():
+                self._ack_now(None)
+
+    def _ack_now(self, ws: WebSocket | None) -> None:
+        self.ack_pos = self.read_count
+        self._ack_due.set()
+
+    def _header(self) -> bytes:
+        """The ack header of the next message; call it just before queueing the message,
+        with no wait in between, so that headers go out in increasing order."""
+        self.told = self.ack_pos
+        return struct.pack(">I", self.ack_pos & V1_MASK)
+
+    async def _pure_acks(self, ws: WebSocket) -> None:
+        """Acknowledge in a header-only message when no data message does it soon.
+
+        Like TCP's delayed ack: at once when ``PURE_ACK_BYTES`` are owed, otherwise
+        after ``PURE_ACK_DELAY`` unless a data message has carried the ack meanwhile.
+        """
+        try:
+            while True:
+                await self._ack_due.wait()
+                self._ack_due = trio.Event()
+                with trio.move_on_after(PURE_ACK_DELAY):
+                    while self.ack_pos - self.told < PURE_ACK_BYTES:
+                        await self._ack_due.wait()
+                        self._ack_due = trio.Event()
+                if self.ack_pos != self.told:
+                    await ws.send_binary(self._header())
+        except trio.BrokenResourceError:
+            return  # the reader sees the loss
+
+    def _side_tasks(self, ws: WebSocket) -> list[Callable[[], Awaitable[None]]]:
+        tasks = super()._side_tasks(ws)
+        if self.settings.pure_acks:
+            tasks.append(lambda: self._pure_acks(ws))
+        return tasks
 
     async def run(self) -> int:
         s = self.settings
-        backoff = 0
         while True:
             ws = self.ws
             assert ws is not None
@@ -482,38 +640,56 @@ class CorpRelay(Driver):
                 log.warning("relay %s: %s; no resume", self.label, _describe_end(ws))
                 return errno.ECONNRESET
             log.info("relay %s: %s; reconnecting", self.label, _describe_end(ws))
-            while True:
-                backoff = next_backoff(backoff)
-                self.attempts += 1
-                if s.max_retries is not None and self.attempts > s.max_retries:
-                    log.warning("relay %s: gave up after %d attempts", self.label, s.max_retries)
-                    return errno.ECONNRESET
-                await trio.sleep(backoff / 1000)
-                with self.conn.lock:
-                    wa = self.conn.acked
-                url = s.v1_connect_url(
-                    self.sid,
-                    self.read_count,
-                    wa,
-                    self.attempts if s.report_connect_attempts else None,
-                )
-                try:
-                    new = await self._connect(url)
-                except HandshakeError as exc:
-                    log.info("relay %s: reconnect failed: %s", self.label, exc)
-                    continue
-                backoff = 0
-                self.attempts = 0
-                if s.retransmit_on_resume:
-                    self.conn.rewind(wa)  # [BUG→PY] re-send from pos
-                self._just_resumed = True
-                self.ws = new
+            err = await self._reconnect()
+            if err:
+                return err
+
+    async def _reconnect(self) -> int:
+        """Reconnect with backoff: 0, or the errno that ends the stream."""
+        s = self.settings
+        deadline = trio.current_time() + s.reconnect_budget
+        backoff = 0
+        while True:
+            backoff = next_backoff(backoff)
+            self.attempts += 1
+            if s.max_retries is not None and self.attempts > s.max_retries:
+                return self._give_up(f"{s.max_retries} reconnects failed")
+            if trio.current_time() + backoff / 1000 >= deadline:
+                return self._give_up(f"no reconnect within {s.reconnect_budget:g} s")
+            await trio.sleep(backoff / 1000)
+            with self.conn.lock:
+                wa = self.conn.acked
+            url = s.v1_connect_url(
+                self.sid,
+                self.read_count,
+                wa,
+                self.attempts if s.report_connect_attempts else None,
+            )
+            opened: list[WebSocket] = []
+            if await self._attempt(deadline, self._connect_into, url, opened):
                 break
+            for new in opened:
+                await new.aclose()
+        self.attempts = 0
+        if s.retransmit_on_resume:
+            self.conn.rewind(wa)  # re-send what the relay did not acknowledge
+        self._just_resumed = True
+        # The URL told the relay the whole read count.
+        self.ack_pos = self.told = self.read_count
+        self.ws = opened[0]
+        return 0
+
+    async def _connect_into(self, url: str, opened: list[WebSocket]) -> bool:
+        try:
+            opened.append(await self._connect(url))
+        except HandshakeError as exc:
+            log.info("relay %s: reconnect failed: %s", self.label, exc)
+            return False
+        return True
 
     async def _reader(self, ws: WebSocket) -> int | None:
         conn = self.conn
         while True:
-            await conn.wait_recv_room()
             msg = await ws.recv_message()
             if msg is None:
                 break
@@ -538,7 +714,7 @@ class CorpRelay(Driver):
         try:
             while await conn.wait_unsent():
                 data = conn.take_unsent(4 * V1_CHUNK, release=False)
-                head = struct.pack(">I", self.read_count & V1_MASK)
+                head = self._header()
                 frames = [head + data[i : i + V1_CHUNK] for i in range(0, len(data), V1_CHUNK)]
                 await ws.send_binaries(frames)
             while not conn.all_acked():
@@ -622,13 +798,22 @@ def start_connection(
     return state
 
 
+async def _open(driver: Driver) -> None:
+    """``driver.open()``, bounded like a TCP connect (a relay may never answer)."""
+    timeout = driver.settings.connect_timeout
+    with trio.move_on_after(timeout):
+        await driver.open()
+        return
+    raise RelayError(errno.ETIMEDOUT, f"no answer from the relay within {timeout:g} s")
+
+
 async def run_connection(state: RelaySocket) -> None:
     """The relay socket's trio task: open, then move bytes until the stream ends."""
     conn, driver = state.conn, state.driver
     try:
         with state.scope:
             try:
-                await driver.open()
+                await _open(driver)
             except RelayError as exc:
                 log.warning("relay %s: connect failed: %s", driver.label, exc)
                 conn.mark_connect_failed(exc.errno)

@@ -10,9 +10,18 @@
 ``relay_resume``               resume corp-relay/corp-relay-v4 sessions (default True)
 ``relay_reconnect_delay``      v4: seconds before a reconnect (default 2.0)
 ``relay_max_reconnects``       v4: consecutive failed reconnects allowed (default 3)
-``relay_max_retries``          corp-relay: reconnect attempts (default None: no limit)
+``relay_max_retries``          corp-relay: reconnect attempts (default None: as many
+                               as the budget allows)
+``relay_reconnect_budget``     seconds from a lost WebSocket to giving up on it
+                               (ECONNRESET), whatever tries are left (default 10)
 ``relay_retransmit_on_resume`` corp-relay: re-send unacknowledged bytes (default True)
 ``relay_report_connect_attempts`` corp-relay: add ``&try=N`` (default False)
+``relay_pure_acks``            corp-relay: acknowledge in header-only messages when
+                               there is nothing to send (default True)
+``relay_recv_limit``           unread bytes a relay may push past withheld acks before
+                               the connection is reset (default 16 MiB)
+``relay_keepalive``            seconds of silence before a ping (default 3.0)
+``relay_keepalive_timeout``    seconds a ping may go unanswered (default 3.0)
 ``relay_max_message``          largest message accepted from a relay (default 1 MiB)
 ``relay_close_timeout``        seconds to flush and close after the guest closes (2.0)
 =============================  =======================================================
@@ -65,8 +74,13 @@ class RelaySettings:
     reconnect_delay: float = 2.0
     max_reconnects: int = 3
     max_retries: int | None = None
+    reconnect_budget: float = 10.0
     retransmit_on_resume: bool = True
     report_connect_attempts: bool = False
+    pure_acks: bool = True
+    recv_limit: int = 16 << 20
+    keepalive: float = 3.0
+    keepalive_timeout: float = 3.0
     max_message: int = 1 << 20
     close_timeout: float = 2.0
     connect_timeout: float = 75.0
@@ -99,8 +113,13 @@ class RelaySettings:
             reconnect_delay=float(extra.get("relay_reconnect_delay", 2.0)),
             max_reconnects=int(extra.get("relay_max_reconnects", 3)),
             max_retries=None if max_retries is None else int(max_retries),
+            reconnect_budget=float(extra.get("relay_reconnect_budget", 10.0)),
             retransmit_on_resume=_bool(extra.get("relay_retransmit_on_resume", True)),
             report_connect_attempts=_bool(extra.get("relay_report_connect_attempts", False)),
+            pure_acks=_bool(extra.get("relay_pure_acks", True)),
+            recv_limit=int(extra.get("relay_recv_limit", 16 << 20)),
+            keepalive=float(extra.get("relay_keepalive", 3.0)),
+            keepalive_timeout=float(extra.get("relay_keepalive_timeout", 3.0)),
             max_message=int(extra.get("relay_max_message", 1 << 20)),
             close_timeout=float(extra.get("relay_close_timeout", 2.0)),
             connect_timeout=config.connect_timeout,

@@ -7,12 +7,20 @@ When the message stream ends, ``end`` tells how: a close frame from the peer
 (``"close"``, with ``close_code``/``close_reason``), the connection lost without
 one (``"lost"``), or a frame the protocol rejected — garbage, a bad opcode, an
 oversized message (``"malformed"``, with the parser's reason).
+
+``keepalive`` notices a peer that vanished without closing (a host that stopped
+answering: no FIN, no reset) and ends the stream as ``"lost"``.
 """
 
 from __future__ import annotations
 
+import array
+import fcntl
 import logging
+import socket
 import ssl
+import struct
+import termios
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -32,6 +40,13 @@ RECV_SIZE = 1 << 18
 DEFAULT_MAX_MESSAGE = 1 << 20
 
 _NET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
+
+# Linux ``struct tcp_info``: the state is its first byte; tcpi_last_ack_recv (ms since
+# the peer last acknowledged anything) is the u32 at offset 56.
+_TCP_INFO_LEN = 104
+_TCP_ESTABLISHED = 1
+_LAST_ACK_RECV = struct.Struct("=I")
+_LAST_ACK_RECV_AT = 56
 
 _quiet = logging.getLogger("wassh.relay.websockets")
 _quiet.setLevel(logging.WARNING)
@@ -61,6 +76,10 @@ class WebSocket:
         self._kick = trio.Event()
         self.flusher_active = False
         self.response_headers: Headers | None = None  # the server's 101 (client side)
+        try:
+            self.last_rx = trio.current_time()  # when bytes last arrived
+        except RuntimeError:
+            self.last_rx = 0.0
 
     # -- sending ------------------------------------------------------------------------
     async def _flush(self) -> None:
@@ -236,14 +255,98 @@ class WebSocket:
             try:
                 data = await self.stream.receive_some(RECV_SIZE)
             except _NET_ERRORS as exc:
-                self.end_detail = f"connection lost: {exc or type(exc).__name__}"
+                self.end_detail = self.end_detail or f"connection lost: {exc or type(exc).__name__}"
                 data = b""
+            if data:
+                self.last_rx = trio.current_time()
             try:
                 self._feed(data)
             except EOFError:
                 self._finish()
                 return None
             await self._flush_from_reader()  # pongs, the echo of a close frame
+
+    # -- liveness -------------------------------------------------------------------------
+    def _tcp(self) -> Any:
+        """The TCP socket under the stream (TLS or not), or None."""
+        stream: Any = self.stream
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        return getattr(stream, "socket", None)
+
+    def peer_gone(self) -> bool:
+        """The TCP connection is no longer established: the peer sent FIN or a reset
+        (or this side aborted it). Tells without reading any data."""
+        sock = self._tcp()
+        if sock is None:
+            return False
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+        except OSError:
+            return True
+        return bool(info) and info[0] != _TCP_ESTABLISHED
+
+    def host_silent(self, seconds: float) -> bool:
+        """Our bytes wait for the peer's TCP acknowledgement and none came for ``seconds``.
+
+        A live host acknowledges what arrives, and answers window probes even when
+        its application stops reading; only a host that is gone (or cut off) stays
+        silent with bytes outstanding.
+        """
+        sock = self._tcp()
+        if sock is None:
+            return False
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+            outq = array.array("i", [0])
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, outq)
+        except OSError:
+            return False
+        if len(info) < _LAST_ACK_RECV_AT + 4 or outq[0] <= 0:
+            return False
+        (since_ack,) = _LAST_ACK_RECV.unpack_from(info, _LAST_ACK_RECV_AT)
+        return bool(since_ack >= seconds * 1000)
+
+    def abort(self, why: str) -> None:
+        """End the connection now: the reader sees the end of the stream, ``end_detail`` why."""
+        self.end_detail = why
+        sock = self._tcp()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    async def keepalive(self, idle: float, timeout: float, answer_due: Callable[[], bool]) -> None:
+        """Ping a quiet peer and give the connection up when the peer has stopped answering.
+
+        After ``idle`` seconds with nothing received a ping goes out; when ``timeout``
+        more seconds bring nothing, the connection is aborted if the peer's host no
+        longer acknowledges our bytes at all (``host_silent``), or if ``answer_due()``
+        says the peer has no reason not to read us (a protocol with acknowledgements:
+        nothing of ours is unacknowledged). A peer that is alive but not reading
+        because its own destination does not read is left alone, as TCP leaves it.
+        Returns when the stream ends (or cannot ping any more).
+        """
+        if idle <= 0:
+            return
+        while self.end is None:
+            quiet = trio.current_time() - self.last_rx
+            if quiet < idle:
+                await trio.sleep(idle - quiet)
+                continue
+            if self.protocol.state is not OPEN:
+                return
+            self.protocol.send_ping(b"wassh")
+            self._kick.set()
+            pinged = trio.current_time()
+            await trio.sleep(timeout)
+            if self.last_rx >= pinged or self.end is not None:
+                continue
+            if answer_due() or self.host_silent(timeout):
+                silent = trio.current_time() - self.last_rx
+                self.abort(f"no answer from the relay for {silent:.1f} s")
+                return
 
     async def wait_closed(self, timeout: float) -> None:
         """After ``send_close`` with no reader task: wait (bounded) for the peer's answer."""
@@ -284,6 +387,9 @@ async def open_stream(
         await trio.aclose_forcefully(tcp)
         cause = exc.__cause__ or exc
         raise HandshakeError(f"TLS handshake with {host}:{port} failed: {cause}") from exc
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
     return tls
 
 
@@ -327,12 +433,12 @@ async def connect(
                 break
             if not data:
                 raise HandshakeError("relay closed the connection during the handshake")
-    except HandshakeError:
-        await trio.aclose_forcefully(stream)
-        raise
     except _NET_ERRORS as exc:
         await trio.aclose_forcefully(stream)
         raise HandshakeError(f"connection lost during the handshake: {exc}") from exc
+    except BaseException:  # a refusal, or a deadline: the stream must not leak
+        await trio.aclose_forcefully(stream)
+        raise
     ws.subprotocol = proto.subprotocol
     return ws
 
