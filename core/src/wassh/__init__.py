@@ -13,10 +13,12 @@ from .plugins import (
     UNIX,
     ConnectRequest,
     Offer,
+    PluginError,
     TransportConfig,
     Transports,
     make_plugin_manager,
 )
+from .policy import Denied, NetworkPolicy, PolicyError
 from .resolve import resolve
 from .runtime import GuestCancelled, GuestConfig, GuestKilled, Process
 from .signals import SignalAction
@@ -29,12 +31,16 @@ __all__ = [
     "UNIX",
     "Capture",
     "ConnectRequest",
+    "Denied",
     "Errno",
     "GuestCancelled",
     "GuestConfig",
     "GuestKilled",
     "GuestTrap",
+    "NetworkPolicy",
     "Offer",
+    "PluginError",
+    "PolicyError",
     "Process",
     "SignalAction",
     "SocketHandle",

@@ -250,7 +250,8 @@ def _forward_signals(proc: Process) -> Iterator[None]:
         interactive = os.isatty(0)
     except OSError:
         interactive = False
-    with SignalForwarder(proc, resizes=interactive):
+    # linger: this process exits with the guest; a late signal must not change its status.
+    with SignalForwarder(proc, resizes=interactive, linger=True):
         yield
 
 
