@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import select
 import socket
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from wassh import LISTEN, STREAM, ConnectRequest, TransportConfig
+from wassh.policy import IPAddress
 from wassh_transport_websocket import v4
 from wassh_transport_websocket.connection import RelayConnection
 from wassh_transport_websocket.relay import CorpRelay, CorpRelayV4, Fatal
-from wassh_transport_websocket.server import allowed
+from wassh_transport_websocket.server_auth import (
+    ANONYMOUS,
+    AuthError,
+    Credential,
+    TokenError,
+    Tokens,
+    authenticate,
+    env_tokens,
+    read_token_file,
+)
+from wassh_transport_websocket.server_destinations import (
+    Destinations,
+    Refused,
+    Unreachable,
+    parse_patterns,
+)
+from wassh_transport_websocket.server_http import BadRequest, parse_route
+from wassh_transport_websocket.server_limits import LimitReached, Pool, client_key
 from wassh_transport_websocket.settings import RelaySettings, backoff_sequence
 from wassh_transport_websocket.transport import RelayClaim, wassh_transport_offer
+from websockets.datastructures import Headers
+from websockets.http11 import Request
 
 
 def settings(
@@ -217,16 +241,6 @@ def test_offer() -> None:
         wassh_transport_offer(TransportConfig(relay_url="ws://r/", relay_protocol="x"))
 
 
-def test_server_allow_list() -> None:
-    rules = ["*.internal:22", "10.0.0.*:*", "Echo.Test:7"]
-    assert allowed(rules, "db.internal", 22)
-    assert not allowed(rules, "db.internal", 23)
-    assert allowed(rules, "10.0.0.9", 443)
-    assert allowed(rules, "echo.test", 7)
-    assert not allowed(rules, "example.org", 22)
-    assert not allowed([], "anything", 1)
-
-
 def test_trio_is_not_imported_by_the_plugin_module() -> None:
     import subprocess
     import sys
@@ -234,3 +248,275 @@ def test_trio_is_not_imported_by_the_plugin_module() -> None:
     code = "import sys, wassh_transport_websocket; print('trio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- wassh relay: the allow-list, requests, tokens, limits -------------------------------
+
+
+def destinations(
+    allow: list[str],
+    deny: list[str] | None = None,
+    answers: dict[str, list[list[str]]] | None = None,
+) -> tuple[Destinations, list[str]]:
+    """Rules plus a resolver that answers from ``answers`` (one list per lookup, in turn)."""
+    looked_up: list[str] = []
+    pending = {name: list(lists) for name, lists in (answers or {}).items()}
+
+    async def lookup(host: str, port: int) -> list[IPAddress]:
+        looked_up.append(host)
+        queue = pending.get(host.lower().rstrip("."))  # as DNS compares names
+        if not queue:
+            raise Unreachable(f"cannot resolve {host}")
+        texts = queue.pop(0) if len(queue) > 1 else queue[0]
+        return [ipaddress.ip_address(t) for t in texts]
+
+    rules = parse_patterns([(p, "--allow") for p in allow])
+    refusals = parse_patterns([(p, "--deny") for p in deny or []])
+    return Destinations(rules, refusals, lookup=lookup), looked_up
+
+
+async def allowed_addresses(d: Destinations, host: str, port: int) -> list[str] | str:
+    try:
+        return [str(a) for a in await d.checked_addresses(host, port)]
+    except Refused as exc:
+        return f"refused: {exc.rule}"
+
+
+async def test_server_allow_list_uses_the_policy_grammar() -> None:
+    d, looked_up = destinations(
+        ["*.internal:22", "10.0.0.*:*", "Echo.Test:7", "[::1]:22", "192.168.0.0/16:80"],
+        ["bad.internal"],
+        {
+            "db.internal": [["10.9.9.9"]],
+            "echo.test": [["192.0.2.1"]],
+            "10.0.0.1.attacker.example": [["127.0.0.1"]],
+            "10.0.0.9.nip.io": [["10.0.0.9"]],
+            "router.example": [["192.168.1.1", "127.0.0.1"]],
+        },
+    )
+    assert await allowed_addresses(d, "db.internal", 22) == ["10.9.9.9"]  # by name
+    assert await allowed_addresses(d, "db.internal", 23) == "refused: no --allow rule matches"
+    assert await allowed_addresses(d, "Echo.Test.", 7) == ["192.0.2.1"]
+    assert await allowed_addresses(d, "10.0.0.9", 443) == ["10.0.0.9"]
+    assert await allowed_addresses(d, "0xa.0.0.9", 443) == ["10.0.0.9"]  # read as the address
+    assert await allowed_addresses(d, "::1", 22) == ["::1"]
+    assert await allowed_addresses(d, "::ffff:10.0.0.3", 1) == ["10.0.0.3"]
+    # a glob's '*' never crosses a dot: these names are checked by what they resolve to
+    assert await allowed_addresses(d, "10.0.0.1.attacker.example", 6379) == (
+        "refused: no --allow rule matches"
+    )
+    assert await allowed_addresses(d, "10.0.0.9.nip.io", 6379) == ["10.0.0.9"]
+    # only the addresses that pass are ever connected to
+    assert await allowed_addresses(d, "router.example", 80) == ["192.168.1.1"]
+    # a denied name is refused before any lookup
+    before = list(looked_up)
+    assert await allowed_addresses(d, "bad.internal", 22) == "refused: --deny bad.internal"
+    assert looked_up == before
+
+
+async def test_server_deny_wins_and_no_allow_allows_nothing() -> None:
+    d, _ = destinations(["*"], ["127.0.0.0/8", "[::1]"], {"local.test": [["127.0.0.1"]]})
+    assert await allowed_addresses(d, "local.test", 22) == "refused: --deny 127.0.0.0/8"
+    assert await allowed_addresses(d, "[::1]".strip("[]"), 22) == "refused: --deny [::1]"
+    assert await allowed_addresses(d, "192.0.2.1", 22) == ["192.0.2.1"]
+    nothing, _ = destinations([], [])
+    assert await allowed_addresses(nothing, "192.0.2.1", 22) == (
+        "refused: no --allow rule: the relay allows nothing"
+    )
+
+
+async def test_server_resolves_once_and_connects_to_the_checked_address() -> None:
+    # A name whose answer changes between lookups (DNS rebinding) is looked up once:
+    # the connection goes to the address that was checked, by that address.
+    async def echo(stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.send_all(b"checked")
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, echo, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        d, looked_up = destinations(
+            ["rebind.test", "127.0.0.1"],
+            ["192.0.2.0/24"],
+            {"rebind.test": [["127.0.0.1"], ["192.0.2.66"]]},
+        )
+        stream, address = await d.open("rebind.test", port, timeout=5)
+        async with stream:
+            assert await stream.receive_some(100) == b"checked"
+            assert stream.socket.getpeername() == ("127.0.0.1", port)
+        assert str(address) == "127.0.0.1" and looked_up == ["rebind.test"]
+        # the next lookup answers the denied address: refused, never connected
+        with pytest.raises(Refused, match=r"--deny 192\.0\.2\.0/24"):
+            await d.open("rebind.test", port, timeout=5)
+        nursery.cancel_scope.cancel()
+
+
+def request(path: str, *headers: tuple[str, str]) -> Request:
+    return Request(path, Headers(list(headers)))
+
+
+SSH = ("Sec-WebSocket-Protocol", "ssh")
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "reason"),
+    [
+        ("/?host=&port=22", [], 400, "empty host"),
+        ("/?host=" + "a" * 300 + "&port=22", [], 400, "longer than 253"),
+        ("/?host=" + ".".join(["a" * 63] * 4) + "&port=22", [], 400, "longer than 253"),
+        ("/?host=a%00b&port=22", [], 400, "bad host"),
+        ("/?host=a%20b&port=22", [], 400, "bad host"),
+        ("/?host=*.example&port=22", [], 400, "bad host"),
+        ("/?host=%C3%A9.example&port=22", [], 400, "bad host"),
+        ("/?host=10.0.0.1.&port=22", [], 400, "numeric name"),
+        ("/?host=1.2.3.4.5&port=22", [], 400, "numeric name"),
+        ("/?host=[10.0.0.1]&port=22", [], 400, "brackets"),
+        ("/?host=[::1&port=22", [], 400, "not an IPv6 address"),
+        ("/?host=fe80::1%25eth0&port=22", [], 400, "zones"),
+        ("/?host=a&port=0", [], 400, "port must be"),
+        ("/?host=a&port=65536", [], 400, "port must be"),
+        ("/?host=a&port=%D9%A3", [], 400, "port must be"),  # ARABIC-INDIC DIGIT THREE
+        ("/?host=a&port=%C2%B2", [], 400, "port must be"),  # SUPERSCRIPT TWO
+        ("/?host=a&port=+22", [], 400, "port must be"),
+        ("/?host=a&port=-1", [], 400, "port must be"),
+        ("/?host=a&port=", [], 400, "port must be"),
+        ("/?host=a&port=123456", [], 400, "port must be"),
+        ("/?host=a", [], 400, "port must be"),
+        ("/", [], 400, "no target"),
+        ("/?host=a&host=b&port=1", [], 400, "repeated query parameter 'host'"),
+        ("/?host=a&port=1&port=1", [], 400, "repeated query parameter 'port'"),
+        ("/?" + "&".join(f"k{i}=v" for i in range(40)), [], 400, "more than 16"),
+        ("/?host=" + "a" * 5000, [], 414, "longer than 4096"),
+        ("/?host=%FF&port=1", [], 400, "not UTF-8"),
+        ("/?host=a&port=1", [("Sec-WebSocket-Protocol", "ssh")], 400, "Invalid protocol"),
+        ("/v4/connect?host=a&port=1", [], 400, "'ssh' required"),
+        ("/v4/connect?host=a&port=1&dstUsername=me%0A", [SSH], 400, "dstUsername"),
+        ("/v4/connect?host=a&port=1&dstUsername=" + "u" * 300, [SSH], 400, "dstUsername"),
+        ("/v4/reconnect?sid=a/b&ack=0", [SSH], 400, "sid"),
+        ("/v4/reconnect?ack=0", [SSH], 400, "sid"),
+        ("/v4/reconnect?sid=abc&ack=18446744073709551616", [SSH], 400, "ack must be"),
+        ("/v4/reconnect?sid=abc&ack=%D9%A3", [SSH], 400, "ack must be"),
+        ("/v4/reconnect?sid=abc&sid=abd&ack=0", [SSH], 400, "repeated"),
+    ],
+)
+def test_server_bad_requests(
+    path: str, headers: list[tuple[str, str]], status: int, reason: str
+) -> None:
+    with pytest.raises(BadRequest) as info:
+        parse_route(request(path, *headers), None)
+    assert info.value.status == status
+    assert reason in info.value.reason
+
+
+def test_server_good_requests() -> None:
+    cases = {
+        "/?host=Example.COM&port=22": ("Example.COM", 22),
+        "/?host=db.example.&port=65535": ("db.example.", 65535),
+        "/?host=my_host-1.local&port=1": ("my_host-1.local", 1),
+        "/?host=[::1]&port=22": ("::1", 22),
+        "/?host=::1&port=22": ("::1", 22),
+        "/?host=2130706433&port=22": ("2130706433", 22),
+        "/websockify?host=10.0.0.1&port=22&token=x": ("10.0.0.1", 22),
+    }
+    for path, (host, port) in cases.items():
+        route = parse_route(request(path), None)
+        assert (route.kind, route.host, route.port) == ("websockify", host, port), path
+    fixed = parse_route(request("/?host=ignored&port=1"), ("127.0.0.1", 7))
+    assert (fixed.host, fixed.port) == ("127.0.0.1", 7)
+    v4route = parse_route(
+        request("/v4/connect?host=a&port=2&dstUsername=me", ("Sec-WebSocket-Protocol", "ssh, x")),
+        None,
+    )
+    assert (v4route.kind, v4route.host, v4route.port, v4route.user) == ("v4-connect", "a", 2, "me")
+    again = parse_route(request("/v4/reconnect?sid=Ab-_9&ack=18446744073709551615", SSH), None)
+    assert (again.kind, again.sid, again.ack) == ("v4-reconnect", "Ab-_9", (1 << 64) - 1)
+
+
+def test_server_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text("# relay tokens\n\n  alpha-1  \nbravo_2 # not a comment\n")
+    with pytest.raises(TokenError, match="line 4: a token is printable ASCII without spaces"):
+        read_token_file(str(path))
+    path.write_text("# relay tokens\n\n  alpha-1  \nbravo_2\n")
+    assert read_token_file(str(path)) == ["alpha-1", "bravo_2"]
+    with pytest.raises(TokenError, match="cannot read --token-file"):
+        read_token_file(str(tmp_path / "missing"))
+    with pytest.raises(TokenError, match="cannot read --token-file"):
+        read_token_file(str(tmp_path))
+    assert env_tokens(" one, ,two ") == ["one", "two"]
+
+    tokens = Tokens.of(["alpha-1", "bravo_2"], required=True)
+
+    def auth(*values: str) -> Credential:
+        return authenticate(tokens, Headers([("Authorization", v) for v in values]))
+
+    assert auth("Bearer alpha-1").same_as(auth("bearer  alpha-1 "))
+    assert not auth("Bearer alpha-1").same_as(auth("Bearer bravo_2"))
+    assert not auth("Bearer alpha-1").same_as(ANONYMOUS)
+    for values, status in [
+        ((), 401),
+        (("Bearer wrong",), 401),
+        (("Basic YWxwaGEtMQ==",), 401),
+        (("Bearer",), 401),
+        (("Bearer alpha-1", "Bearer alpha-1"), 400),
+    ]:
+        with pytest.raises(AuthError) as info:
+            auth(*values)
+        assert info.value.status == status, values
+    # no tokens configured: anyone, but two Authorization headers are still refused
+    open_relay = Tokens.of([], required=False)
+    assert authenticate(open_relay, Headers()) is ANONYMOUS
+    with pytest.raises(AuthError):
+        authenticate(open_relay, Headers([("Authorization", "a"), ("Authorization", "b")]))
+    # a token source that yields nothing still requires a token
+    with pytest.raises(AuthError):
+        authenticate(Tokens.of([], required=True), Headers([("Authorization", "Bearer x")]))
+
+
+def test_server_limits() -> None:
+    pool = Pool("sessions", max_total=3, max_per_client=2)
+    a1, a2 = pool.take("a"), pool.take("a")
+    with pytest.raises(LimitReached) as info:
+        pool.take("a")
+    assert info.value.status == 429
+    b1 = pool.take("b")
+    with pytest.raises(LimitReached) as info:
+        pool.take("c")
+    assert info.value.status == 503
+    a1.release()
+    a1.release()  # given back once, however many paths end it
+    assert pool.total == 2 and pool.by_client == {"a": 1, "b": 1}
+    pool.take("c")
+    for slot in (a2, b1):
+        slot.release()
+    assert pool.total == 1
+    block = "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:2:3:4:5:6") == client_key("2001:db8:1:2::9") == block
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert client_key("192.0.2.1") == "192.0.2.1"
+
+
+def test_server_bad_command_lines_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from wassh_transport_websocket.server_config import config_from_args
+
+    for argv in (
+        ["--allow", "::1"],
+        ["--allow", "10.0.0.0/33"],
+        ["--deny", "db..example"],
+        ["--add-host", "x=not-an-address"],
+        ["--max-sessions", "0"],
+        ["--idle-timeout", "-1"],
+        ["--listen", "::1:80"],
+        ["--token", "has space"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            config_from_args(argv, environ={})
+        assert info.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("wassh: "), (argv, err)
+    with pytest.raises(SystemExit):
+        config_from_args([], environ={"WASSH_RELAY_TOKENS": "ok,not ok"})
+    assert "$WASSH_RELAY_TOKENS" in capsys.readouterr().err
+    _, access = config_from_args(["--allow", "[::1]:22"], environ={"WASSH_RELAY_TOKENS": ""})
+    assert access.tokens.required and len(access.tokens) == 0  # set, even empty: fail closed
+    assert [str(r) for r in access.destinations.allow] == ["--allow [::1]:22"]

@@ -41,6 +41,13 @@ _PORT = re.compile(r"[0-9]{1,5}")
 _ACK = re.compile(r"[0-9]{1,20}")
 _SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+_BAD_REQUEST_TEXT = b"Failed to open a WebSocket connection: not a valid HTTP request.\n"
+_BAD_REQUEST = (
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BAD_REQUEST_TEXT), _BAD_REQUEST_TEXT)
+)
+
 V4_CONNECT = "/v4/connect"
 V4_RECONNECT = "/v4/reconnect"
 
@@ -200,19 +207,25 @@ async def read_request(ws: WebSocket, timeout: float) -> Request:
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 cause = exc.__cause__ or exc
                 raise HandshakeFailed(f"connection lost: {cause}") from None
-            ws._feed(data)
+            try:
+                ws._feed(data)
+            except EOFError:
+                raise HandshakeFailed("closed before sending a whole request") from None
             for i, event in enumerate(ws._events):
                 if isinstance(event, Request):
                     del ws._events[i]
                     return event
-            if proto.handshake_exc is not None:
-                try:
-                    await ws._flush()  # the 414 or 431 the protocol wrote, if any
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
-                failure = proto.handshake_exc
-                detail = failure.__cause__ or failure
-                raise HandshakeFailed(f"bad HTTP request: {detail}")
+            failure = proto.handshake_exc
+            if failure is None and data:
+                continue
+            try:
+                if data and not any(proto.writes):  # no 414 or 431 from the protocol: say 400
+                    await ws.stream.send_all(_BAD_REQUEST)
+                await ws._flush()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
             if not data:
-                raise HandshakeFailed("closed before sending a request")
+                raise HandshakeFailed("closed before sending a whole request")
+            assert failure is not None
+            raise HandshakeFailed(f"bad HTTP request: {failure.__cause__ or failure}")
     raise HandshakeFailed(f"no request within {timeout:g} s")
