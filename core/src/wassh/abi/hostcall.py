@@ -10,7 +10,9 @@ runtime after the guest call returns.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,14 +61,15 @@ class Unwind:
         self.pending: BaseException | None = None
 
 
-def _make_callback(
-    name: str, fn: HostFn, params: str, returns: bool, unwind: Unwind, tracer: Any
-) -> Any:
-    """Build the ctypes callback for one import.
+@functools.cache
+def _callback_code(params: str, returns: bool, traced: bool) -> types.CodeType:
+    """The code of the callback for one signature, compiled once per process.
 
     ``params`` holds one letter per parameter (see ``_WASM_TYPE``). Source is
     generated per signature so each call indexes its arguments directly instead
     of looping. The slots are C ``int32``: read as they are, they are signed.
+    Compiling is most of what defining ~80 imports costs, so every process and
+    every import with the same signature shares the code object.
     """
     reads = []
     for index, kind in enumerate(params):
@@ -81,7 +84,7 @@ def _make_callback(
         else:
             reads.append(f"(({lo} & 0xFFFFFFFF) | ({hi} << 32))")
     call = f"fn({', '.join(reads)})"
-    if tracer is not None:
+    if traced:
         call = f"tracer(name, fn, ({', '.join(reads)}{',' if reads else ''}))"
     store = "a[0] = " if returns else ""
     failure = "a[0] = to_errno(e)" if returns else "raise"
@@ -101,6 +104,15 @@ def callback(env, caller, a, n):
         unwind.pending = e
         return trap()
 """
+    module = compile(src, "<hostcall>", "exec")
+    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+
+
+def _make_callback(
+    name: str, fn: HostFn, params: str, returns: bool, unwind: Unwind, tracer: Any
+) -> Any:
+    """Build the Python callback for one import: the shared code, its own globals."""
+    code = _callback_code(params, returns, tracer is not None)
     namespace: dict[str, Any] = {
         "fn": fn,
         "to_errno": to_errno,
@@ -109,8 +121,8 @@ def callback(env, caller, a, n):
         "tracer": tracer,
         "name": name,
     }
-    exec(compile(src, f"<hostcall {name}>", "exec"), namespace)
-    return namespace["callback"]
+    # The import's name as the file name: a traceback says which host call it was in.
+    return types.FunctionType(code.replace(co_filename=f"<hostcall {name}>"), namespace)
 
 
 def _new_trap() -> int:

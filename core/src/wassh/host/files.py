@@ -100,6 +100,13 @@ def _utime_ns(atim: int | None, mtim: int | None, current: os.stat_result) -> tu
     )
 
 
+def _check_offset(offset: int) -> None:
+    """EINVAL for a negative offset, as pread(2) gives: Python's preadv goes through
+    preadv2, which reads at the current position when the offset is -1."""
+    if offset < 0:
+        raise WasiError(Errno.EINVAL, "negative offset")
+
+
 def _set_append(fd: int, on: bool) -> None:
     import fcntl
 
@@ -142,11 +149,13 @@ class RegularFile(OpenObject):
         return os.writev(self.fd, bufs)
 
     def pread(self, bufs: list[memoryview], offset: int) -> int:
+        _check_offset(offset)
         if not bufs:
             return 0
         return os.preadv(self.fd, bufs, offset)
 
     def pwrite(self, bufs: list[memoryview], offset: int) -> int:
+        _check_offset(offset)
         if not bufs:
             return 0
         return os.pwritev(self.fd, bufs, offset)
