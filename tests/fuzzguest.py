@@ -5,16 +5,18 @@ every function the host defines (so a new import is fuzzed without touching
 this file) and exports one trampoline per import. Each fuzzed example gets a
 fresh guest process ("world") holding a descriptor of every kind: stdio on
 pipes, a preopened temporary directory, the virtual /dev, an open file, a
-socket connected to a loopback echo server, a listening socket, a UDP socket
-and both ends of a pipe.
+socket connected to a loopback echo server, a listening socket, a UDP socket,
+both ends of a pipe, a bound socket, new sockets and a terminal (a pty).
 
 A call fails the fuzz when the host logs an unexpected error (``to_errno``
 counts them), an exception escapes the host call, a thread or an unraisable
-hook reports one, or the call hangs. Every descriptor is made non-blocking
-before each call, so only ``poll_oneoff`` may wait legitimately (a clock far
-away, descriptors that never become ready): it is woken with a signal, which
-ends it with EINTR, as a real signal would. Any other call still running
-after the grace period is a hang.
+hook reports one, the host prints anything, or the call hangs. Every
+descriptor but stdio is made non-blocking before each call, and stdio cannot
+block either (stdin is at end of input, stdout and stderr are drained), so
+only ``poll_oneoff`` may wait legitimately (a clock far away, descriptors that
+never become ready): it is woken with a signal, which ends it with EINTR, as a
+real signal would. Any other call still running after the grace period is a
+hang.
 
 Network traffic is held to loopback by an audit hook (``loopback_only``):
 a guest that names any other address or a name to resolve gets the errors a
@@ -54,6 +56,7 @@ from wassh.abi.hostcall import HostImport
 from wassh.abi.preview1 import GuestExit
 from wassh.engine import get_engine
 from wassh.host.pipe import make_pipe
+from wassh.host.stdio import HostStream
 from wassh.runtime import GuestCancelled
 
 PAGE = 65536
@@ -74,8 +77,9 @@ ALIASES = 128
 
 # The descriptors of every world (see World): stdio 0-2, /tmp 3, /dev 4, a file 5,
 # a connected socket 6, a listener 7, UDP 8, a pipe's ends 9 and 10, a bound
-# socket 11, and new sockets for fake addresses (protocol -1), IPv6 12 and IPv4 13.
-FDS = 14
+# socket 11, new sockets for fake addresses (protocol -1), IPv6 12 and IPv4 13, and
+# a terminal 14 (a pty of the world's own, so the terminal calls meet a real one).
+FDS = 15
 MARKED_V6, MARKED_V4 = 12, 13
 
 _SUB = struct.Struct("<QB7xI4xQQH6x")
@@ -602,11 +606,13 @@ class World:
         bound.bind("127.0.0.1", 0)
         proc.sockets.install(proc.sockets.create(2, 6, -1))  # 12, 13: for fake addresses
         proc.sockets.install(proc.sockets.create(1, 6, -1))
+        master, slave = os.openpty()
+        threading.Thread(target=_drain, args=(master,), daemon=True).start()
+        fds.add(HostStream(slave, proc.waiter, owned=True))
         assert len(fds) == FDS
         # stdio keeps its blocking mode: a read of stdin meets end of input, and
         # one of stdout must fail at once rather than wait.
         self.stdio = {id(fds.get(fd)) for fd in range(3)}
-        self.listen_port = listener.name(False)[1]
         self.stats: Counter[str] = Counter()
 
     def write_memory(self, image: bytes) -> None:

@@ -337,11 +337,13 @@ class WasshCalls:
     def readpassphrase(
         self, prompt: int, prompt_len: int, buf: int, buf_len: int, echo: int
     ) -> int:
-        text = self.mem.read_str(prompt, prompt_len) if prompt else ""
+        if prompt:
+            self.mem.check(prompt, prompt_len)
         if buf_len == 0:
             raise WasiError(Errno.EINVAL)
         self.mem.check(buf, buf_len)
-        require_terminal()
+        require_terminal()  # before the prompt is copied: without a terminal it costs nothing
+        text = self.mem.read_str(prompt, prompt_len) if prompt else ""
         answer = self.proc.read_passphrase(text, bool(echo)).encode()[: buf_len - 1]
         self.mem.write(buf, answer + b"\0")
         return 0
