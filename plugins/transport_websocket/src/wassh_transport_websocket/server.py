@@ -224,6 +224,7 @@ class RelayServer:
     async def handle(self, stream: trio.abc.Stream) -> None:
         peer, client = self._peer(stream)
         route: Route | None = None
+        ws: WebSocket | None = None
         try:
             try:
                 slot = self.limits.handshakes.take(client)
@@ -262,7 +263,11 @@ class RelayServer:
         finally:
             if route is not None and route.slot is not None:
                 route.slot.release()
-            await trio.aclose_forcefully(stream)
+            try:
+                if ws is not None:
+                    await ws.aclose()  # what is queued goes first: the answer to a close frame
+            finally:
+                await trio.aclose_forcefully(stream)
 
     async def _handshake(
         self, stream: trio.abc.Stream, peer: str, client: str

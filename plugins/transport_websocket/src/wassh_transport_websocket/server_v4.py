@@ -42,6 +42,19 @@ def sid_key(sid: str) -> bytes:
     return hashlib.sha256(sid.encode("ascii", "replace")).digest()
 
 
+async def flush_queued(ws: WebSocket) -> None:
+    """Let what is queued (the answer to a close frame) go out before the tasks are cancelled.
+
+    The flusher may hold bytes it took from the protocol: cancelling it mid-send
+    would lose them, so wait for the send lock (bounded), then send the rest.
+    """
+    with trio.move_on_after(CLOSE_WAIT):
+        try:
+            await ws._flush()
+        except NET_ERRORS:
+            pass
+
+
 def close_reason(text: str) -> str:
     """A close frame's reason: at most 123 bytes of UTF-8."""
     raw = text.encode()
@@ -260,6 +273,7 @@ class Session:
             nursery.start_soon(ws.flusher)
             nursery.start_soon(self._ws_writer, ws, sent)
             reason = await self._ws_reader(ws, sent)
+            await flush_queued(ws)
             nursery.cancel_scope.cancel()
         if reason == "clean":
             self.client_done = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import trio
 
 from .server_limits import IdleTimer
-from .server_v4 import CLOSE_WAIT, NET_ERRORS, SERVER_CHUNK, close_reason
+from .server_v4 import CLOSE_WAIT, NET_ERRORS, SERVER_CHUNK, close_reason, flush_queued
 from .wsconn import WebSocket
 
 
@@ -65,6 +65,7 @@ class WebsockifyLink:
                 nursery.start_soon(self._target_to_client)
                 nursery.start_soon(self._idle_watch)
                 await self._client_to_target()
+                await flush_queued(self.ws)
                 nursery.cancel_scope.cancel()
         finally:
             self._nursery = None
