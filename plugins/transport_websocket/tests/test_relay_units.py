@@ -520,3 +520,19 @@ def test_server_bad_command_lines_are_one_line(capsys: pytest.CaptureFixture[str
     _, access = config_from_args(["--allow", "[::1]:22"], environ={"WASSH_RELAY_TOKENS": ""})
     assert access.tokens.required and len(access.tokens) == 0  # set, even empty: fail closed
     assert [str(r) for r in access.destinations.allow] == ["--allow [::1]:22"]
+
+
+def test_server_systemd_unit_uses_options_that_exist() -> None:
+    import shlex
+
+    from wassh_transport_websocket.server_config import build_parser
+
+    unit = Path(__file__).parent.parent / "systemd" / "wassh-relay.service"
+    text = unit.read_text().replace("\\\n", " ")
+    (command,) = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    argv = shlex.split(command.removeprefix("ExecStart="))
+    assert argv[1] == "relay"
+    args = [a for a in argv[2:] if a != "$WASSH_RELAY_OPTS"]
+    ns = build_parser().parse_args(args)
+    assert ns.token_file == ["${CREDENTIALS_DIRECTORY}/tokens"] and ns.listen == "*:443"
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "Type=notify" in text

@@ -121,7 +121,10 @@ class RelayServer:
     # -- accepting ------------------------------------------------------------------------
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         cfg = self.config
-        listeners: list[Any] = list(await trio.open_tcp_listeners(cfg.port, host=cfg.host))
+        every = cfg.host in ("", "*")  # IPv4 and IPv6, a socket each
+        listeners: list[Any] = list(
+            await trio.open_tcp_listeners(cfg.port, host=None if every else cfg.host)
+        )
         self.port = listeners[0].socket.getsockname()[1]
         if self.tls is not None:
             listeners = [

@@ -50,7 +50,7 @@ signals:
 
 examples:
   wassh relay --listen 127.0.0.1:8022 --allow 'db.internal:5432'
-  wassh relay --listen '[::]:443' --tls-cert cert.pem --tls-key key.pem \\
+  wassh relay --listen '*:443' --tls-cert cert.pem --tls-key key.pem \\
       --token-file /etc/wassh/relay.tokens --allow '*.corp.example:22' \\
       --allow 10.0.0.0/8:22 --deny 10.0.0.1 --max-sessions-per-client 32 \\
       --idle-timeout 3600
@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen",
         default="127.0.0.1:8022",
         metavar="HOST:PORT",
-        help="where to listen (default 127.0.0.1:8022; '[::]:443' for every address)",
+        help="where to listen (default 127.0.0.1:8022; '*:443' for every IPv4 and IPv6 "
+        "address, '[::]:443' for IPv6 only)",
     )
     net.add_argument("--tls-cert", metavar="FILE", help="serve wss:// with this PEM chain")
     net.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key")
