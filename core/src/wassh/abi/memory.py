@@ -119,13 +119,19 @@ class GuestMemory:
             raise WasiError(Errno.EINVAL, "too many iovecs")
         self.check(ptr, 8 * count)
         view = self.view
-        out = []
-        budget = self.size
+        if count == 1:  # the common case: one buffer never exceeds memory
+            buf, length = _IOVEC.unpack_from(view, ptr)
+            self.check(buf, length)
+            return [view[buf : buf + length]]
+        spans = []
         for i in range(count):
             buf, length = _IOVEC.unpack_from(view, ptr + 8 * i)
-            self.check(buf, length)
-            if length > budget:
-                length = budget
+            self.check(buf, length)  # may learn that memory grew: budget from it after
+            spans.append((buf, length))
+        out = []
+        budget = self.size
+        for buf, length in spans:
+            length = min(length, budget)
             budget -= length
             out.append(view[buf : buf + length])
         return out
