@@ -10,8 +10,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from wassh import LISTEN, STREAM, ConnectRequest, TransportConfig
 from wassh.policy import IPAddress
 from wassh_transport_websocket import v4
@@ -536,3 +539,42 @@ def test_server_systemd_unit_uses_options_that_exist() -> None:
     ns = build_parser().parse_args(args)
     assert ns.token_file == ["${CREDENTIALS_DIRECTORY}/tokens"] and ns.listen == "*:443"
     assert "ExecReload=/bin/kill -HUP $MAINPID" in text and "Type=notify" in text
+
+
+_QUERY_CHARS = "abcxyz09:/.[]_-~%&=?#+ \x00\u0663\u00e9" + "0123456789ABCDEFabcdef"
+_HEADER_CHARS = "\t !,;=abz~\x80\xff" + "Bearer tok ssh binary eof"
+_QUERY_WORDS = ["host=", "port=", "sid=", "ack=", "dstUsername=", "&", "%", "%D9%A3", "%00"]
+
+
+@given(
+    path=st.sampled_from(["/", "/v4/connect", "/v4/reconnect", "/websockify", "//[x"]),
+    query=st.lists(st.one_of(st.sampled_from(_QUERY_WORDS), st.text(_QUERY_CHARS, max_size=8))),
+    headers=st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["Sec-WebSocket-Protocol", "X-Wassh-Relay-Ext", "Authorization", "Host"]
+            ),
+            # what the HTTP parser lets through as a header value
+            st.text(st.sampled_from(_HEADER_CHARS), max_size=30),
+        ),
+        max_size=4,
+    ),
+)
+@hypothesis.settings(max_examples=400, deadline=None)
+def test_server_requests_are_routed_or_refused_never_crash(
+    path: str, query: list[str], headers: list[tuple[str, str]]
+) -> None:
+    """Whatever a client sends, the answer is a route or a BadRequest / AuthError."""
+    req = request(path + "?" + "".join(query), *headers)
+    try:
+        route = parse_route(req, None)
+    except BadRequest as exc:
+        assert exc.status in (400, 414) and exc.reason
+    else:
+        assert 1 <= route.port <= 65535 or route.kind == "v4-reconnect"
+        assert route.host == "" or "\x00" not in route.host
+    for required in (True, False):
+        try:
+            authenticate(Tokens.of(["tok"], required=required), req.headers)
+        except AuthError as exc:
+            assert exc.status in (400, 401)

@@ -37,7 +37,7 @@ from . import v4
 from .server_auth import AuthError, authenticate
 from .server_config import Access, AccessError, ServerConfig, config_from_args, load_access
 from .server_destinations import Refused, Unreachable
-from .server_http import HandshakeFailed, Route, logged_path, parse_route, read_request
+from .server_http import BadRequest, HandshakeFailed, Route, logged_path, parse_route, read_request
 from .server_limits import LimitReached, Limits, client_key, fd_limit, fds_needed
 from .server_log import JsonLog, fingerprint, route_library_logs
 from .server_v4 import CLOSE_WAIT, NET_ERRORS, Session, SessionSettings, new_sid, sid_key
@@ -325,17 +325,34 @@ class RelayServer:
                     reason=exc.reason,
                 )
             else:
-                self.log.warning(
-                    "rejected", peer=peer, path=path, status=exc.status, reason=exc.reason
+                self.log.throttled(
+                    f"rejected:{client}",
+                    "warning",
+                    "rejected",
+                    peer=peer,
+                    path=path,
+                    status=exc.status,
+                    reason=exc.reason,
                 )
             return self._reject(proto, exc.status, exc.reason), None
         try:
             route = parse_route(request, self.config.target)
-        except Exception as exc:  # BadRequest, and anything a hostile request provokes
-            status = getattr(exc, "status", 400)
-            reason = getattr(exc, "reason", "bad request")
-            self.log.warning("rejected", peer=peer, path=path, status=status, reason=reason)
-            return self._reject(proto, status, reason), None
+        except BadRequest as exc:
+            self.log.throttled(
+                f"rejected:{client}",
+                "warning",
+                "rejected",
+                peer=peer,
+                path=path,
+                status=exc.status,
+                reason=exc.reason,
+            )
+            return self._reject(proto, exc.status, exc.reason), None
+        except Exception as exc:  # a bug, but the client still gets an answer
+            self.log.error(
+                "internal_error", peer=peer, error=f"{type(exc).__name__}: {exc}", where=_where(exc)
+            )
+            return self._reject(proto, 400, "bad request"), None
         route.credential = credential
         if route.kind == "v4-reconnect":
             session = self.sessions.get(sid_key(route.sid))
@@ -369,8 +386,14 @@ class RelayServer:
             if route.slot is not None:
                 route.slot.release()
             reason = (response.body or b"").decode(errors="replace").strip()[:200]
-            self.log.info(
-                "rejected", peer=peer, path=path, status=response.status_code, reason=reason
+            self.log.throttled(
+                f"rejected:{client}",
+                "info",
+                "rejected",
+                peer=peer,
+                path=path,
+                status=response.status_code,
+                reason=reason,
             )
             return response, None
         if route.subprotocol is not None:

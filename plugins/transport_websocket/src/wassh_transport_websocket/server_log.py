@@ -15,8 +15,10 @@ import time
 from typing import Any, TextIO
 
 # Events anyone on the network can trigger (a refused connection, a bad
-# handshake) are throttled per client: one line a second, then a count.
-THROTTLE_SECONDS = 1.0
+# request) are throttled per client: a burst, then one line a second; the next
+# line logged says how many were left out.
+THROTTLE_BURST = 20.0
+THROTTLE_RATE = 1.0  # lines a second
 _THROTTLE_KEYS = 4096
 
 
@@ -33,7 +35,7 @@ class JsonLog:
         self.out: TextIO = stream or sys.stderr
         if path is not None:
             self.out = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the log
-        self._throttle: dict[str, tuple[float, int]] = {}
+        self._throttle: dict[str, tuple[float, float, int]] = {}
 
     def reopen(self) -> None:
         """Open the file again (after logrotate moved it); stderr stays as it is."""
@@ -68,15 +70,16 @@ class JsonLog:
         self.write("error", event, fields)
 
     def throttled(self, key: str, level: str, event: str, **fields: Any) -> None:
-        """Log at most one line a second for ``key``; the next line says how many were skipped."""
+        """Log for ``key`` within its budget (a burst, then one a second), else count."""
         now = time.monotonic()
-        last, skipped = self._throttle.get(key, (-THROTTLE_SECONDS, 0))
-        if now - last < THROTTLE_SECONDS:
-            self._throttle[key] = (last, skipped + 1)
+        budget, last, skipped = self._throttle.get(key, (THROTTLE_BURST, now, 0))
+        budget = min(THROTTLE_BURST, budget + (now - last) * THROTTLE_RATE)
+        if budget < 1:
+            self._throttle[key] = (budget, now, skipped + 1)
             return
         if len(self._throttle) >= _THROTTLE_KEYS:
             self._throttle.clear()
-        self._throttle[key] = (now, 0)
+        self._throttle[key] = (budget - 1, now, 0)
         if skipped:
             fields["suppressed"] = skipped
         self.write(level, event, fields)
