@@ -37,7 +37,15 @@ from . import v4
 from .server_auth import AuthError, authenticate
 from .server_config import Access, AccessError, ServerConfig, config_from_args, load_access
 from .server_destinations import Refused, Unreachable
-from .server_http import BadRequest, HandshakeFailed, Route, logged_path, parse_route, read_request
+from .server_http import (
+    BadRequest,
+    HandshakeFailed,
+    Route,
+    logged_path,
+    parse_route,
+    read_request,
+    redact_queries,
+)
 from .server_limits import LimitReached, Limits, client_key, fd_limit, fds_needed
 from .server_log import JsonLog, fingerprint, route_library_logs
 from .server_v4 import CLOSE_WAIT, NET_ERRORS, Session, SessionSettings, new_sid, sid_key
@@ -224,6 +232,11 @@ class RelayServer:
         host, port = str(address[0]), int(address[1])
         return _hostport(host, port), client_key(host)
 
+    def _internal_error(self, peer: str, exc: BaseException) -> None:
+        # one line, the error and where it happened; a query (a session id) never
+        error = redact_queries(f"{type(exc).__name__}: {exc}")
+        self.log.error("internal_error", peer=peer, error=error, where=_where(exc))
+
     async def handle(self, stream: trio.abc.Stream) -> None:
         peer, client = self._peer(stream)
         route: Route | None = None
@@ -260,9 +273,7 @@ class RelayServer:
             else:
                 await self._websockify(ws, route, peer)
         except Exception as exc:  # one bad client must not stop the server
-            self.log.error(
-                "internal_error", peer=peer, error=f"{type(exc).__name__}: {exc}", where=_where(exc)
-            )
+            self._internal_error(peer, exc)
         finally:
             if route is not None and route.slot is not None:
                 route.slot.release()
@@ -349,9 +360,7 @@ class RelayServer:
             )
             return self._reject(proto, exc.status, exc.reason), None
         except Exception as exc:  # a bug, but the client still gets an answer
-            self.log.error(
-                "internal_error", peer=peer, error=f"{type(exc).__name__}: {exc}", where=_where(exc)
-            )
+            self._internal_error(peer, exc)
             return self._reject(proto, 400, "bad request"), None
         route.credential = credential
         if route.kind == "v4-reconnect":

@@ -40,6 +40,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _ACK = re.compile(r"[0-9]{1,20}")
 _SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_QUERY_IN_TEXT = re.compile(r"\?[^\s'\"]*")
 
 _BAD_REQUEST_TEXT = b"Failed to open a WebSocket connection: not a valid HTTP request.\n"
 _BAD_REQUEST = (
@@ -78,6 +79,11 @@ class Route:
     eof_ext: bool = False  # the v4 half-close extension was offered
     credential: Credential = ANONYMOUS
     slot: Slot | None = None  # the session it holds against the limits
+
+
+def redact_queries(text: str) -> str:
+    """``text`` with every query string cut out: a parser's message may quote the request line."""
+    return _QUERY_IN_TEXT.sub("?...", text)[:MAX_LOGGED_PATH]
 
 
 def logged_path(request_path: str) -> str:
@@ -227,5 +233,6 @@ async def read_request(ws: WebSocket, timeout: float) -> Request:
             if not data:
                 raise HandshakeFailed("closed before sending a whole request")
             assert failure is not None
-            raise HandshakeFailed(f"bad HTTP request: {failure.__cause__ or failure}")
+            detail = redact_queries(str(failure.__cause__ or failure))
+            raise HandshakeFailed(f"bad HTTP request: {detail}")
     raise HandshakeFailed(f"no request within {timeout:g} s")

@@ -323,7 +323,9 @@ class Session:
         if ws.end == "close":
             return "clean" if ws.close_code in (1000, 1005) else f"closed {ws.close_code}"
         if ws.end == "malformed":
+            # the protocol has sent its close frame (1002, 1007, 1009): no resume after that
             self.log.warning("v4_client_error", session=self.tag, error=ws.end_detail)
+            self.end(f"client protocol error: {ws.end_detail}", 1002)
         return ws.end_detail or "lost"
 
     async def _ws_writer(self, ws: WebSocket, sent: list[int]) -> None:
