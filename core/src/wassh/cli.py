@@ -42,6 +42,16 @@ def _parse_kv(values: Sequence[str], what: str) -> dict[str, list[str]]:
     return out
 
 
+def _size(text: str) -> int:
+    """``65536``, ``64K``, ``256M``, ``1G`` -> bytes (argparse turns errors into one line)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    scale = units.get(text[-1:].upper(), 1)
+    digits = text[:-1] if scale != 1 else text
+    if not digits.isascii() or not digits.isdigit() or not 0 < int(digits) * scale <= 1 << 32:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: a number up to 4G, with K, M or G")
+    return int(digits) * scale
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(
         prog="wassh",
@@ -72,6 +82,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="map a name to an address for name resolution",
     )
     run.add_argument("--trace", action="store_true", help="log each host call to stderr")
+    run.add_argument(
+        "--max-memory",
+        type=_size,
+        metavar="SIZE",
+        help="cap the guest's linear memory (bytes, or with K, M, G); default 4G",
+    )
     _add_network_options(run)
     run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
     run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
@@ -227,6 +243,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             block=ns.block_plugin,
             config=config,
             trace=ns.trace,
+            max_memory=ns.max_memory,
         )
     except KeyboardInterrupt:  # Ctrl-C while plugins load: no guest ran yet
         return 130

@@ -37,6 +37,7 @@ def prepare(
     config: TransportConfig | None = None,
     trace: bool = False,
     dev: bool = True,
+    max_memory: int | None = None,
     trio_token: Any = None,
 ) -> Process:
     """Build a guest process without running it (``Process.run`` runs it)."""
@@ -57,6 +58,7 @@ def prepare(
         preopens=[_parse_dir(d) for d in dirs],
         trace=trace,
         dev=dev,
+        max_memory=max_memory,
     )
     return Process(module, guest, transports, trio_token=trio_token)
 

@@ -58,6 +58,9 @@ class GuestConfig:
     trace: bool = False
     trace_file: Any = None
     dev: bool = True  # preopen a virtual /dev (null, tty) after the user's directories
+    # The most linear memory the guest may have, in bytes (None: wasm32's 4 GiB).
+    # Past it memory.grow fails and malloc returns NULL, as under a Linux rlimit.
+    max_memory: int | None = None
 
 
 class GuestCancelled(Exception):
@@ -208,6 +211,8 @@ class Process:
     def _instantiate(self) -> wasmtime.Instance:
         engine = get_engine()
         store = wasmtime.Store(engine)
+        if self.config.max_memory is not None:
+            store.set_limits(memory_size=self.config.max_memory)
         self._store = store
         with self._lock:
             self._guard = EpochGuard(store)
