@@ -238,3 +238,27 @@ __all__ = [
     "run_guest_async",
     "wait_listening",
 ]
+
+
+class IndependentRelay(RelayProcess):
+    """``tests/independent_relay.py`` (no wassh code) in a subprocess; JSON logs as above."""
+
+    def __init__(self, *args: str) -> None:  # not RelayProcess.__init__: another command
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "independent_relay.py"), *args],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        first = self.proc.stderr.readline()
+        try:
+            record = json.loads(first)
+        except ValueError:
+            self.proc.kill()
+            raise RuntimeError(f"independent relay did not start: {first!r}") from None
+        assert record["event"] == "listening", record
+        self.port = record["port"]
+        self.logs = [record]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()

@@ -7,10 +7,14 @@
  * checked against the sent stream, so loss, duplication, reordering or corruption
  * shows as "bad". Prints "sent S got G bad B rounds R" and exits 0 when all is well.
  *
- * pingpong -block send|recv|poll HOST PORT: get blocked in that call on a target
- * that neither reads nor answers, after printing "blocking in CALL"; print the
- * outcome ("send errno E", "recv errno E", "recv eof", "poll revents R") when the
- * call returns. The test kills the relay meanwhile.
+ * pingpong -block connect|send|recv|poll HOST PORT: get blocked in that call on a
+ * target that neither reads nor answers, after printing "blocking in CALL"; print
+ * the outcome ("connect errno E", "send errno E", "recv errno E", "recv eof",
+ * "poll revents R") when the call returns. The test kills the relay meanwhile.
+ *
+ * pingpong -lazy HOST PORT TOTAL MS: ask a source server for TOTAL bytes of the
+ * stream (a decimal line), read nothing for MS milliseconds, then read and check
+ * everything until the end of the stream; prints "got G bad B" (or the error).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CHUNK 65536
@@ -120,6 +125,7 @@ static int pingpong(const char *host, const char *port, uint64_t total) {
 }
 
 static int block(const char *call, const char *host, const char *port) {
+  if (!strcmp(call, "connect")) printf("blocking in connect\n");
   int fd = dial(host, port);
   if (fd < 0) { printf("connect errno %d\n", errno); return 1; }
   if (!strcmp(call, "send")) {
@@ -153,12 +159,41 @@ static int block(const char *call, const char *host, const char *port) {
   return 0;
 }
 
+static int lazy(const char *host, const char *port, uint64_t total, long ms) {
+  int fd = dial(host, port);
+  if (fd < 0) { printf("connect errno %d\n", errno); return 1; }
+  char line[32];
+  int len = snprintf(line, sizeof line, "%llu\n", (unsigned long long)total);
+  if (send(fd, line, (size_t)len, 0) != len) { printf("send errno %d\n", errno); return 1; }
+  struct timespec nap = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+  nanosleep(&nap, NULL);
+  static unsigned char buf[CHUNK];
+  uint64_t got = 0, bad = 0;
+  for (;;) {
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r < 0) {
+      printf("recv errno %d after got %llu bad %llu\n", errno, (unsigned long long)got,
+             (unsigned long long)bad);
+      return 1;
+    }
+    if (r == 0) break;
+    bad += check(buf, (size_t)r, got);
+    got += (uint64_t)r;
+  }
+  printf("got %llu bad %llu\n", (unsigned long long)got, (unsigned long long)bad);
+  close(fd);
+  return bad != 0 || got != total;
+}
+
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   make_pattern();
   if (argc == 5 && !strcmp(argv[1], "-block")) return block(argv[2], argv[3], argv[4]);
+  if (argc == 6 && !strcmp(argv[1], "-lazy"))
+    return lazy(argv[2], argv[3], strtoull(argv[4], NULL, 10), atol(argv[5]));
   if (argc != 4) {
-    fprintf(stderr, "usage: pingpong HOST PORT TOTAL | pingpong -block send|recv|poll HOST PORT\n");
+    fprintf(stderr, "usage: pingpong HOST PORT TOTAL | pingpong -block CALL HOST PORT"
+                    " | pingpong -lazy HOST PORT TOTAL MS\n");
     return 2;
   }
   return pingpong(argv[1], argv[2], strtoull(argv[3], NULL, 10));

@@ -186,7 +186,7 @@ class RelaySettings:
         return self._with_params(self.ws_base() + "v4/reconnect", [("sid", sid), ("ack", str(ack))])
 
     def v1_proxy_url(self, host: str, port: int) -> str:
-        # [ORIG] host and port go in without URL encoding.
+        # Host and port go in without URL encoding, as corp relays expect them.
         base = self.http_base() + f"proxy?host={host}&port={port}"
         if self.params:
             base += "&" + urllib.parse.urlencode(self.params, quote_via=urllib.parse.quote)
@@ -203,7 +203,7 @@ class RelaySettings:
 
 
 def backoff_sequence(count: int) -> list[int]:
-    """corp-relay reconnect delays in ms (relay-protocols.md §4.5), for tests and docs."""
+    """corp-relay reconnect delays in ms (docs/relay-protocols.md), for tests and docs."""
     out: list[int] = []
     b = 0
     for _ in range(count):

@@ -16,7 +16,7 @@ ACK = 7
 EOF_EXT = 0x5745
 EXT_HEADER = "X-Wassh-Relay-Ext"
 
-MAX_CLIENT_DATA = 16384  # what a client puts in one DATA (relay-protocols.md §5.2)
+MAX_CLIENT_DATA = 16384  # what a client puts in one DATA (docs/relay-protocols.md)
 
 _HI = struct.Struct(">HI")
 _HQ = struct.Struct(">HQ")
