@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 import wassh
 from conftest import GUESTS, EchoServer
 from guestbuild import build_guest
@@ -37,6 +38,13 @@ from relayhelpers import (
     run_guest_async,
 )
 from wassh_transport_websocket import transport as relay_transport
+from wassh_transport_websocket import v4
+from wassh_transport_websocket.connection import RelayConnection
+from wassh_transport_websocket.relay import DRIVERS, Fatal
+from wassh_transport_websocket.settings import RelaySettings
+from wassh_transport_websocket.wsconn import WebSocket
+from wassh_transport_websocket.wsconn import accept as ws_accept
+from wassh_transport_websocket.wsconn import connect as ws_connect
 
 GIB = 1 << 30
 ECONNRESET, ETIMEDOUT, ENETUNREACH, EPIPE = 15, 73, 40, 64  # WASI numbers, as the guest prints
@@ -151,7 +159,8 @@ def route(name: str, target_port: int, *args: str, **extra: Any) -> Iterator[Any
     server, protocol = ROUTES[name]
     relay = start_relay(server, target_port, *args) if server else None
     try:
-        yield config_for(server, protocol, relay and relay.port, **extra), relay
+        port = relay.port if relay is not None else None
+        yield config_for(server, protocol, port, **extra), relay
     finally:
         if relay is not None:
             relay.close()
@@ -468,3 +477,134 @@ async def test_a_silent_relay_ends_a_blocked_recv(
     assert _outcome(b) == f"recv errno {ECONNRESET}", b.lines()
     assert 1.0 < b.answered_at - b.killed_at < 1 + 1 + 3 + 2
     assert "no answer from the relay" in caplog.text
+
+
+# -- the mechanisms, without a guest ------------------------------------------------------
+
+
+class FakeWebSocket:
+    """What a driver queues for the flusher."""
+
+    def __init__(self) -> None:
+        self.queued: list[bytes] = []
+
+    def queue_binary(self, data: bytes) -> None:
+        self.queued.append(bytes(data))
+
+
+def _driver(protocol: str, **extra: Any) -> tuple[Any, RelayConnection]:
+    config = wassh.TransportConfig(relay_url="ws://r/", relay_protocol=protocol, extra=extra)
+    conn = RelayConnection(trio.lowlevel.current_trio_token(), recv_high=100)
+    driver = DRIVERS[protocol](RelaySettings.from_config(config), conn, "h", 1)
+    return driver, conn
+
+
+def _read(conn: RelayConnection, n: int) -> None:
+    assert conn.recv_into(memoryview(bytearray(n)), False) == n
+
+
+async def test_v4_withholds_acks_until_the_guest_drains() -> None:
+    driver, conn = _driver("corp-relay-v4")
+    ws = FakeWebSocket()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver._release_acks, ws)
+        for _ in range(3):  # 60, 120, 180 unread: the high-water mark is 100
+            await driver._handle(ws, (False, v4.data(b"x" * 60)))
+        assert ws.queued == [v4.ack(60)]  # nothing acknowledged above the mark
+        _read(conn, 70)  # 110 unread: still above the low-water mark (50)
+        await trio.testing.wait_all_tasks_blocked()
+        assert ws.queued == [v4.ack(60)]
+        _read(conn, 60)  # 50 unread: everything received is acknowledged at once
+        await trio.testing.wait_all_tasks_blocked()
+        assert ws.queued == [v4.ack(60), v4.ack(180)]
+        await driver._handle(ws, (False, v4.data(b"y" * 10)))
+        assert ws.queued[-1] == v4.ack(190)  # below the mark again: acks as they come
+        nursery.cancel_scope.cancel()
+
+
+async def test_unread_bytes_past_the_limit_reset_the_connection() -> None:
+    driver, _ = _driver("corp-relay-v4", relay_recv_limit=150)
+    ws = FakeWebSocket()
+    await driver._handle(ws, (False, v4.data(b"x" * 120)))
+    with pytest.raises(Fatal, match="relay_recv_limit"):
+        await driver._handle(ws, (False, v4.data(b"x" * 40)))
+
+
+async def test_corp_relay_headers_carry_the_withheld_count() -> None:
+    driver, conn = _driver("corp-relay")
+    driver._handle(b"\x00\x00\x00\x00" + b"x" * 80)
+    assert driver._header() == (80).to_bytes(4, "big")
+    driver._handle(b"\x00\x00\x00\x00" + b"x" * 80)  # 160 unread: withheld
+    assert driver._header() == (80).to_bytes(4, "big")
+    _read(conn, 120)
+    ws = FakeWebSocket()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver._release_acks, ws)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert driver._header() == (160).to_bytes(4, "big")
+
+
+async def test_corp_relay_cannot_run_past_the_24_bit_acks() -> None:
+    driver, _ = _driver("corp-relay", relay_recv_limit=1 << 30)
+    driver.withholding = True  # as if the guest had stopped reading long ago
+    chunk = b"\x00\x00\x00\x00" + b"x" * (1 << 20)
+    with pytest.raises(Fatal, match="unacknowledged"):
+        for _ in range(17):
+            driver._handle(chunk)
+
+
+@asynccontextmanager
+async def _ws_pair() -> AsyncIterator[tuple[WebSocket, trio.SocketStream]]:
+    """A client WebSocket to a loopback server that completes the handshake, then
+    neither reads nor answers (its kernel still acknowledges what arrives)."""
+    accepted: list[trio.SocketStream] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        ws, _ = await ws_accept(stream, lambda proto, request: proto.accept(request))
+        assert ws is not None
+        accepted.append(stream)
+        await trio.sleep_forever()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        client = await ws_connect(f"ws://127.0.0.1:{port}/")
+        while not accepted:
+            await trio.sleep(0.01)
+        yield client, accepted[0]
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def _keepalive_outcome(answer_due: bool) -> tuple[str | None, str]:
+    async with _ws_pair() as (ws, _):
+        with trio.move_on_after(1.5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ws.flusher)
+                nursery.start_soon(ws.keepalive, 0.2, 0.3, lambda: answer_due)
+                await ws.recv_message()
+                nursery.cancel_scope.cancel()
+        return ws.end, ws.end_detail
+
+
+async def test_keepalive_gives_up_on_a_peer_that_should_answer() -> None:
+    with trio.fail_after(10):
+        end, detail = await _keepalive_outcome(answer_due=True)
+    assert end == "lost" and detail.startswith("no answer from the relay for 0.")
+
+
+async def test_keepalive_leaves_a_live_but_busy_peer_alone() -> None:
+    # Nothing to expect from the peer, and its host acknowledges our pings: alive.
+    with trio.fail_after(10):
+        end, _ = await _keepalive_outcome(answer_due=False)
+    assert end is None
+
+
+async def test_a_closed_peer_is_seen_without_reading() -> None:
+    with trio.fail_after(10):
+        async with _ws_pair() as (ws, server_side):
+            assert not ws.peer_gone()
+            await server_side.aclose()
+            await trio.sleep(0.1)
+            assert ws.peer_gone()
