@@ -256,9 +256,9 @@ class RelayConnection:
                 self._reader_parked = event
             await event.wait()
 
-    def above_high(self) -> bool:
-        """The guest has more unread bytes than the high-water mark."""
-        return self.rlen > self.recv_high
+    def below_high(self) -> bool:
+        """The guest's unread bytes are under the high-water mark (the reader may go on)."""
+        return self.rlen < self.recv_high or self.guest_closed
 
     async def wait_drained(self) -> None:
         """Wait until the guest has read the buffer down to the low-water mark (or closed)."""

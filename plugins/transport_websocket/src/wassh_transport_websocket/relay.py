@@ -228,7 +228,7 @@ class Websockify(Driver):
         """Stop reading while the guest's buffer is full: websockify's back-pressure is
         the TCP stream itself. A relay that dies meanwhile still ends the stream."""
         conn = self.conn
-        while True:
+        while not conn.below_high():
             with trio.move_on_after(PARKED_CHECK):
                 await conn.wait_recv_room()
                 return
