@@ -19,6 +19,7 @@ connections, routes them, and handles SIGHUP (reload) and SIGTERM (stop).
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -79,8 +80,6 @@ def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        import ipaddress
-
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
@@ -255,6 +254,7 @@ class RelayServer:
                 return
             scope = trio.CancelScope()
             self._handshaking.add(scope)
+            opened = None
             try:
                 with scope:
                     opened = await self._handshake(stream, peer, client)
@@ -299,13 +299,16 @@ class RelayServer:
             return None
         response, route = self._decide(proto, request, peer, client)
         proto.send_response(response)
+        answered = False
         try:
             await ws._flush()
+            answered = True
         except NET_ERRORS:
-            if route is not None and route.slot is not None:
+            pass
+        finally:  # cancelled (shutdown) or the client left: the session slot goes back
+            if not answered and route is not None and route.slot is not None:
                 route.slot.release()
-            return None
-        if route is None:
+        if not answered or route is None:
             return None
         ws.subprotocol = proto.subprotocol
         return ws, route
