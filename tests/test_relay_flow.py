@@ -479,6 +479,73 @@ async def test_a_silent_relay_ends_a_blocked_recv(
     assert "no answer from the relay" in caplog.text
 
 
+async def _vanishing_host(wasm: str, protocol: str, call: str) -> None:
+    """Run inside a private network namespace: a guest blocked in ``call`` through
+    ``wassh relay``, then loopback goes down, so the relay's host stops answering
+    at all (no FIN, no reset, no TCP acknowledgement). Prints the outcome as JSON."""
+    import json
+    import subprocess
+
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    hold = socket.create_server(("127.0.0.1", 0), backlog=16)
+    port = hold.getsockname()[1]
+    relay = RelayProcess("--allow", f"127.0.0.1:{port}")
+    knobs = {
+        "relay_keepalive": 1.0,
+        "relay_keepalive_timeout": 1.0,
+        "relay_reconnect_delay": 0.2,
+        "relay_reconnect_budget": 3.0,
+    }
+    b = Blocked(call, relay)
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            config = config_for("wassh", protocol, relay.port, **knobs)
+            nursery.start_soon(_run_blocked, b, Path(wasm), config, port)
+            while f"blocking in {call}" not in b.lines():
+                await trio.sleep(0.01)
+            await trio.sleep(2.5)  # a live relay answers the keepalive meanwhile
+            still = b.lines() == [f"blocking in {call}"]
+            subprocess.run(["ip", "link", "set", "lo", "down"], check=True)
+            b.killed_at = time.monotonic()
+            while len(b.lines()) < 2:
+                await trio.sleep(0.01)
+            took = time.monotonic() - b.killed_at
+            nursery.cancel_scope.cancel()
+    relay.proc.kill()
+    print(json.dumps({"still": still, "outcome": b.lines()[1], "took": took}))
+
+
+@pytest.mark.parametrize(("protocol", "call"), [("websockify", "recv"), ("corp-relay-v4", "send")])
+async def test_a_relay_host_that_vanishes_ends_a_blocked_call(
+    protocol: str, call: str, pingpong: Path
+) -> None:
+    # Only the TCP level can tell here: websockify's relay owes no answer, and a v4
+    # relay with unacknowledged bytes may be waiting for its target.
+    import json
+    import subprocess
+    import sys
+
+    if subprocess.run(["unshare", "-rn", "true"], capture_output=True).returncode:
+        pytest.skip("no private network namespace (unshare -rn) here")
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import trio;"
+        f" import test_relay_flow as t;"
+        f" trio.run(t._vanishing_host, {str(pingpong)!r}, {protocol!r}, {call!r})"
+    )
+    done = await trio.run_process(
+        ["unshare", "-rn", sys.executable, "-c", code], capture_stdout=True, check=False
+    )
+    assert done.returncode == 0, done
+    result = json.loads(done.stdout.decode().splitlines()[-1])
+    print(
+        f"\n{protocol}, {call}: {result['outcome']} {result['took']:.2f} s after the host vanished"
+    )
+    assert result["still"], result  # not before
+    assert result["outcome"] in (f"{call} errno {e}" for e in (ECONNRESET, EPIPE)), result
+    # keepalive 1 s + 1 s; then v4 tries to reconnect, unanswered, for its 3 s budget
+    assert 1.0 < result["took"] < (4.0 if protocol == "websockify" else 7.0), result
+
+
 # -- the mechanisms, without a guest ------------------------------------------------------
 
 
