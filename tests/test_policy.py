@@ -81,6 +81,8 @@ def policy(**rules: list[str]) -> TransportConfig:
         ("127.0.0.0/8", "2130706433", 80, True),
         ("127.0.0.0/8", "0x7f.1", 80, True),
         ("127.0.0.0/8", "::ffff:127.0.0.1", 80, True),
+        ("127.0.0.0/8", "127.0.0.1.", 80, True),  # the root's dot changes nothing
+        ("127.0.0.0/8", "127.1.", 80, True),
         ("[::]/0", "127.0.0.1", 80, False),  # IPv6 rules stay about IPv6
         ("[::ffff:0:0]/96", "10.1.1.1", 80, True),  # unless written for mapped addresses
     ],

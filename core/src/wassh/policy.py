@@ -66,13 +66,17 @@ def parse_address(text: str) -> IPAddress | None:
 
     Accepts what a resolver reads as numeric (``127.1``, ``2130706433``,
     ``0x7f.0.0.1``), drops an IPv6 zone (``fe80::1%eth0``), and treats an
-    IPv4-mapped IPv6 address as the IPv4 address it carries.
+    IPv4-mapped IPv6 address as the IPv4 address it carries. A numeric form
+    with the root's trailing dot (``127.0.0.1.``) counts as that address: a
+    resolver elsewhere (a relay's) may well read it so, and a deny rule must hold.
     """
     text = text.split("%", 1)[0]
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1]
     try:
         address: IPAddress = ipaddress.ip_address(text)
     except ValueError:
-        if not _INET_ATON_CHARS.fullmatch(text) or text.endswith("."):
+        if not _INET_ATON_CHARS.fullmatch(text):
             return None
         try:
             address = ipaddress.IPv4Address(socket.inet_aton(text))
