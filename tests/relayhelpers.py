@@ -262,3 +262,137 @@ class IndependentRelay(RelayProcess):
         self.logs = [record]
         self._lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
+
+
+# -- several relays behind a load balancer ------------------------------------------------
+
+LOAD_BALANCING_DOC = ROOT / "docs" / "relay-load-balancing.md"
+# The documented configs name two relays; tests put their own instances there.
+DOC_RELAYS = {"relay-1": "10.0.0.11:8022", "relay-2": "10.0.0.12:8022"}
+
+
+def doc_blocks(language: str) -> list[str]:
+    """The fenced ``language`` blocks of docs/relay-load-balancing.md, in order."""
+    import re
+
+    text = LOAD_BALANCING_DOC.read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
+
+
+def _on_loopback(config: str, relays: dict[str, int]) -> str:
+    """The documented config with ``relays`` (instance id -> port) for the doc's two."""
+    import re
+
+    pairs = zip(DOC_RELAYS.items(), relays.items(), strict=True)
+    for (doc_name, doc_address), (name, port) in pairs:
+        config = config.replace(doc_address, f"127.0.0.1:{port}")
+        config = re.sub(rf"\b{re.escape(doc_name)}\b", name, config)
+    return config
+
+
+def haproxy_config(port: int, relays: dict[str, int], routing: str = "rules") -> str:
+    """The documented haproxy.cfg on loopback (plain ws on ``port``).
+
+    ``routing``: "rules" as documented (a use-server line per relay), "one-rule" (the
+    documented single-rule alternative), "none" (no use-server at all: a control,
+    where reconnects go round the relays like new sessions).
+    """
+    assert routing in ("rules", "one-rule", "none"), routing
+    full, one_rule = doc_blocks("haproxy")
+    lines: list[str] = []
+    for line in _on_loopback(full, relays).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("bind "):
+            line = f"    bind 127.0.0.1:{port}"
+        elif stripped.startswith("use-server ") and routing != "rules":
+            if routing == "one-rule" and one_rule.rstrip() not in lines:
+                lines.append(one_rule.rstrip())
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def nginx_config(port: int, relays: dict[str, int], directory: Path) -> str:
+    """The documented nginx fragment in a whole nginx.conf: loopback, plain, one process."""
+    (fragment,) = doc_blocks("nginx")
+    fragment = _on_loopback(fragment, relays)
+    fragment = fragment.replace("listen 443 ssl;", f"listen 127.0.0.1:{port};")
+    fragment = "\n".join(
+        line for line in fragment.splitlines() if not line.strip().startswith("ssl_certificate")
+    )
+    temp = "\n".join(
+        f"    {kind}_temp_path {directory / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"daemon off;\nmaster_process off;\npid {directory / 'nginx.pid'};\n"
+        f"error_log {directory / 'error.log'} notice;\n"
+        f"events {{ worker_connections 1024; }}\n"
+        f"http {{\n    access_log off;\n{temp}\n{fragment}\n}}\n"
+    )
+
+
+def haproxy_binary() -> str:
+    import shutil
+
+    found = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(found).exists():
+        raise RuntimeError("haproxy is not installed: run scripts/system-deps.sh")
+    return found
+
+
+class BalancerProcess:
+    """haproxy or nginx in the foreground on a config written to ``directory``."""
+
+    def __init__(self, argv: list[str], config: str, path: Path, port: int) -> None:
+        path.write_text(config)
+        self.port = port
+        self.output = path.with_suffix(".out")
+        with self.output.open("w") as out:
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        try:
+            wait_listening(port)
+        except TimeoutError:
+            self.close()
+            raise RuntimeError(f"{argv[0]} did not start: {self.output.read_text()}") from None
+
+    @classmethod
+    def haproxy(cls, directory: Path, relays: dict[str, int], routing: str = "rules") -> Any:
+        port = free_port()
+        path = directory / "haproxy.cfg"
+        config = haproxy_config(port, relays, routing)
+        return cls([haproxy_binary(), "-f", str(path), "-db"], config, path, port)
+
+    @classmethod
+    def nginx(cls, binary: str, directory: Path, relays: dict[str, int]) -> Any:
+        port = free_port()
+        path = directory / "nginx.conf"
+        config = nginx_config(port, relays, directory)
+        return cls([binary, "-p", str(directory), "-c", str(path)], config, path, port)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+
+
+def peak_rss(pid: int | str = "self") -> int:
+    """A process's peak resident memory in bytes (VmHWM), 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+__all__ += [
+    "BalancerProcess",
+    "doc_blocks",
+    "haproxy_config",
+    "nginx_config",
+    "peak_rss",
+]

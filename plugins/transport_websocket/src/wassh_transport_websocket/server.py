@@ -7,6 +7,13 @@ Endpoints on one port:
   that survive a dropped WebSocket; ``server_v4``).
 * any other path: websockify-style, raw bytes in binary messages, to the fixed
   ``--target`` or to ``?host=H&port=P`` (``server_websockify``).
+* ``GET /healthz`` without an upgrade: 200, for a load balancer's health
+  checks (no token needed, nothing logged).
+
+Several relays can share one address behind a load balancer: each has an
+``--instance-id`` that starts its session ids, the balancer sends
+``/v4/reconnect`` by that prefix, and a relay refuses another instance's
+session (410).
 
 The parts: ``server_config`` (command line, access rules), ``server_auth``
 (bearer tokens), ``server_destinations`` (allow/deny rules in the core's
@@ -39,6 +46,7 @@ from .server_auth import AuthError, authenticate
 from .server_config import Access, AccessError, ServerConfig, config_from_args, load_access
 from .server_destinations import Refused, Unreachable
 from .server_http import (
+    HEALTH_PATH,
     BadRequest,
     HandshakeFailed,
     Route,
@@ -49,7 +57,15 @@ from .server_http import (
 )
 from .server_limits import LimitReached, Limits, client_key, fd_limit, fds_needed
 from .server_log import JsonLog, fingerprint, route_library_logs
-from .server_v4 import CLOSE_WAIT, NET_ERRORS, Session, SessionSettings, new_sid, sid_key
+from .server_v4 import (
+    CLOSE_WAIT,
+    NET_ERRORS,
+    Session,
+    SessionSettings,
+    new_sid,
+    sid_instance,
+    sid_key,
+)
 from .server_websockify import WebsockifyLink
 from .wsconn import WebSocket
 
@@ -182,6 +198,7 @@ class RelayServer:
         limit = fd_limit()
         self.log.info(
             "listening",
+            instance=cfg.instance_id,
             host=cfg.host,
             port=self.port,
             tls=self.tls is not None,
@@ -326,6 +343,11 @@ class RelayServer:
     ) -> tuple[Response, Route | None]:
         """The answer to an upgrade request and, when it is a 101, what it opens."""
         path = logged_path(request.path)
+        if path == HEALTH_PATH and "Upgrade" not in request.headers:
+            # Balancers ask every few seconds and carry no token: a log line each
+            # time would drown the rest, and "alive" is no secret. A stopping relay
+            # has closed its listeners, which is answer enough.
+            return self._reject(proto, 200, "ok"), None
         try:
             credential = authenticate(self.access.tokens, request.headers)
         except AuthError as exc:
@@ -367,16 +389,27 @@ class RelayServer:
             return self._reject(proto, 400, "bad request"), None
         route.credential = credential
         if route.kind == "v4-reconnect":
-            session = self.sessions.get(sid_key(route.sid))
+            instance = sid_instance(route.sid)
             why = ""
-            if session is None or session.ended.is_set():
-                why = "unknown session"
-            elif not session.owner.same_as(credential):
-                why = "the session belongs to another token"
+            if instance != self.config.instance_id:
+                # A balancer sent another relay's session here (a routing rule is
+                # missing, or that relay is down): it cannot be resumed here.
+                why = "the session belongs to another instance"
+            else:
+                session = self.sessions.get(sid_key(route.sid))
+                if session is None or session.ended.is_set():
+                    why = "unknown session"
+                elif not session.owner.same_as(credential):
+                    why = "the session belongs to another token"
             if why:
-                # One answer for both, so a token holder learns nothing about other sessions.
+                # One answer for all, so a token holder learns nothing about other sessions.
+                # The instance part is routing information, public; the rest is the secret.
                 self.log.warning(
-                    "v4_reconnect_refused", peer=peer, session=fingerprint(route.sid), reason=why
+                    "v4_reconnect_refused",
+                    peer=peer,
+                    session=fingerprint(route.sid),
+                    instance=instance,
+                    reason=why,
                 )
                 return self._reject(proto, 410, "no such session"), None
         else:
@@ -455,7 +488,7 @@ class RelayServer:
             return
         target, address = opened
         assert route.slot is not None and self.nursery is not None
-        sid = new_sid()
+        sid = new_sid(self.config.instance_id)
         session = Session(
             sid,
             target,

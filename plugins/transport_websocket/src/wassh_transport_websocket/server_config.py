@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +20,17 @@ from .server_destinations import (
     read_pattern_file,
 )
 from .server_limits import default_max_sessions
+
+# An instance id travels in every session id and is matched by load balancer
+# rules (a prefix up to the first "."), so it is plain URL-safe text with no ".".
+INSTANCE_ID = re.compile(r"[A-Za-z0-9-]{1,32}")
+
+
+def new_instance_id() -> str:
+    """A default for a relay nobody named: unique enough that two never take each other's
+    sessions, though only a configured id can be written into a load balancer's rules."""
+    return secrets.token_hex(4)
+
 
 DESCRIPTION = """\
 A WebSocket relay: a client opens a WebSocket, the relay opens the TCP
@@ -81,6 +94,7 @@ class ServerConfig:
     max_sessions_per_client: int = 0
     idle_timeout: float = 0.0
     log: str | None = None
+    instance_id: str = field(default_factory=new_instance_id)
 
     @property
     def auth_required(self) -> bool:
@@ -149,6 +163,14 @@ def _count(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _instance_id(text: str) -> str:
+    if not INSTANCE_ID.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}: 1 to 32 letters, digits or '-' (it goes into session ids)"
+        )
+    return text
 
 
 def _seconds(text: str) -> float:
@@ -297,6 +319,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="resolving and connecting to a destination (default %(default)g)",
     )
 
+    several = p.add_argument_group("several relays behind a load balancer")
+    several.add_argument(
+        "--instance-id",
+        type=_instance_id,
+        metavar="ID",
+        help="this relay's name in its corp-relay-v4 session ids (ID.SECRET), so that a "
+        "load balancer can send /v4/reconnect to the relay holding the session; 1 to 32 "
+        "letters, digits or '-' (default: random, logged in 'listening')",
+    )
+
     logging = p.add_argument_group("logging")
     logging.add_argument(
         "--log",
@@ -346,6 +378,8 @@ def config_from_args(
     )
     if ns.max_sessions is not None:
         config.max_sessions = ns.max_sessions
+    if ns.instance_id is not None:
+        config.instance_id = ns.instance_id
     try:
         access = load_access(config)
     except AccessError as exc:

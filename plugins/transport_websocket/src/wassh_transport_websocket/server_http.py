@@ -10,7 +10,9 @@ bad request gets a 4xx answer and one log line, never an exception further in:
   is), an IPv4 address in any form a resolver reads, or an IPv6 address, bare
   or in brackets;
 * ``port``: ASCII digits, 1-65535; ``ack``: ASCII digits below 2**64;
-  ``sid``: URL-safe base64, at most 64 characters; ``dstUsername``:
+  ``sid``: an instance id (1-32 of ``A-Za-z0-9-``) and ".", then URL-safe
+  base64 of at most 64 characters (the instance part may be missing: such a
+  sid is no session of this relay's, but well-formed); ``dstUsername``:
   printable, at most 256 characters.
 """
 
@@ -39,7 +41,7 @@ MAX_LOGGED_PATH = 200
 _LABEL = re.compile(r"[A-Za-z0-9_-]{1,63}")
 _PORT = re.compile(r"[0-9]{1,5}")
 _ACK = re.compile(r"[0-9]{1,20}")
-_SID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_SID = re.compile(r"(?:[A-Za-z0-9-]{1,32}\.)?[A-Za-z0-9_-]{1,64}")
 _QUERY_IN_TEXT = re.compile(r"\?[^\s'\"]*")
 
 _BAD_REQUEST_TEXT = b"Failed to open a WebSocket connection: not a valid HTTP request.\n"
@@ -50,6 +52,7 @@ _BAD_REQUEST = (
 )
 
 V4_CONNECT = "/v4/connect"
+HEALTH_PATH = "/healthz"
 V4_RECONNECT = "/v4/reconnect"
 
 
