@@ -359,14 +359,16 @@ class BalancerProcess:
             raise RuntimeError(f"{argv[0]} did not start: {self.output.read_text()}") from None
 
     @classmethod
-    def haproxy(cls, directory: Path, relays: dict[str, int], routing: str = "rules") -> Any:
+    def haproxy(
+        cls, directory: Path, relays: dict[str, int], routing: str = "rules"
+    ) -> BalancerProcess:
         port = free_port()
         path = directory / "haproxy.cfg"
         config = haproxy_config(port, relays, routing)
         return cls([haproxy_binary(), "-f", str(path), "-db"], config, path, port)
 
     @classmethod
-    def nginx(cls, binary: str, directory: Path, relays: dict[str, int]) -> Any:
+    def nginx(cls, binary: str, directory: Path, relays: dict[str, int]) -> BalancerProcess:
         port = free_port()
         path = directory / "nginx.conf"
         config = nginx_config(port, relays, directory)
