@@ -11,7 +11,9 @@ while True:
         data = b""
         while chunk := conn.recv(4096):
             data += chunk
-        conn.sendall(b"server at 127.0.0.1 says hi to %s:%d\nyou said: %s" % (
-            peer[0].encode(), peer[1], data))
+        conn.sendall(
+            b"server at 127.0.0.1 says hi to %s:%d\nyou said: %s"
+            % (peer[0].encode(), peer[1], data)
+        )
     if "--once" in sys.argv:
         break
