@@ -15,9 +15,11 @@ Guests alternate between ``netclient bulk`` (send and receive at once) and
 from an echo server. ``--sessions`` guests run at once; a new run starts as one
 ends, until ``--seconds`` are up. Every 30 s and at the end it reports bytes
 verified per path, guest runs, cuts made, reconnects in the relays' logs,
-reconnects refused (misrouted), stalls (a guest that made no progress for 30 s,
-or failed: must be 0) and peak memory (VmHWM) of this process and each relay.
-Exit status 1 if any guest stalled or failed, or a reconnect was refused.
+reconnects refused (misrouted), relay log problems (error-level lines, lines
+that are no JSON, bad acks or client protocol errors), stalls (a guest that made
+no progress for 30 s, or failed) and peak memory (VmHWM) of this process and
+each relay. Exit status 1 if any guest stalled or failed, a reconnect was
+refused or a relay logged a problem: all must be 0.
 
 Every connection stays on loopback. Usage::
 
@@ -36,6 +38,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from typing import Any
 
 import trio
 
@@ -60,6 +63,7 @@ MIB = 1 << 20
 STALL = 30.0  # seconds without progress that make a guest stalled
 REPORT_EVERY = 30.0
 SIZES_MIB = (4, 8, 16, 32, 64)
+BAD_EVENTS = {"non-json", "v4_bad_reconnect", "v4_client_error", "internal_error"}
 
 
 @dataclass
@@ -157,21 +161,38 @@ class Soak:
                 f"   {path:17} verified {stats.verified / MIB:10.0f} MiB each way; runs: {runs}"
             )
         reconnects = {n: len(r.events("v4_reconnect")) for n, r in self.relays.items()}
-        refused = sum(len(r.events("v4_reconnect_refused")) for r in self.relays.values())
         lines.append(
-            f"   cuts {len(self.proxy.cut_at)}; reconnects {reconnects}; "
-            f"reconnects refused {refused}; stalls or failures {len(self.stalls)}"
+            f"   cuts {len(self.proxy.cut_at)}; reconnects {reconnects}; reconnects refused "
+            f"{self.refused()}; relay log problems {len(self.problems())}; "
+            f"stalls or failures {len(self.stalls)}"
         )
+        memory = self.memory()
+        lines.append("   peak RSS: " + ", ".join(f"{n} {v} MiB" for n, v in memory.items()))
+        for problem in self.problems()[:5]:
+            lines.append(f"   !! relay log: {problem}")
+        print("\n".join(lines), flush=True)
+
+    def memory(self) -> dict[str, int]:
+        """Peak RSS in MiB: this process (guests and the relay client), then the servers."""
         memory = {"soak (guests, client)": peak_rss()}
         memory |= {f"relay {n}": peak_rss(r.proc.pid) for n, r in self.relays.items()}
         memory |= {n: peak_rss(p.pid) for n, p in self.others.items()}
-        lines.append(
-            "   peak RSS: " + ", ".join(f"{n} {v / MIB:.0f} MiB" for n, v in memory.items())
-        )
-        print("\n".join(lines), flush=True)
+        return {n: round(v / MIB) for n, v in memory.items()}
 
     def refused(self) -> int:
         return sum(len(r.events("v4_reconnect_refused")) for r in self.relays.values())
+
+    def problems(self) -> list[dict[str, Any]]:
+        """What no relay should log here: errors, tracebacks, protocol trouble."""
+        found = []
+        for relay in self.relays.values():
+            with relay._lock:
+                found += [
+                    r
+                    for r in relay.logs
+                    if r.get("level") == "error" or r.get("event") in BAD_EVENTS
+                ]
+        return found
 
     def summary(self) -> dict[str, object]:
         return {
@@ -180,7 +201,9 @@ class Soak:
             "cuts": len(self.proxy.cut_at),
             "reconnects": {n: len(r.events("v4_reconnect")) for n, r in self.relays.items()},
             "refused": self.refused(),
+            "relay_problems": self.problems(),
             "stalls": self.stalls,
+            "peak_rss_mib": self.memory(),
         }
 
 
@@ -270,7 +293,7 @@ async def soak_main(args: argparse.Namespace, directory: Path) -> int:
         soak.report(final=True)
         if args.json:
             Path(args.json).write_text(json.dumps(soak.summary(), indent=2) + "\n")
-        return 1 if soak.stalls or soak.refused() else 0
+        return 1 if soak.stalls or soak.refused() or soak.problems() else 0
     finally:
         if balancer is not None:
             balancer.close()
