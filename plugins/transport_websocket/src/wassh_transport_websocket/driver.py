@@ -1,0 +1,184 @@
+"""What every relay protocol's driver shares: opening, pumping, keepalive, errors.
+
+A driver opens the relay (``open``: raises ``RelayError`` with the errno the
+guest's connect must see), then moves bytes between the WebSocket and the
+socket's ``RelayConnection`` (``run``: returns the errno that ends the stream,
+0 for a clean end of stream). Reconnects happen inside ``run`` and are invisible
+to the socket layer.
+
+Flow control never couples the two directions (docs/relay-protocols.md, "Flow
+control"): the drivers of protocols with acknowledgements read the WebSocket at
+all times, because the acks that free the guest's send buffer arrive there, and
+hold back their own acks while the guest leaves too much unread; only websockify,
+which has no acks, stops reading. Every WebSocket is watched by a keepalive, and
+a lost one is given up after at most ``reconnect_budget`` seconds.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from .connection import RelayConnection
+from .settings import RelaySettings
+from .wsconn import WebSocket, connect
+
+log = logging.getLogger("wassh.relay")
+
+CLEAN_CODES = (1000, 1005)
+
+
+class RelayError(Exception):
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = err
+
+
+class Fatal(Exception):
+    """The relay broke the protocol: the connection ends with ECONNRESET, no resume."""
+
+
+def describe_end(ws: WebSocket) -> str:
+    if ws.end == "close":
+        return f"server closed socket: [{ws.close_code}] {ws.close_reason}"
+    return ws.end_detail or (ws.end or "ended")
+
+
+class Driver:
+    """Base: the parts every protocol shares."""
+
+    name = "relay"
+
+    def __init__(
+        self, settings: RelaySettings, conn: RelayConnection, host: str, port: int
+    ) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.host = host
+        self.port = port
+        self.ws: WebSocket | None = None
+        self.label = f"{self.name} {host}:{port}"
+        # Acks held back while the guest leaves more than the high-water mark unread.
+        self.withholding = False
+        self._withheld = trio.Event()
+
+    async def _connect(
+        self,
+        url: str,
+        subprotocols: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> WebSocket:
+        s = self.settings
+        secure = url.lower().startswith("wss:")
+        return await connect(
+            url,
+            headers={**s.headers, **(headers or {})},
+            subprotocols=subprotocols,
+            ssl_context=s.ssl_context() if secure else None,
+            max_size=s.max_message,
+        )
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def run(self) -> int:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        if self.ws is not None:
+            await self.ws.aclose()
+
+    def _fatal_log(self, what: str) -> None:
+        log.error("relay %s: %s; closing this connection (ECONNRESET)", self.label, what)
+
+    async def _reader(self, ws: WebSocket) -> int | None:
+        raise NotImplementedError
+
+    async def _writer(self, ws: WebSocket) -> None:
+        raise NotImplementedError
+
+    # -- receive-side flow control (protocols with acks) ---------------------------------
+    def _may_ack(self) -> bool:
+        """After a delivery: may the bytes received so far be acknowledged now?
+
+        Above the high-water mark the acks wait until the guest has read down to the
+        low-water mark, so that a relay which windows its output stops sending. A
+        relay that goes on regardless is cut off at ``recv_limit`` unread bytes.
+        """
+        conn = self.conn
+        unread = conn.rlen
+        if unread > self.settings.recv_limit:
+            raise Fatal(
+                f"the relay ignored the flow-control window: the guest has {unread} unread"
+                f" bytes, more than relay_recv_limit ({self.settings.recv_limit})"
+            )
+        if self.withholding:
+            return False
+        if unread > conn.recv_high:
+            self.withholding = True
+            self._withheld.set()
+            return False
+        return True
+
+    def _ack_now(self, ws: WebSocket) -> None:
+        """Acknowledge everything received (the guest has drained its buffer)."""
+        raise NotImplementedError
+
+    async def _release_acks(self, ws: WebSocket) -> None:
+        conn = self.conn
+        while True:
+            if not self.withholding:
+                self._withheld = trio.Event()
+                await self._withheld.wait()
+            await conn.wait_drained()
+            self.withholding = False
+            self._ack_now(ws)
+
+    def _nothing_unacked(self) -> bool:
+        """The relay has acknowledged all we sent: it has no reason not to read us."""
+        conn = self.conn
+        with conn.lock:
+            return conn.sent <= conn.acked
+
+    def _side_tasks(self, ws: WebSocket) -> list[Callable[[], Awaitable[None]]]:
+        """Tasks that run next to the reader of one WebSocket."""
+        s = self.settings
+        return [
+            ws.flusher,
+            lambda: self._writer(ws),
+            lambda: self._release_acks(ws),
+            lambda: ws.keepalive(s.keepalive, s.keepalive_timeout, self._nothing_unacked),
+        ]
+
+    async def _pump(self, ws: WebSocket) -> int | None:
+        """Move bytes until the socket ends; None means "lost, try to resume"."""
+        result: list[int | None] = []
+        async with trio.open_nursery() as nursery:
+            for task in self._side_tasks(ws):
+                nursery.start_soon(task)
+            try:
+                result.append(await self._reader(ws))
+            except Fatal as exc:
+                self._fatal_log(str(exc))
+                await ws.send_close(1002, "protocol error")
+                result.append(errno.ECONNRESET)
+            nursery.cancel_scope.cancel()
+        return result[0]
+
+    # -- reconnects ---------------------------------------------------------------------
+    def _give_up(self, why: str) -> int:
+        log.warning("relay %s: %s; giving up (ECONNRESET)", self.label, why)
+        return errno.ECONNRESET
+
+    async def _attempt(
+        self, deadline: float, attempt: Callable[..., Awaitable[bool]], *args: Any
+    ) -> bool:
+        """One reconnect attempt, cut short at the deadline (a relay host that does not
+        answer leaves a TCP connect or a handshake pending for minutes)."""
+        with trio.move_on_at(deadline):
+            return await attempt(*args)
+        return False
