@@ -176,7 +176,7 @@ class HostileRelay:
                 await ws.send_binaries([v4.ack(received), v4.data(value)])
 
     async def _v4_resync(self, ws: WebSocket) -> None:
-        # Nothing may arrive before RECONNECT_SUCCESS (relay-protocols.md §5.4).
+        # Nothing may arrive before RECONNECT_SUCCESS (docs/relay-protocols.md).
         with trio.move_on_after(0.3):
             msg = await ws.recv_message()
             self.before_resync.append(msg[1] if msg else b"")

@@ -164,7 +164,7 @@ async def test_half_close_through_wassh_relay(
 async def test_relay_socket_options(
     netclient: Path, echo_server: EchoServer, relay_for: RelayProcess
 ) -> None:
-    # Keep-alive and no-delay are stored and read back; the others read 0 (checklist 50).
+    # Keep-alive and no-delay are stored and read back; the others read 0.
     config = relay_config(f"ws://127.0.0.1:{relay_for.port}", "corp-relay-v4")
     r = await run_guest_async(netclient, "opts", "127.0.0.1", str(echo_server.port), config=config)
     assert r.stdout.splitlines() == [

@@ -61,7 +61,7 @@ def close(sock: SocketHandle) -> None:
 def name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
     conn: socket.socket = sock.transport_state
     if conn.family == socket.AF_UNIX:
-        return None  # the guest sees AF_UNIX names as EPROTONOSUPPORT (wassh-abi.md §4.7)
+        return None  # AF_UNIX names answer EPROTONOSUPPORT, as the original runtime does
     try:
         addr = conn.getpeername() if remote else conn.getsockname()
     except OSError:

@@ -54,7 +54,7 @@ def settings(
     return RelaySettings.from_config(config)
 
 
-# -- corp-relay-v4 encodings (relay-protocols.md §5.2 worked example) -------------------
+# -- corp-relay-v4 encodings (the worked example in docs/relay-protocols.md) -------------------
 
 
 def test_v4_worked_example_bytes() -> None:
@@ -139,7 +139,7 @@ def _conn(acked: int, unacked: int, sent: int) -> RelayConnection:
 
 
 def test_corp_relay_ack_wraps_at_24_bits() -> None:
-    # A server ack of 5 after a write ack of 0xFFFFFE releases 7 bytes (checklist 155).
+    # A server ack of 5 after a write ack of 0xFFFFFE releases 7 bytes.
     conn = _conn(0xFFFFFE, 20, 10)
     driver = CorpRelay(settings(protocol="corp-relay"), conn, "h", 1)
     driver._handle(b"\x00\x00\x00\x05payload")

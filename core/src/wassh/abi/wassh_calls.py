@@ -1,4 +1,4 @@
-"""The ``wassh_experimental`` imports (wassh-abi.md §4) and this project's ``wassh`` ones."""
+"""The ``wassh_experimental`` imports of the original guest library, and this project's ``wassh`` ones."""
 
 from __future__ import annotations
 

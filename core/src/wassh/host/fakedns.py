@@ -1,6 +1,6 @@
 """Late name resolution: names get reserved addresses that connect swaps back.
 
-Two encodings live side by side (wassh-abi.md §6):
+Two encodings live side by side:
 
 * this project's SDK asks the host (``wassh.sock_getaddrinfo``); its addresses
   lie truly inside 0.0.0.0/8 (index in the low 24 bits, network order) and
