@@ -54,7 +54,7 @@ def settings(
     return RelaySettings.from_config(config)
 
 
-# -- corp-relay-v4 encodings (the worked example in docs/relay-protocols.md) -------------------
+# -- corp-relay-v4 encodings  -------------------
 
 
 def test_v4_worked_example_bytes() -> None:

@@ -1,4 +1,4 @@
-"""The ``wassh_experimental`` imports of the original guest library, and this project's ``wassh`` ones."""
+"""The original guest library's ``wassh_experimental`` imports, and this project's ``wassh`` ones."""
 
 from __future__ import annotations
 
