@@ -1,8 +1,9 @@
 """A corp-relay (v1) server for tests: ``/proxy`` then ``/connect``, echoing the client.
 
 There is no public corp relay, so this one implements the corp-relay protocol
-(docs/relay-protocols.md) from the server's side: every client message carries the client's read count mod 2**24
-in a 4-byte header, every server message carries the server's write ack mod 2**24.
+(docs/relay-protocols.md) from the server's side: every client message carries
+the client's read count mod 2**24 in a 4-byte header, every server message
+carries the server's write ack mod 2**24.
 Positions are kept absolute inside and reduced on the wire, so a transfer past
 16 MiB exercises the wrap. ``cut_every`` resets the WebSocket's TCP connection each
 time that many more client bytes arrived, to exercise resume (``ack``/``pos``).

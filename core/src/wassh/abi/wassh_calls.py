@@ -1,4 +1,4 @@
-"""The original guest library's ``wassh_experimental`` imports, and this project's ``wassh`` ones."""
+"""The original guest library's ``wassh_experimental`` imports, and this project's own."""
 
 from __future__ import annotations
 
