@@ -372,7 +372,10 @@ class BalancerProcess:
         port = free_port()
         path = directory / "nginx.conf"
         config = nginx_config(port, relays, directory)
-        return cls([binary, "-p", str(directory), "-c", str(path)], config, path, port)
+        # -e: the error log nginx opens before it reads the config (the default may be
+        # unwritable for this user)
+        argv = [binary, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(path)]
+        return cls(argv, config, path, port)
 
     def close(self) -> None:
         self.proc.kill()
