@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .abi.errno import Errno, WasiError
+from .arguments import OneLineArgumentParser
 from .embed import Capture, prepare, run, run_process, run_sync
 from .hookspecs import hookimpl, hookspec
 from .host.sockets import Socket as SocketHandle
@@ -39,6 +40,7 @@ __all__ = [
     "GuestTrap",
     "NetworkPolicy",
     "Offer",
+    "OneLineArgumentParser",
     "PluginError",
     "PolicyError",
     "Process",

@@ -12,19 +12,12 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import wasmtime
 
+from .arguments import OneLineArgumentParser
 from .plugins import PluginError, TransportConfig, Transports, make_plugin_manager
 from .policy import NetworkPolicy, PolicyError
 
 if TYPE_CHECKING:
     from .runtime import Process
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose errors are one line (plugin subcommands use it too)."""
-
-    def error(self, message: str) -> NoReturn:
-        # One clear line, not a usage dump: scripts and people read this.
-        self.exit(2, f"wassh: {message} (see '{self.prog} --help')\n")
 
 
 def _fail(message: str) -> NoReturn:

@@ -88,6 +88,32 @@ class Driver:
     async def run(self) -> int:
         raise NotImplementedError
 
+    async def _pump_and_resume(self) -> int:
+        """``run`` of the resumable protocols: pump, and reconnect after each unclean loss."""
+        while True:
+            ws = self.ws
+            assert ws is not None
+            end = await self._pump(ws)
+            await ws.aclose()
+            if end is not None:
+                return end
+            if self.conn.guest_closed and self.conn.all_acked():
+                return 0  # lost after everything was delivered: nothing to resume
+            if not self._can_resume():
+                log.warning("relay %s: %s; no resume", self.label, describe_end(ws))
+                return errno.ECONNRESET
+            log.info("relay %s: %s; reconnecting", self.label, describe_end(ws))
+            err = await self._reconnect()
+            if err:
+                return err
+
+    def _can_resume(self) -> bool:
+        return self.settings.resume
+
+    async def _reconnect(self) -> int:
+        """Open a new WebSocket for the stream: 0, or the errno that ends it."""
+        raise NotImplementedError
+
     async def aclose(self) -> None:
         if self.ws is not None:
             await self.ws.aclose()

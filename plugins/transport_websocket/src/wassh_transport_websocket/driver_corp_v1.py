@@ -162,23 +162,7 @@ class CorpRelay(Driver):
         return tasks
 
     async def run(self) -> int:
-        s = self.settings
-        while True:
-            ws = self.ws
-            assert ws is not None
-            end = await self._pump(ws)
-            await ws.aclose()
-            if end is not None:
-                return end
-            if self.conn.guest_closed and self.conn.all_acked():
-                return 0
-            if not s.resume:
-                log.warning("relay %s: %s; no resume", self.label, describe_end(ws))
-                return errno.ECONNRESET
-            log.info("relay %s: %s; reconnecting", self.label, describe_end(ws))
-            err = await self._reconnect()
-            if err:
-                return err
+        return await self._pump_and_resume()
 
     async def _reconnect(self) -> int:
         """Reconnect with backoff: 0, or the errno that ends the stream."""

@@ -100,26 +100,11 @@ class CorpRelayV4(Driver):
         ev, self._acked = self._acked, trio.Event()
         ev.set()
 
+    def _can_resume(self) -> bool:
+        return self.settings.resume and self.sid is not None
+
     async def run(self) -> int:
-        assert self.ws is not None
-        s = self.settings
-        while True:
-            ws = self.ws
-            assert ws is not None
-            end = await self._pump(ws)
-            await ws.aclose()
-            if end is not None:
-                return end
-            # the WebSocket was lost uncleanly
-            if self.conn.guest_closed and self.conn.all_acked():
-                return 0
-            if not s.resume or self.sid is None:
-                log.warning("relay %s: %s; no resume", self.label, describe_end(ws))
-                return errno.ECONNRESET
-            log.info("relay %s: %s; reconnecting", self.label, describe_end(ws))
-            err = await self._reconnect()
-            if err:
-                return err
+        return await self._pump_and_resume()
 
     async def _reconnect(self) -> int:
         """Open a new WebSocket for the session: 0, or the errno that ends the stream."""

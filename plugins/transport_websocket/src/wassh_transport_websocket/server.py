@@ -338,6 +338,17 @@ class RelayServer:
             response.headers["Retry-After"] = "5"
         return response
 
+    def _log_rejected(self, client: str, peer: str, path: str, status: int, reason: str) -> None:
+        self.log.throttled(
+            f"rejected:{client}",
+            "warning",
+            "rejected",
+            peer=peer,
+            path=path,
+            status=status,
+            reason=reason,
+        )
+
     def _decide(
         self, proto: ServerProtocol, request: Request, peer: str, client: str
     ) -> tuple[Response, Route | None]:
@@ -361,28 +372,12 @@ class RelayServer:
                     reason=exc.reason,
                 )
             else:
-                self.log.throttled(
-                    f"rejected:{client}",
-                    "warning",
-                    "rejected",
-                    peer=peer,
-                    path=path,
-                    status=exc.status,
-                    reason=exc.reason,
-                )
+                self._log_rejected(client, peer, path, exc.status, exc.reason)
             return self._reject(proto, exc.status, exc.reason), None
         try:
             route = parse_route(request, self.config.target)
         except BadRequest as exc:
-            self.log.throttled(
-                f"rejected:{client}",
-                "warning",
-                "rejected",
-                peer=peer,
-                path=path,
-                status=exc.status,
-                reason=exc.reason,
-            )
+            self._log_rejected(client, peer, path, exc.status, exc.reason)
             return self._reject(proto, exc.status, exc.reason), None
         except Exception as exc:  # a bug, but the client still gets an answer
             self._internal_error(peer, exc)

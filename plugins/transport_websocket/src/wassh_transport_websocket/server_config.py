@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from wassh import OneLineArgumentParser
 from wassh.policy import IPAddress, PolicyError
 
 from .server_auth import TOKENS_ENV, Tokens, check_token, env_tokens, read_token_file
@@ -184,8 +185,6 @@ def _seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from wassh.cli import OneLineArgumentParser
-
     defaults = ServerConfig()
     p = OneLineArgumentParser(
         prog="wassh relay",
