@@ -320,29 +320,23 @@ class NetworkPolicy:
         relay resolves at the far end) the name alone must be allowed.
         Raises ``Denied``.
         """
-        if not self.restricts_connects:
-            return
-        verdict = self._by_name(host, port, addresses_checked)
+        verdict = self.destination_verdict(host, port, addresses_checked=addresses_checked)
         if verdict is not None:
             self._deny("connect to", _host_port(host, port), verdict)
 
     def check_address(self, host: str, address: IPAddress, port: int) -> None:
         """Check one address that ``host`` resolved to, before the OS connect."""
-        if not self.restricts_connects:
-            return
-        address = unmap(address)
-        verdict = self._by_address(host, address, port)
+        verdict = self.address_verdict(host, address, port)
         if verdict is not None:
+            address = unmap(address)
             target = _host_port(host or str(address), port)
             self._deny("connect to", f"{target} ({address})" if host else target, verdict)
 
     def allows_address(self, host: str, address: IPAddress, port: int) -> bool:
-        if not self.restricts_connects:
-            return True
-        return self._by_address(host, unmap(address), port) is None
+        return self.address_verdict(host, address, port) is None
 
-    # A server (``wassh relay``) reports refusals in its own log format: these say
-    # why without logging or raising.
+    # The verdicts themselves: a server (``wassh relay``) reports refusals in its
+    # own log format, so these say why without logging or raising.
     def destination_verdict(self, host: str, port: int, *, addresses_checked: bool) -> str | None:
         """Why ``check_destination`` would refuse (the rule, or that none allows), or None."""
         if not self.restricts_connects:

@@ -141,18 +141,13 @@ class Socket(OpenObject):
         self.remote_host = host
         self.dialled = (dialled, port) if dialled is not None else None
         try:
-            done = owner.connect(self, host, port)
-        except UnresolvedName:
-            self._drop_transport()
-            self.state, self.owner = NEW, None
-            owner = self._relay_for_unresolved(owner, host, port)
-            self.owner = owner
             try:
                 done = owner.connect(self, host, port)
-            except BaseException:
+            except UnresolvedName:
                 self._drop_transport()
-                self.state, self.owner = NEW, None
-                raise
+                self.state = NEW
+                owner = self.owner = self._relay_for_unresolved(owner, host, port)
+                done = owner.connect(self, host, port)
         except BaseException:
             self._drop_transport()
             self.state, self.owner = NEW, None
