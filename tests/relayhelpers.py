@@ -215,15 +215,18 @@ def relay_config(url: str, protocol: str, **extra: Any) -> wassh.TransportConfig
     ca = extra.pop("ca", None)
     headers = extra.pop("headers", {})
     hosts = extra.pop("hosts", {})
-    return wassh.TransportConfig(
-        relay_url=url,
-        relay_protocol=protocol,
-        relay_claim=claim,
-        relay_ca_file=ca,
-        relay_headers=headers,
-        hosts=hosts,
-        extra=extra,
-    )
+    # The relay plugin's own settings; ``relay_keepalive=1`` style names as the
+    # tests pass them lose their prefix (the plugin's keys are ``keepalive``...).
+    settings: dict[str, object] = {
+        "url": url,
+        "protocol": protocol,
+        "claim": claim,
+        "headers": headers,
+        **{k.removeprefix("relay_"): v for k, v in extra.items()},
+    }
+    if ca is not None:
+        settings["ca_file"] = ca
+    return wassh.TransportConfig(hosts=hosts, settings={"websocket": settings})
 
 
 __all__ = [

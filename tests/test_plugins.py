@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from wassh.plugins import ConnectRequest
 WASSH = Path(sys.executable).parent / "wassh"
 
 
-class RankedPlugin:
+class RankedPlugin(wassh.os_socket.OSSocketHooks):
     def __init__(self, name: str, rank: int, available: bool = True) -> None:
         self.name = name
         self.rank = rank
@@ -36,8 +35,16 @@ class RankedPlugin:
             "" if self.available else "not here",
         )
 
+    @hookimpl
+    def wassh_sock_connect(self, sock: wassh.SocketHandle[object], host: str, port: int) -> bool:
+        raise ConnectionRefusedError(111, "ranked plugins connect nowhere")
 
-class UpperCaseTransport:
+    @hookimpl
+    def wassh_sock_connect_check(self, sock: wassh.SocketHandle[object]) -> bool:
+        return True
+
+
+class UpperCaseTransport(wassh.os_socket.OSSocketHooks):
     """An embedder's transport: 'magic.test' is served by an in-process peer over a
     socketpair that answers in upper case; everything else is declined."""
 
@@ -53,12 +60,18 @@ class UpperCaseTransport:
         )
 
     @hookimpl
-    def wassh_sock_connect(self, sock: wassh.SocketHandle, host: str, port: int) -> bool:
+    def wassh_sock_connect(
+        self, sock: wassh.SocketHandle[socket.socket], host: str, port: int
+    ) -> bool:
         self.hosts_seen.append((host, port))
         ours, theirs = socket.socketpair()
         ours.setblocking(False)
-        sock.transport_state = ours
+        sock.state = ours
         threading.Thread(target=self._peer, args=(theirs,), daemon=True).start()
+        return True
+
+    @hookimpl
+    def wassh_sock_connect_check(self, sock: wassh.SocketHandle[socket.socket]) -> bool:
         return True
 
     @staticmethod
@@ -68,27 +81,9 @@ class UpperCaseTransport:
                 conn.sendall(data.upper())
 
     @hookimpl
-    def wassh_sock_recv_into(self, sock: wassh.SocketHandle, buf: memoryview, peek: bool) -> int:
-        return sock.transport_state.recv_into(buf)  # type: ignore[no-any-return]
-
-    @hookimpl
-    def wassh_sock_send(self, sock: wassh.SocketHandle, data: memoryview) -> int:
-        return sock.transport_state.send(data)  # type: ignore[no-any-return]
-
-    @hookimpl
-    def wassh_sock_wait_handle(self, sock: wassh.SocketHandle, write: bool) -> tuple[int, int]:
-        return sock.transport_state.fileno(), select.POLLOUT if write else select.POLLIN
-
-    @hookimpl
-    def wassh_sock_shutdown(self, sock: wassh.SocketHandle, how: int) -> None:
-        sock.transport_state.shutdown(how)
-
-    @hookimpl
-    def wassh_sock_close(self, sock: wassh.SocketHandle) -> None:
-        sock.transport_state.close()
-
-    @hookimpl
-    def wassh_sock_name(self, sock: wassh.SocketHandle, remote: bool) -> tuple[str, int]:
+    def wassh_sock_getname(
+        self, sock: wassh.SocketHandle[socket.socket], remote: bool
+    ) -> tuple[str, int]:
         return ("10.9.8.7", 4242) if remote else ("0.0.0.0", 0)
 
 

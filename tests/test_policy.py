@@ -349,10 +349,10 @@ def test_relay_transport_missing_stops_the_run(probe: Path, echo_server: EchoSer
     r = wassh(
         "run", *relay, "--block-plugin", "websocket", str(probe), "connect", "127.0.0.1", port
     )
-    one_line_error(r, "--relay needs the 'websocket' transport", "blocked")
+    one_line_error(r, "settings given for plugin 'websocket' (claim, url)", "blocked")
     env = dict(os.environ, WASSH_LOAD_PLUGINS="tcp,listen")
     r = wassh("run", *relay, str(probe), "connect", "127.0.0.1", port, env=env)
-    one_line_error(r, "--relay needs the 'websocket' transport")
+    one_line_error(r, "settings given for plugin 'websocket' (claim, url)", "no loaded plugin")
     r = wassh("run", "--relay", "ftp://127.0.0.1/", str(probe), "connect", "127.0.0.1", port)
     one_line_error(r, "'websocket' cannot make its offer", "ws(s)://")
     assert received_nothing(echo_server)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import trio
@@ -37,8 +38,7 @@ from relayhelpers import (
     relay_config,
     run_guest_async,
 )
-from wassh_transport_websocket import transport as relay_transport
-from wassh_transport_websocket import v4
+from wassh_transport_websocket import RelayTransport, v4
 from wassh_transport_websocket.connection import RelayConnection
 from wassh_transport_websocket.relay import DRIVERS, Fatal
 from wassh_transport_websocket.settings import RelaySettings
@@ -197,18 +197,27 @@ async def test_send_then_recv_moves_1_gib(
 async def peak_unread() -> AsyncIterator[list[int]]:
     """The most bytes any relay socket held unread by its guest, sampled every 10 ms."""
     peak = [0]
+    runtimes: list[RelayTransport] = []  # each runtime's relay plugin, as it is made
+    made = RelayTransport.__init__
+
+    def init(self: RelayTransport) -> None:
+        made(self)
+        runtimes.append(self)
 
     async def sample() -> None:
         while True:
-            with relay_transport._active_lock:
-                conns = list(relay_transport._active)
+            conns: list[Any] = []
+            for plugin in runtimes:
+                with plugin.active_lock:
+                    conns.extend(plugin.active)
             peak[0] = max([peak[0], *(c.rlen for c in conns)])
             await trio.sleep(0.01)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(sample)
-        yield peak
-        nursery.cancel_scope.cancel()
+    with mock.patch.object(RelayTransport, "__init__", init):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sample)
+            yield peak
+            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize(
@@ -560,9 +569,11 @@ class FakeWebSocket:
 
 
 def _driver(protocol: str, **extra: Any) -> tuple[Any, RelayConnection]:
-    config = wassh.TransportConfig(relay_url="ws://r/", relay_protocol=protocol, extra=extra)
+    config = relay_config("ws://r/", protocol, **extra)
     conn = RelayConnection(trio.lowlevel.current_trio_token(), recv_high=100)
-    driver = DRIVERS[protocol](RelaySettings.from_config(config), conn, "h", 1)
+    driver = DRIVERS[protocol](
+        RelaySettings.from_settings(config.settings["websocket"], 75.0), conn, "h", 1
+    )
     return driver, conn
 
 

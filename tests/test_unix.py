@@ -53,7 +53,7 @@ def unix_echo(tmp_path: Path) -> Iterator[UnixEchoServer]:
 
 
 def test_mapped_path_reaches_the_host_socket(netserver: Path, unix_echo: UnixEchoServer) -> None:
-    config = TransportConfig(unix_map={AGENT: str(unix_echo.path)})
+    config = TransportConfig(settings={"listen": {"unix": {AGENT: str(unix_echo.path)}}})
     r = run_guest(netserver, "unix", AGENT, "sign this", config=config)
     assert r.code == 0, r
     assert r.stdout.splitlines() == [
@@ -67,7 +67,7 @@ def test_mapped_path_reaches_the_host_socket(netserver: Path, unix_echo: UnixEch
 def test_unmapped_path_is_refused_even_if_it_exists_on_the_host(
     netserver: Path, unix_echo: UnixEchoServer
 ) -> None:
-    config = TransportConfig(unix_map={AGENT: str(unix_echo.path)})
+    config = TransportConfig(settings={"listen": {"unix": {AGENT: str(unix_echo.path)}}})
     r = run_guest(netserver, "unix", str(unix_echo.path), "hi", config=config)
     assert r.stdout.splitlines()[1] == "connect errno 14 Connection refused"
     r = run_guest(netserver, "unix", "/AF_UNIX/agent/other", "hi", config=config)
@@ -76,7 +76,7 @@ def test_unmapped_path_is_refused_even_if_it_exists_on_the_host(
 
 
 def test_mapped_path_without_a_server(netserver: Path, tmp_path: Path) -> None:
-    config = TransportConfig(unix_map={AGENT: str(tmp_path / "missing.sock")})
+    config = TransportConfig(settings={"listen": {"unix": {AGENT: str(tmp_path / "missing.sock")}}})
     r = run_guest(netserver, "unix", AGENT, "hi", config=config)
     assert r.stdout.splitlines()[1] == "connect errno 44 No such file or directory"
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from . import os_socket
 from .abi.errno import Errno, WasiError
 from .arguments import OneLineArgumentParser
+from .commands import PluginCommand
 from .embed import Capture, prepare, run, run_process, run_sync
+from .handle import SocketHandle
 from .hookspecs import hookimpl, hookspec
-from .host.sockets import Socket as SocketHandle
+from .options import PluginOptions
 from .plugins import (
     DGRAM,
     LISTEN,
+    REQUIRED_HOOKS,
     STREAM,
     UNIX,
     ConnectRequest,
@@ -28,6 +32,7 @@ from .traps import GuestTrap, TrapFrame
 __all__ = [
     "DGRAM",
     "LISTEN",
+    "REQUIRED_HOOKS",
     "STREAM",
     "UNIX",
     "Capture",
@@ -41,7 +46,9 @@ __all__ = [
     "NetworkPolicy",
     "Offer",
     "OneLineArgumentParser",
+    "PluginCommand",
     "PluginError",
+    "PluginOptions",
     "PolicyError",
     "Process",
     "SignalAction",
@@ -53,6 +60,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "make_plugin_manager",
+    "os_socket",
     "prepare",
     "resolve",
     "run",

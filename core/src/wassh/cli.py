@@ -1,4 +1,4 @@
-"""The ``wassh`` command line: run, cc, transports."""
+"""The ``wassh`` command line: run, cc, transports, and plugins' commands."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import wasmtime
 
 from .arguments import OneLineArgumentParser
-from .plugins import PluginError, TransportConfig, Transports, make_plugin_manager
+from .commands import PluginCommand, plugin_commands
+from .options import OptionConflict, PluginOptions, plugin_settings
+from .plugins import (
+    PluginError,
+    TransportConfig,
+    Transports,
+    installed_plugins,
+    make_plugin_manager,
+)
 from .policy import NetworkPolicy, PolicyError
 
 if TYPE_CHECKING:
@@ -45,14 +53,17 @@ def _size(text: str) -> int:
     return int(digits) * scale
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(
-        prog="wassh",
-        description=__doc__,
-        epilog="Installed plugins may add commands (wassh-transport-websocket: 'wassh relay').",
-    )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
+    """-v/-q before or after the subcommand (a subcommand's copy only adds when given)."""
+    parser.add_argument("-v", "--verbose", action="count", default=default, help="more logging")
+    parser.add_argument("-q", "--quiet", action="count", default=default, help="less logging")
+
+
+def _build_parser(commands: Mapping[str, PluginCommand | str]) -> argparse.ArgumentParser:
+    parser = OneLineArgumentParser(prog="wassh", description=__doc__)
+    _add_verbosity(parser, 0)
     sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser)
+    plugins = installed_plugins()
 
     run = sub.add_parser("run", help="run a wasm32-wasi program")
     run.add_argument("program", help="the .wasm file")
@@ -83,7 +94,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _add_network_options(run)
     run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
-    run.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    _add_verbosity(run, argparse.SUPPRESS)
+    _add_plugin_options(run, plugins)
 
     sub.add_parser("cc", help="compile C for wasm32-wasi against the guest SDK", add_help=False)
 
@@ -94,7 +106,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument("--json", action="store_true", help="machine-readable output")
     _add_network_options(tr)
+    _add_verbosity(tr, argparse.SUPPRESS)
+    _add_plugin_options(tr, plugins)
+    for name, command in commands.items():
+        what = command.help if isinstance(command, PluginCommand) else f"(unusable: {command})"
+        sub.add_parser(name, help=what, add_help=False)
     return parser
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser, plugins: list[tuple[str, object]]) -> None:
+    """Each installed plugin's own options (``wassh_addoption``), in a group of its own."""
+    for name, plugin in plugins:
+        hook = getattr(plugin, "wassh_addoption", None)
+        if hook is None:
+            continue
+        try:
+            hook(options=PluginOptions(parser, name, f"{name} plugin"))
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} cannot add its options: {exc}") from exc
 
 
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
@@ -133,40 +162,6 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="do not load this transport plugin",
     )
-    parser.add_argument("--relay", metavar="URL", help="reach TCP servers through this relay")
-    parser.add_argument(
-        "--relay-protocol",
-        default="websockify",
-        choices=["websockify", "corp-relay", "corp-relay-v4"],
-    )
-    parser.add_argument(
-        "--relay-claim",
-        default="first-connect",
-        choices=["first-connect", "all", "first-socket"],
-        help="which connects the relay takes (default: until one succeeds)",
-    )
-    parser.add_argument(
-        "--relay-header",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="extra HTTP header for the relay (authentication, cookies)",
-    )
-    parser.add_argument(
-        "--relay-param",
-        action="append",
-        default=[],
-        metavar="K=V",
-        help="extra query parameter for the relay URL",
-    )
-    parser.add_argument("--relay-ca", metavar="FILE", help="CA bundle to verify a wss:// relay")
-    parser.add_argument(
-        "--unix",
-        action="append",
-        default=[],
-        metavar="GUEST_PATH=HOST_PATH",
-        help="map a guest AF_UNIX path to a host Unix socket",
-    )
 
 
 def _transport_config(ns: argparse.Namespace) -> TransportConfig:
@@ -174,16 +169,10 @@ def _transport_config(ns: argparse.Namespace) -> TransportConfig:
     config = TransportConfig(
         host_dns=not ns.no_host_dns,
         connect_timeout=ns.connect_timeout,
-        relay_url=ns.relay,
-        relay_protocol=ns.relay_protocol,
-        relay_claim=ns.relay_claim,
-        relay_headers={k: v[-1] for k, v in _parse_kv(ns.relay_header, "--relay-header").items()},
-        relay_params={k: v[-1] for k, v in _parse_kv(ns.relay_param, "--relay-param").items()},
-        relay_ca_file=ns.relay_ca,
         connect_allow=list(ns.connect_allow),
         connect_deny=list(ns.connect_deny),
         listen_allow=list(ns.listen_allow),
-        unix_map={k: v[-1] for k, v in _parse_kv(ns.unix, "--unix").items()},
+        settings=dict(plugin_settings(ns)),
     )
     try:
         NetworkPolicy.from_patterns(config.connect_allow, config.connect_deny, config.listen_allow)
@@ -293,7 +282,7 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
         rows.append(
             {
                 "name": offer.name,
-                "plugin": pm.get_name(plugin),
+                "plugin": plugin,
                 "rank": offer.rank,
                 "kinds": sorted(offer.kinds),
                 "available": offer.available,
@@ -331,14 +320,13 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _plugin_command(name: str) -> Callable[[list[str]], int] | None:
-    """Subcommands that plugin distributions add (``wassh relay``) via ``wassh.commands``."""
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group="wassh.commands"):
-        if ep.name == name and name not in ("run", "cc", "transports"):
-            loaded: Callable[[list[str]], int] = ep.load()
-            return loaded
+def _split_command(argv: list[str], commands: Mapping[str, object]) -> int | None:
+    """Where a plugin command's name stands in ``argv`` (after global options), if any."""
+    for i, arg in enumerate(argv):
+        if arg in commands:
+            return i
+        if not arg.startswith("-") or arg == "--":
+            return None
     return None
 
 
@@ -348,20 +336,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cc import main as cc_main
 
         return cc_main(argv[1:])
-    if argv and not argv[0].startswith("-") and argv[0] not in ("run", "transports"):
-        command = _plugin_command(argv[0])
-        if command is not None:
-            return int(command(argv[1:]) or 0)
-    parser = _build_parser()
-    ns = parser.parse_args(argv)
-    level = logging.WARNING - 10 * ns.verbose
-    logging.basicConfig(level=level, format="wassh: %(name)s: %(message)s")
     try:
+        commands = plugin_commands()
+        at = _split_command(argv, commands)
+        rest: list[str] = []
+        if at is not None:
+            argv, rest = argv[: at + 1], argv[at + 1 :]
+        parser = _build_parser(commands)
+        ns = parser.parse_args(argv)
+        level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
+        logging.basicConfig(level=level, format="wassh: %(name)s: %(message)s")
         if ns.command == "run":
             return _cmd_run(ns)
         if ns.command == "transports":
             return _cmd_transports(ns)
-    except (PluginError, PolicyError) as exc:
+        command = commands.get(ns.command) if ns.command else None
+        if isinstance(command, PluginCommand):
+            return int(command.main(rest) or 0)
+        if isinstance(command, str):
+            _fail(f"{ns.command}: {command}")
+    except (PluginError, PolicyError, OptionConflict) as exc:
         # Fail closed, in one line: nothing ran, nothing reached the network.
         _fail(str(exc))
     parser.print_help()

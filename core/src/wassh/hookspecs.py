@@ -1,58 +1,94 @@
-"""The hooks a transport plugin implements.
+"""The hooks a transport plugin implements (plugin API 1.0; see docs/plugins.md).
 
-Two phases. At start-up every plugin is asked for an ``Offer`` (is it usable
-here, what kinds of socket it serves, its rank); the core ranks the offers, as
-wassh's sockets.js picks the best Web API. Afterwards, the per-socket hooks of
-the one plugin that owns a socket are called for that socket only.
+Lifecycle, per runtime: ``wassh_addoption`` (command line only, before
+parsing), ``wassh_transport_offer`` (is the transport usable, what kinds of
+socket it serves, its rank; the core ranks the offers), then the per-socket
+hooks of the one transport that owns each socket, then ``wassh_transport_stop``
+when the guest has finished.
 
-Threading: every hook is called on the **guest thread** and must not block. A
-plugin whose work lives on the trio loop (a WebSocket relay) reaches it with
-``trio.from_thread.run(..., trio_token=sock.trio_token)`` in ``wassh_sock_connect``
-and serves data from its own buffers, signalling readiness through the OS
-handle it returns from ``wassh_sock_wait_handle`` (an eventfd, say).
+Names: each per-socket hook is named after the socket call it serves, and the
+core calls it by that same name on the socket's owner (``owner.wassh_sock_send``
+in ``host/sockets.py``), so one grep follows an operation from the guest's
+import (``sock_send``) to every implementation.
 
-Why the data hooks are called directly: an owner's implementations are looked
-up once per plugin and called as plain functions (pluggy's multicall would
-add microseconds to every ``send``/``recv``, which the data path cannot afford).
+Threading: every per-socket hook runs on the **guest thread** and must not
+block. Work that lives on the trio loop (a WebSocket relay) is started with
+``sock.portal.start_soon(...)`` and serves data from the transport's own
+buffers, signalling readiness through the OS handle ``wassh_sock_poll_handle``
+names (an eventfd, say).
+
+Which hooks a transport must implement depends on the kinds it offers
+(``wassh.plugins.REQUIRED_HOOKS``); a plugin missing one is refused at start-up.
+The others have defaults that answer as Linux would (``EOPNOTSUPP``...).
 
 Errors: raise ``OSError`` with a host errno (``errno.ECONNREFUSED``), or
-``wassh.WasiError``; ``BlockingIOError`` means "would block". The ABI layer
-turns them into WASI errno in one place. Never touch guest memory.
+``wassh.WasiError``; ``BlockingIOError`` means "would block". The core turns
+them into the guest's errno in one place. Never touch guest memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 if TYPE_CHECKING:
-    from .host.sockets import Socket as SocketHandle
+    from .handle import SocketHandle
+    from .options import PluginOptions
     from .plugins import Offer, TransportConfig
 
 hookspec = pluggy.HookspecMarker("wassh")
 hookimpl = pluggy.HookimplMarker("wassh")
 
 # ---------------------------------------------------------------------------
-# Start-up and name resolution
+# Start-up, shut-down and name resolution
 # ---------------------------------------------------------------------------
 
 
 @hookspec
-def wassh_transport_offer(config: TransportConfig) -> Offer | Sequence[Offer] | None:
+def wassh_addoption(options: PluginOptions) -> None:
+    """Add this plugin's own options to ``wassh run`` and ``wassh transports``.
+
+    Called once when the command line is built, for every installed plugin
+    (blocked ones too, so their options are known). The values the user gave
+    reach ``wassh_transport_offer`` as ``settings``, under each option's
+    ``dest``; options the user did not give are absent, so defaults live in
+    one place, the plugin's own settings parser.
+    """
+
+
+@hookspec
+def wassh_transport_offer(
+    config: TransportConfig, settings: Mapping[str, object]
+) -> Offer | Sequence[Offer] | None:
     """Say whether this transport can work here, what it serves and its rank.
 
-    Called once per runtime, on the thread that builds it. The network policy
-    is already fixed by then: changing ``config`` cannot widen it.
+    Called once per runtime, on the thread that builds it; a class-based
+    plugin has a fresh instance per runtime, so it keeps its state on ``self``.
 
-    :param config: the runtime's transport settings (relay URL, policies, extras).
+    :param config: the core's settings (connect timeout, names, the policy's
+        patterns). The network policy is fixed before this is called: changing
+        ``config`` cannot widen it.
+    :param settings: this plugin's own settings, by option ``dest``: what the
+        user gave on the command line, or what an embedder passed under the
+        plugin's name (``TransportConfig(settings={"name": {...}})``). Parse
+        them into typed settings here; raise ``ValueError`` for a bad value.
     :returns: an ``Offer`` (``available=False`` with a ``reason`` to explain why
         not), a list of them when one plugin serves several kinds under their
         own names and ranks, or None when the plugin has nothing to offer.
     :raises Exception: the plugin is broken or misconfigured: the runtime does
         not start (``PluginError``, one line naming the plugin and the message),
-        rather than carrying on without a transport the user installed.
+        rather than carrying on without a transport the user configured.
+    """
+
+
+@hookspec
+def wassh_transport_stop() -> None:
+    """The guest has finished and its sockets are closed: release runtime state.
+
+    Called once per runtime on the guest thread; may wait briefly (a relay
+    flushing what the guest wrote before it exited), never indefinitely.
     """
 
 
@@ -63,8 +99,8 @@ def wassh_getaddrinfo(
     """Answer a guest's name lookup for real. Stops at the first non-None result.
 
     Called on the guest thread for names that are neither numeric nor
-    ``localhost``. The default plugin (``trylast``) answers with reserved
-    "fake" addresses so the name itself reaches the transport at connect time.
+    ``localhost``; when no plugin answers, the core hands out reserved fake
+    addresses so the name itself reaches the transport at connect time.
 
     :param host: the name the guest asked for.
     :param family: ``socket.AF_INET``, ``socket.AF_INET6`` or ``socket.AF_UNSPEC``.
@@ -73,19 +109,20 @@ def wassh_getaddrinfo(
 
 
 # ---------------------------------------------------------------------------
-# Per-socket hooks (owner only). ``sock`` is the core's SocketHandle; the
-# plugin keeps its own state in ``sock.transport_state``.
+# Per-socket hooks (owner only). ``sock`` is the socket's ``SocketHandle``; the
+# transport keeps its per-socket object in ``sock.state``.
 # ---------------------------------------------------------------------------
 
 
 @hookspec
-def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
+def wassh_sock_connect(sock: SocketHandle[Any], host: str, port: int) -> bool:
     """Start connecting ``sock`` to ``host`` (a name or a literal) and ``port``.
 
     The core has checked ``host`` against the network policy already. A
     transport that dials addresses resolves ``host`` with
     ``wassh.resolve(sock, host, port)``, which checks each address too, and
-    says so with ``Offer(checks_addresses=True)``.
+    says so with ``Offer(checks_addresses=True)``. For a datagram socket this
+    sets the default peer (no packet is sent) and returns True.
 
     :returns: True when connected already, False when in progress (the core then
         waits on the write handle and calls ``wassh_sock_connect_check``).
@@ -94,40 +131,55 @@ def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
 
 
 @hookspec
-def wassh_sock_connect_check(sock: SocketHandle) -> bool:
-    """Poll a connect in progress: True when done, False while pending.
+def wassh_sock_connect_check(sock: SocketHandle[Any]) -> bool:
+    """Advance a connect in progress: True when done, False while pending.
 
     :raises OSError: the connect failed (the errno lands in ``SO_ERROR``).
     """
 
 
 @hookspec
-def wassh_sock_recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int:
-    """Copy received bytes into ``buf`` without blocking.
+def wassh_sock_recv(sock: SocketHandle[Any], buf: memoryview, peek: bool) -> int:
+    """Copy received stream bytes into ``buf`` without blocking.
 
-    Datagram sockets receive one whole datagram per call: store its source as
-    ``sock.last_source = (literal, port)``, and return its full length when it
-    was longer than ``buf`` (the core reports the truncation; the rest is lost).
-
-    :returns: the byte count; 0 means end of stream (for a stream socket).
+    :returns: the byte count; 0 means end of stream.
     :raises BlockingIOError: nothing buffered yet.
+    :raises ConnectionResetError: the peer reset the connection.
     """
 
 
 @hookspec
-def wassh_sock_send(sock: SocketHandle, data: memoryview) -> int:
+def wassh_sock_recvfrom(
+    sock: SocketHandle[Any], buf: memoryview, peek: bool
+) -> tuple[int, tuple[str, int] | None]:
+    """Receive one whole datagram into ``buf`` without blocking.
+
+    :returns: ``(length, (literal, port))``: the datagram's full length (longer
+        than ``buf`` when it did not fit: the core reports the truncation and
+        the rest is lost) and its source as an IP literal and port (None for
+        an AF_UNIX peer).
+    :raises BlockingIOError: nothing pending.
+    """
+
+
+@hookspec
+def wassh_sock_send(sock: SocketHandle[Any], data: memoryview) -> int:
     """Queue or send ``data`` without blocking; returns the bytes accepted.
 
+    For a datagram socket, one datagram to the connected peer.
+
     :raises BlockingIOError: no room at all right now.
+    :raises BrokenPipeError: the peer is gone.
     """
 
 
 @hookspec
-def wassh_sock_sendto(sock: SocketHandle, data: memoryview, host: str, port: int) -> int:
+def wassh_sock_sendto(sock: SocketHandle[Any], data: memoryview, host: str, port: int) -> int:
     """Send one datagram to ``host`` (a name or a literal) and ``port`` without blocking.
 
     Called for datagram sockets only, possibly before any bind or connect (the
-    transport then creates its socket, bound to an ephemeral port).
+    transport then creates its socket, bound to an ephemeral port, and sets
+    ``sock.state``). The core has checked the destination against the policy.
 
     :returns: the bytes sent (the whole datagram).
     :raises BlockingIOError: no room right now.
@@ -135,57 +187,75 @@ def wassh_sock_sendto(sock: SocketHandle, data: memoryview, host: str, port: int
 
 
 @hookspec
-def wassh_sock_wait_handle(sock: SocketHandle, write: bool) -> tuple[int, int]:
+def wassh_sock_poll_handle(sock: SocketHandle[Any], write: bool) -> tuple[int, int]:
     """The OS handle and poll(2) mask that become ready with the socket.
 
     For reading: ready when bytes, end of stream or an error are pending. For
-    writing: when there is room to send, or a connect has finished.
+    writing: when there is room to send, or a connect has finished. The core
+    polls it for ``poll_oneoff`` and for its own blocking calls.
     """
 
 
 @hookspec
-def wassh_sock_setsockopt(sock: SocketHandle, level: int, name: int, value: int) -> None:
+def wassh_sock_setsockopt(sock: SocketHandle[Any], level: int, name: int, value: int) -> None:
     """Apply an option (host ``socket`` constants) to a live transport.
 
-    Options set before the transport exists are stored by the core and passed
-    here right after ``wassh_sock_connect``/``wassh_sock_bind``.
+    The core validates level, name and socket kind first, and keeps the value.
+    Options set before ``sock.state`` exists are in ``sock.options``; they are
+    passed here again right after ``connect``/``bind``. Default: accept and
+    apply nothing (the core's copy answers ``getsockopt``).
+
+    :raises OSError: the option cannot be set now (``EINVAL``...).
     """
 
 
 @hookspec
-def wassh_sock_getsockopt(sock: SocketHandle, level: int, name: int) -> int | None:
-    """Read an option from the live transport; None means "use the core's copy"."""
+def wassh_sock_getsockopt(sock: SocketHandle[Any], level: int, name: int) -> int | None:
+    """Read an option from the live transport; None (the default) means "use the core's copy"."""
 
 
 @hookspec
-def wassh_sock_shutdown(sock: SocketHandle, how: int) -> None:
-    """Half-close: ``how`` is ``socket.SHUT_RD``, ``SHUT_WR`` or ``SHUT_RDWR``."""
+def wassh_sock_shutdown(sock: SocketHandle[Any], how: int) -> None:
+    """Half-close: ``how`` is ``socket.SHUT_RD``, ``SHUT_WR`` or ``SHUT_RDWR``.
+
+    Default: ``EOPNOTSUPP``. The core refuses writes after ``SHUT_WR`` itself.
+    """
 
 
 @hookspec
-def wassh_sock_close(sock: SocketHandle) -> None:
-    """Release the transport; called once, when the last descriptor goes."""
+def wassh_sock_close(sock: SocketHandle[Any]) -> None:
+    """Release ``sock.state``; called once, when the last descriptor goes."""
 
 
 @hookspec
-def wassh_sock_name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
-    """The local (or, with ``remote``, the peer's) address as ``(literal, port)``."""
+def wassh_sock_getname(sock: SocketHandle[Any], remote: bool) -> tuple[str, int] | None:
+    """The local (or, with ``remote``, the peer's) address as ``(IP literal, port)``.
+
+    Only IP literals: a name (or anything ``ipaddress`` does not parse) is a
+    plugin bug, logged and treated as None. None (the default) means unknown:
+    the core reports the unspecified address locally, and for the peer the
+    address the guest dialled.
+    """
 
 
 @hookspec
-def wassh_sock_bind(sock: SocketHandle, host: str, port: int) -> None:
-    """Bind ``sock`` to a literal address (listening transports)."""
+def wassh_sock_bind(sock: SocketHandle[Any], host: str, port: int) -> None:
+    """Bind ``sock`` to ``host`` (a literal, or a name to resolve with
+    ``wassh.resolve(..., listening=True)``) and set ``sock.state``.
+
+    The core has checked a literal against the listen policy. Default: ``EOPNOTSUPP``.
+    """
 
 
 @hookspec
-def wassh_sock_listen(sock: SocketHandle, backlog: int) -> None:
-    """Start listening on a bound socket."""
+def wassh_sock_listen(sock: SocketHandle[Any], backlog: int) -> None:
+    """Start listening on a bound stream socket. Default: ``EOPNOTSUPP``."""
 
 
 @hookspec
-def wassh_sock_accept(sock: SocketHandle) -> Any:
+def wassh_sock_accept(sock: SocketHandle[Any]) -> object:
     """Take one pending connection without blocking.
 
-    :returns: the new connection's ``transport_state`` (owned by the same plugin).
+    :returns: the new connection's ``state`` (served by the same transport).
     :raises BlockingIOError: nothing pending.
     """

@@ -1,67 +1,106 @@
-"""Hook implementations shared by transports whose connections are host OS sockets.
+"""Helpers for transports whose connections are host OS sockets (public API).
 
-``transport_tcp`` and ``transport_listen`` keep a non-blocking ``socket.socket``
-in ``sock.transport_state``; for them these functions are the whole data path
-and option handling. A plugin re-exports each under its hook name, e.g.
+A transport that keeps a non-blocking ``socket.socket`` in ``sock.state``
+gets its whole data path, readiness, options, half-close, names and close
+from here: the kernel's buffers are the socket's buffers and poll(2) on the
+socket is its readiness, so ``recv``/``send`` are one OS call each.
+
+Two ways to use them: a class-based transport inherits ``OSSocketHooks``
+(and implements ``wassh_transport_offer`` and ``wassh_sock_connect`` itself);
+a module-based one re-exports the functions under the hook names,
 ``wassh_sock_send = hookimpl(os_socket.send)``.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
+from typing import Any
 
-from .host.sockets import Socket as SocketHandle
+from .handle import SocketHandle
+from .hookspecs import hookimpl
 
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _PEEK = socket.MSG_PEEK
+# Linux reports a datagram's full length under MSG_TRUNC, so truncation is seen.
+_TRUNC = getattr(socket, "MSG_TRUNC", 0)
 _POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
 
-
-def recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int:
-    conn: socket.socket = sock.transport_state
-    return conn.recv_into(buf, 0, _PEEK if peek else 0)
+OSHandle = SocketHandle[socket.socket]
 
 
-def send(sock: SocketHandle, data: memoryview) -> int:
-    conn: socket.socket = sock.transport_state
-    return conn.send(data, _NOSIGNAL)
+def open_socket(
+    sock: SocketHandle[Any],
+    type_: int = socket.SOCK_STREAM,
+    cls: type[socket.socket] = socket.socket,
+) -> Any:
+    """A non-blocking OS socket of the guest socket's family, with the options it set.
+
+    An option the OS refuses is left out here; the guest hears its errno if
+    it sets the option again on the live socket.
+    """
+    conn = cls(sock.family, type_)
+    conn.setblocking(False)
+    apply_options(sock, conn)
+    return conn
 
 
-def wait_handle(sock: SocketHandle, write: bool) -> tuple[int, int]:
-    conn: socket.socket = sock.transport_state
-    return conn.fileno(), _POLLOUT if write else _POLLIN
+def apply_options(sock: SocketHandle[Any], conn: socket.socket) -> None:
+    """Apply the options the guest set before the OS socket existed."""
+    for (level, opt), value in sock.options.items():
+        try:
+            conn.setsockopt(level, opt, value)
+        except OSError:  # answered again, with its errno, if the guest sets it live
+            pass
 
 
-def setsockopt(sock: SocketHandle, level: int, name: int, value: int) -> None:
-    conn: socket.socket = sock.transport_state
-    conn.setsockopt(level, name, value)
+def recv(sock: OSHandle, buf: memoryview, peek: bool) -> int:
+    return sock.state.recv_into(buf, 0, _PEEK if peek else 0)
 
 
-def getsockopt(sock: SocketHandle, level: int, name: int) -> int | None:
-    conn: socket.socket = sock.transport_state
-    return conn.getsockopt(level, name)
+def recvfrom(sock: OSHandle, buf: memoryview, peek: bool) -> tuple[int, tuple[str, int] | None]:
+    """One datagram; its full length even when ``buf`` is shorter (Linux's MSG_TRUNC)."""
+    conn = sock.state
+    n, source = conn.recvfrom_into(buf, 0, (_TRUNC | _PEEK) if peek else _TRUNC)
+    if conn.family == socket.AF_UNIX or not source:
+        return n, None
+    return n, (str(source[0]), int(source[1]))
 
 
-def shutdown(sock: SocketHandle, how: int) -> None:
-    conn: socket.socket = sock.transport_state
+def send(sock: OSHandle, data: memoryview) -> int:
+    return sock.state.send(data, _NOSIGNAL)
+
+
+def poll_handle(sock: OSHandle, write: bool) -> tuple[int, int]:
+    return sock.state.fileno(), _POLLOUT if write else _POLLIN
+
+
+def setsockopt(sock: OSHandle, level: int, name: int, value: int) -> None:
+    sock.state.setsockopt(level, name, value)
+
+
+def getsockopt(sock: OSHandle, level: int, name: int) -> int | None:
+    return sock.state.getsockopt(level, name)
+
+
+def shutdown(sock: OSHandle, how: int) -> None:
     try:
-        conn.shutdown(how)
+        sock.state.shutdown(how)
     except OSError as exc:
         if exc.errno != errno.ENOTCONN:  # the peer may already be gone: nothing to do
             raise
 
 
-def close(sock: SocketHandle) -> None:
-    conn: socket.socket = sock.transport_state
-    conn.close()
+def close(sock: OSHandle) -> None:
+    sock.state.close()
 
 
-def name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
-    conn: socket.socket = sock.transport_state
+def getname(sock: OSHandle, remote: bool) -> tuple[str, int] | None:
+    conn = sock.state
     if conn.family == socket.AF_UNIX:
-        return None  # AF_UNIX names answer EPROTONOSUPPORT, as the original runtime does
+        return None
     try:
         addr = conn.getpeername() if remote else conn.getsockname()
     except OSError:
@@ -69,10 +108,57 @@ def name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
     return str(addr[0]), int(addr[1])
 
 
-def apply_options(sock: SocketHandle, conn: socket.socket) -> None:
-    """Apply the options the guest set before the OS socket existed."""
-    for (level, opt), value in sock.options.items():
-        try:
-            conn.setsockopt(level, opt, value)
-        except OSError:  # answered again, with its errno, if the guest sets it live
-            pass
+def connect_step(conn: socket.socket, address: Any) -> bool:
+    """Start or advance a non-blocking connect: True once connected, False while pending.
+
+    :raises OSError: the connect failed (``ECONNREFUSED``...).
+    """
+    err = conn.connect_ex(address)
+    if err in (0, errno.EISCONN):
+        return True
+    # AF_UNIX answers EAGAIN while the server's backlog is full: try again later.
+    if err in (errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN):
+        return False
+    raise OSError(err, os.strerror(err))
+
+
+class OSSocketHooks:
+    """The per-socket hooks of an OS-socket transport, as methods to inherit.
+
+    ``sock.state`` must be the ``socket.socket`` (or a subclass). The subclass
+    implements ``wassh_transport_offer``, ``wassh_sock_connect`` and
+    ``wassh_sock_connect_check`` (see ``connect_step``), and what else its
+    kinds need (``bind``/``listen``/``accept``, ``sendto``).
+    """
+
+    @hookimpl
+    def wassh_sock_recv(self, sock: OSHandle, buf: memoryview, peek: bool) -> int:
+        return sock.state.recv_into(buf, 0, _PEEK if peek else 0)
+
+    @hookimpl
+    def wassh_sock_send(self, sock: OSHandle, data: memoryview) -> int:
+        return sock.state.send(data, _NOSIGNAL)
+
+    @hookimpl
+    def wassh_sock_poll_handle(self, sock: OSHandle, write: bool) -> tuple[int, int]:
+        return sock.state.fileno(), _POLLOUT if write else _POLLIN
+
+    @hookimpl
+    def wassh_sock_setsockopt(self, sock: OSHandle, level: int, name: int, value: int) -> None:
+        sock.state.setsockopt(level, name, value)
+
+    @hookimpl
+    def wassh_sock_getsockopt(self, sock: OSHandle, level: int, name: int) -> int | None:
+        return sock.state.getsockopt(level, name)
+
+    @hookimpl
+    def wassh_sock_shutdown(self, sock: OSHandle, how: int) -> None:
+        shutdown(sock, how)
+
+    @hookimpl
+    def wassh_sock_close(self, sock: OSHandle) -> None:
+        sock.state.close()
+
+    @hookimpl
+    def wassh_sock_getname(self, sock: OSHandle, remote: bool) -> tuple[str, int] | None:
+        return getname(sock, remote)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pluggy
 
 from . import hookspecs
-from .abi.errno import Errno, WasiError
+from .handle import SocketHandle
 from .policy import NetworkPolicy
 
 log = logging.getLogger("wassh.plugins")
@@ -23,23 +25,40 @@ DGRAM = "dgram"
 LISTEN = "listen"
 UNIX = "unix"
 
-# The per-socket hooks an owner may implement, called directly (see hookspecs).
-SOCKET_HOOKS = (
-    "wassh_sock_connect",
-    "wassh_sock_connect_check",
-    "wassh_sock_recv_into",
-    "wassh_sock_send",
-    "wassh_sock_sendto",
-    "wassh_sock_wait_handle",
-    "wassh_sock_setsockopt",
-    "wassh_sock_getsockopt",
-    "wassh_sock_shutdown",
-    "wassh_sock_close",
-    "wassh_sock_name",
-    "wassh_sock_bind",
-    "wassh_sock_listen",
-    "wassh_sock_accept",
-)
+# What a transport must implement for each kind it offers; a plugin missing
+# one is refused at start-up. The other per-socket hooks have defaults.
+_ALWAYS = ("wassh_sock_poll_handle", "wassh_sock_close")
+REQUIRED_HOOKS: Mapping[str, tuple[str, ...]] = {
+    STREAM: (
+        "wassh_sock_connect",
+        "wassh_sock_connect_check",
+        "wassh_sock_recv",
+        "wassh_sock_send",
+        *_ALWAYS,
+    ),
+    UNIX: (
+        "wassh_sock_connect",
+        "wassh_sock_connect_check",
+        "wassh_sock_recv",
+        "wassh_sock_send",
+        *_ALWAYS,
+    ),
+    LISTEN: (
+        "wassh_sock_bind",
+        "wassh_sock_listen",
+        "wassh_sock_accept",
+        "wassh_sock_recv",
+        "wassh_sock_send",
+        *_ALWAYS,
+    ),
+    DGRAM: (
+        "wassh_sock_connect",
+        "wassh_sock_sendto",
+        "wassh_sock_recvfrom",
+        "wassh_sock_send",
+        *_ALWAYS,
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -64,107 +83,195 @@ class Offer:
     rank: int = 0
     available: bool = True
     reason: str = ""
+    # Which connects this transport takes when it is the best-ranked for the
+    # kind (a relay's claim rule); None takes every one. A declining offer
+    # leaves the connect to the next one down the ranking.
     accepts: Callable[[ConnectRequest], bool] | None = None
     # True when the transport resolves every name with ``wassh.resolve`` before
     # dialling, which checks each address against the network policy. Otherwise
-    # (a relay resolves at the far end) the policy decides on the name alone.
+    # (a relay or proxy resolves at the far end) the policy decides on the name alone.
     checks_addresses: bool = False
 
 
 @dataclass
 class TransportConfig:
-    """Settings every transport may read; plugins of third parties use ``extra``."""
+    """The core's settings for a runtime; each plugin's own are in ``settings``."""
 
+    # Names resolved by the host itself (``--add-host NAME=ADDRESS``).
     hosts: dict[str, list[str]] = field(default_factory=dict)
     # False: never ask the host's resolver; names resolve through ``hosts`` or
     # at a relay only (the host's DNS never sees the guest's names).
     host_dns: bool = True
     connect_timeout: float = 75.0
-    relay_url: str | None = None
-    relay_protocol: str = "websockify"
-    # "first-connect": connects go to the relay until one succeeds (then direct);
-    # "all": every TCP connect goes through the relay;
-    # "first-socket": the original's rule (the first stream socket created).
-    relay_claim: str = "first-connect"
-    relay_headers: dict[str, str] = field(default_factory=dict)
-    relay_params: dict[str, str] = field(default_factory=dict)
-    relay_ca_file: str | None = None
     # The network policy (``wassh.policy``): HOST[:PORTS] patterns. Read once,
     # when the runtime starts; plugins see the settings but cannot change them.
     connect_allow: list[str] = field(default_factory=list)
     connect_deny: list[str] = field(default_factory=list)
     listen_allow: list[str] = field(default_factory=list)
-    unix_map: dict[str, str] = field(default_factory=dict)
-    # Offer names that must be available, or the runtime does not start (the
-    # core adds those its own settings need: ``relay_url`` needs "websocket").
+    # Offer names that must be available, or the runtime does not start.
     require: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def required_transports(self) -> dict[str, str]:
-        """Offer name -> the setting that needs it."""
-        needed = {name: "require" for name in self.require}
-        if self.relay_url:
-            needed.setdefault("websocket", "--relay")
-        if self.unix_map:
-            needed.setdefault("unix", "--unix")
-        return needed
+    # Each plugin's own settings, by plugin name then option ``dest``. Giving
+    # settings to a plugin requires it: missing, blocked or unavailable, the
+    # runtime does not start.
+    settings: dict[str, Mapping[str, object]] = field(default_factory=dict)
 
 
 class PluginError(Exception):
     """A plugin the configuration depends on cannot be used; one line for the user."""
 
 
-class Dispatch:
-    """One plugin's socket hooks as plain callables, looked up once."""
+# The per-socket hooks as the core calls them (see hookspecs for each contract).
+Handle = SocketHandle[Any]
+ConnectHook = Callable[[Handle, str, int], bool]
+ConnectCheckHook = Callable[[Handle], bool]
+RecvHook = Callable[[Handle, memoryview, bool], int]
+RecvfromHook = Callable[[Handle, memoryview, bool], tuple[int, tuple[str, int] | None]]
+SendHook = Callable[[Handle, memoryview], int]
+SendtoHook = Callable[[Handle, memoryview, str, int], int]
+PollHandleHook = Callable[[Handle, bool], tuple[int, int]]
+SetsockoptHook = Callable[[Handle, int, int, int], None]
+GetsockoptHook = Callable[[Handle, int, int], int | None]
+ShutdownHook = Callable[[Handle, int], None]
+CloseHook = Callable[[Handle], None]
+GetnameHook = Callable[[Handle, bool], tuple[str, int] | None]
+BindHook = Callable[[Handle, str, int], None]
+ListenHook = Callable[[Handle, int], None]
+AcceptHook = Callable[[Handle], object]
 
-    def __init__(self, pm: pluggy.PluginManager, plugin: object, offer: Offer) -> None:
-        self.plugin = plugin
+SOCKET_HOOKS = tuple(n for n in dir(hookspecs) if n.startswith("wassh_sock_"))
+
+
+def _unsupported(*_args: object) -> Any:
+    raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+
+
+def _no_option(sock: Handle, level: int, name: int, value: int) -> None:
+    return None  # the core keeps the value; nothing live to apply it to
+
+
+def _stored_option(sock: Handle, level: int, name: int) -> int | None:
+    return None
+
+
+def _unknown_name(sock: Handle, remote: bool) -> tuple[str, int] | None:
+    return None
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class Owner:
+    """One offer's socket hooks, looked up once and called directly.
+
+    Each attribute is the plugin's implementation of the hook of the same name
+    (or its default): ``owner.wassh_sock_send(handle, data)`` is a plain call,
+    which pluggy's multicall would slow by microseconds on every ``send``.
+    """
+
+    __slots__ = (
+        "name",
+        "offer",
+        "plugin",
+        "plugin_name",
+        "wassh_sock_accept",
+        "wassh_sock_bind",
+        "wassh_sock_close",
+        "wassh_sock_connect",
+        "wassh_sock_connect_check",
+        "wassh_sock_getname",
+        "wassh_sock_getsockopt",
+        "wassh_sock_listen",
+        "wassh_sock_poll_handle",
+        "wassh_sock_recv",
+        "wassh_sock_recvfrom",
+        "wassh_sock_send",
+        "wassh_sock_sendto",
+        "wassh_sock_setsockopt",
+        "wassh_sock_shutdown",
+    )
+
+    def __init__(
+        self,
+        impls: Mapping[str, Callable[..., object]],
+        offer: Offer,
+        plugin: object,
+        plugin_name: str,
+    ) -> None:
         self.offer = offer
-        self.name: str = offer.name
-        for hook_name in SOCKET_HOOKS:
-            caller = getattr(pm.hook, hook_name)
-            spec_args = caller.spec.argnames if caller.spec else ()
-            impl = next((i for i in caller.get_hookimpls() if i.plugin is plugin), None)
-            attr = "sockname" if hook_name == "wassh_sock_name" else hook_name[len("wassh_sock_") :]
-            setattr(self, attr, _direct(impl, spec_args, hook_name))
+        self.name = offer.name
+        self.plugin = plugin
+        self.plugin_name = plugin_name
 
-    connect: Callable[..., Any]
-    connect_check: Callable[..., Any]
-    recv_into: Callable[..., Any]
-    send: Callable[..., Any]
-    sendto: Callable[..., Any]
-    wait_handle: Callable[..., Any]
-    setsockopt: Callable[..., Any]
-    getsockopt: Callable[..., Any]
-    shutdown: Callable[..., Any]
-    close: Callable[..., Any]
-    sockname: Callable[..., Any]
-    bind: Callable[..., Any]
-    listen: Callable[..., Any]
-    accept: Callable[..., Any]
+        def pick(hook: str, default: F) -> F:
+            return cast(F, impls.get(hook, default))
+
+        self.wassh_sock_connect: ConnectHook = pick("wassh_sock_connect", _unsupported)
+        self.wassh_sock_connect_check: ConnectCheckHook = pick(
+            "wassh_sock_connect_check", _unsupported
+        )
+        self.wassh_sock_recv: RecvHook = pick("wassh_sock_recv", _unsupported)
+        self.wassh_sock_recvfrom: RecvfromHook = pick("wassh_sock_recvfrom", _unsupported)
+        self.wassh_sock_send: SendHook = pick("wassh_sock_send", _unsupported)
+        self.wassh_sock_sendto: SendtoHook = pick("wassh_sock_sendto", _unsupported)
+        self.wassh_sock_poll_handle: PollHandleHook = pick("wassh_sock_poll_handle", _unsupported)
+        self.wassh_sock_setsockopt: SetsockoptHook = pick("wassh_sock_setsockopt", _no_option)
+        self.wassh_sock_getsockopt: GetsockoptHook = pick("wassh_sock_getsockopt", _stored_option)
+        self.wassh_sock_shutdown: ShutdownHook = pick("wassh_sock_shutdown", _unsupported)
+        self.wassh_sock_close: CloseHook = pick("wassh_sock_close", _unsupported)
+        self.wassh_sock_getname: GetnameHook = pick("wassh_sock_getname", _unknown_name)
+        self.wassh_sock_bind: BindHook = pick("wassh_sock_bind", _unsupported)
+        self.wassh_sock_listen: ListenHook = pick("wassh_sock_listen", _unsupported)
+        self.wassh_sock_accept: AcceptHook = pick("wassh_sock_accept", _unsupported)
+
+    def getname(self, sock: Handle, remote: bool) -> tuple[str, int] | None:
+        """``wassh_sock_getname`` held to its contract: an IP literal and a port, or None."""
+        result = self.wassh_sock_getname(sock, remote)
+        if result is None:
+            return None
+        try:
+            host, port = result
+            ipaddress.ip_address(str(host).split("%", 1)[0])
+            if not (isinstance(port, int) and 0 <= port <= 65535):
+                raise ValueError(port)
+        except (TypeError, ValueError):
+            log.error(
+                "transport %r returned %r from wassh_sock_getname: not (IP literal, port); ignored",
+                self.name,
+                result,
+            )
+            return None
+        return str(host), port
 
 
-def _direct(impl: Any, spec_args: Sequence[str], hook_name: str) -> Callable[..., Any]:
-    if impl is None:
+def _socket_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callable[..., object]]:
+    """``plugin``'s per-socket implementations, taking the spec's arguments in order."""
+    found: dict[str, Callable[..., object]] = {}
+    for hook_name in SOCKET_HOOKS:
+        caller = getattr(pm.hook, hook_name)
+        impl = next((i for i in caller.get_hookimpls() if i.plugin is plugin), None)
+        if impl is None:
+            continue
+        spec_args = tuple(caller.spec.argnames) if caller.spec else ()
+        fn: Callable[..., object] = impl.function
+        if tuple(impl.argnames) == spec_args:
+            found[hook_name] = fn
+        else:  # pluggy lets an implementation take fewer arguments than the spec
+            picks = [spec_args.index(a) for a in impl.argnames]
+            found[hook_name] = _adapt(fn, picks)
+    return found
 
-        def missing(*_args: Any) -> Any:
-            raise WasiError(Errno.ENOTSUP, f"transport does not implement {hook_name}")
 
-        return missing
-    fn: Callable[..., Any] = impl.function
-    if tuple(impl.argnames) == tuple(spec_args):
-        return fn
-    # pluggy lets an implementation take fewer arguments than the spec.
-    picks = [spec_args.index(a) for a in impl.argnames]
+def _adapt(fn: Callable[..., object], picks: list[int]) -> Callable[..., object]:
     return lambda *args: fn(*(args[i] for i in picks))
 
 
 class Transports:
     """The ranked transports of one runtime, and the network policy they all obey.
 
-    Fails closed: a plugin that cannot make its offer, or a transport the
-    configuration needs that is missing or unavailable, raises ``PluginError``
-    before any guest runs; a bad policy pattern raises ``PolicyError``.
+    Fails closed: a plugin that cannot make its offer, lacks a hook a kind it
+    offers needs, or a transport the configuration needs that is missing or
+    unavailable, raises ``PluginError`` before any guest runs; a bad policy
+    pattern raises ``PolicyError``.
     """
 
     def __init__(self, pm: pluggy.PluginManager, config: TransportConfig) -> None:
@@ -175,28 +282,41 @@ class Transports:
         self.policy = NetworkPolicy.from_patterns(
             list(config.connect_allow), list(config.connect_deny), list(config.listen_allow)
         )
-        self.offers: list[tuple[Offer, object]] = []
-        for plugin in pm.get_plugins():
-            impl = getattr(plugin, "wassh_transport_offer", None)
-            if impl is None:
-                continue
-            try:
-                offered = impl(config=config)
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {pm.get_name(plugin)!r} cannot make its offer: {_reason(exc)} "
-                    f"(block it with --block-plugin {pm.get_name(plugin)} to run without it)"
-                ) from exc
+        self._check_settings_targets()
+        self.offers: list[tuple[Offer, str]] = []
+        owners_of: dict[str, object] = {}
+        for impl in pm.hook.wassh_transport_offer.get_hookimpls():
+            name = impl.plugin_name
+            owners_of[name] = impl.plugin
+            offered = self._offer(impl, name)
             # One plugin may serve several kinds under separate names and ranks.
-            for offer in [offered] if isinstance(offered, Offer) else offered or ():
-                self.offers.append((offer, plugin))
+            many = [offered] if isinstance(offered, Offer) else offered
+            if many is not None and not isinstance(many, list | tuple):
+                raise PluginError(f"plugin {name!r} offered {many!r}, not a wassh.Offer")
+            for offer in many or ():
+                if not isinstance(offer, Offer):
+                    raise PluginError(f"plugin {name!r} offered {offer!r}, not a wassh.Offer")
+                self.offers.append((offer, name))
         self.offers.sort(key=lambda op: (-op[0].rank, op[0].name))
         self._check_required()
-        self._dispatch = {
-            id(offer): Dispatch(pm, plugin, offer)
-            for offer, plugin in self.offers
-            if offer.available
-        }
+        self._owners: dict[int, Owner] = {}
+        impls_of: dict[str, dict[str, Callable[..., object]]] = {}
+        for offer, name in self.offers:
+            if not offer.available:
+                continue
+            if name not in impls_of:
+                impls_of[name] = _socket_impls(pm, owners_of[name])
+            impls = impls_of[name]
+            for kind in sorted(offer.kinds):
+                missing = [h for h in REQUIRED_HOOKS.get(kind, ()) if h not in impls]
+                if kind not in REQUIRED_HOOKS:
+                    raise PluginError(f"plugin {name!r} offers unknown socket kind {kind!r}")
+                if missing:
+                    raise PluginError(
+                        f"plugin {name!r} offers {kind} sockets ({offer.name!r}) but does not "
+                        f"implement {', '.join(missing)}"
+                    )
+            self._owners[id(offer)] = Owner(impls, offer, owners_of[name], name)
         log.info(
             "transport ranking: %s",
             ", ".join(
@@ -206,8 +326,37 @@ class Transports:
             or "(none)",
         )
 
+    def _offer(self, impl: Any, name: str) -> object:
+        given = {"config": self.config, "settings": self.config.settings.get(name, {})}
+        try:
+            return impl.function(**{a: given[a] for a in impl.argnames})
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} cannot make its offer: {_reason(exc)} "
+                f"(block it with --block-plugin {name} to run without it)"
+            ) from exc
+
+    def _check_settings_targets(self) -> None:
+        for name, given in self.config.settings.items():
+            if self.pm.get_plugin(name) is not None:
+                continue
+            why = "it is blocked" if self.pm.is_blocked(name) else "no loaded plugin has that name"
+            keys = f" ({', '.join(sorted(given))})" if given else ""
+            raise PluginError(f"settings given for plugin {name!r}{keys}, but {why}")
+
     def _check_required(self) -> None:
-        for name, setting in self.config.required_transports().items():
+        needed = {n: "require" for n in self.config.require}
+        for name, given in self.config.settings.items():
+            if not given:
+                continue
+            mine = [o for o, p in self.offers if p == name]
+            if not any(o.available for o in mine):
+                reason = mine[0].reason if mine else "it offers no transport"
+                raise PluginError(
+                    f"settings given for plugin {name!r} ({', '.join(sorted(given))}), "
+                    f"but it is unavailable: {reason or 'no reason given'}"
+                )
+        for name, setting in needed.items():
             found = [o for o, _ in self.offers if o.name == name]
             if not found:
                 why = (
@@ -225,14 +374,18 @@ class Transports:
     def serves(self, kind: str) -> bool:
         return any(o.available and kind in o.kinds for o, _ in self.offers)
 
-    def choose(self, request: ConnectRequest, skip: Iterable[str] = ()) -> Dispatch | None:
+    def ranking(self, kind: str) -> list[str]:
+        """Available offers serving ``kind``, best first (for events and diagnostics)."""
+        return [o.name for o, _ in self.offers if o.available and kind in o.kinds]
+
+    def choose(self, request: ConnectRequest, skip: Iterable[str] = ()) -> Owner | None:
         skipped = set(skip)
         for offer, _ in self.offers:
             if not offer.available or request.kind not in offer.kinds or offer.name in skipped:
                 continue
             if offer.accepts is not None and not offer.accepts(request):
                 continue
-            return self._dispatch[id(offer)]
+            return self._owners[id(offer)]
         return None
 
     def getaddrinfo(self, host: str, family: int) -> list[tuple[int, bytes]] | None:
@@ -240,6 +393,14 @@ class Transports:
             host=host, family=family, config=self.config
         )
         return result
+
+    def stop(self) -> None:
+        """The guest has finished: each plugin releases its runtime state."""
+        for impl in self.pm.hook.wassh_transport_stop.get_hookimpls():
+            try:
+                impl.function()
+            except Exception:
+                log.exception("plugin %r failed to stop cleanly", impl.plugin_name)
 
 
 def _reason(exc: BaseException) -> str:
@@ -251,6 +412,11 @@ def _names(text: str) -> set[str]:
     return {n.strip() for n in text.split(",") if n.strip()}
 
 
+def _instance(loaded: object) -> object:
+    """A class is instantiated, so each runtime's plugin keeps its own state."""
+    return loaded() if isinstance(loaded, type) else loaded
+
+
 def make_plugin_manager(
     *,
     entry_points: bool = True,
@@ -259,6 +425,8 @@ def make_plugin_manager(
 ) -> pluggy.PluginManager:
     """A fresh manager: built-in defaults, installed plugins and the embedder's own.
 
+    An entry point (or an embedder's plugin) may be a module, an object, or a
+    class, which is instantiated here: one instance per runtime.
     ``WASSH_LOAD_PLUGINS=a,b`` loads only the named entry points (empty: none);
     ``WASSH_BLOCK_PLUGINS=a,b`` blocks names, as ``block`` does. A name that
     is no plugin's, or an entry point that fails to load, raises ``PluginError``:
@@ -271,7 +439,7 @@ def make_plugin_manager(
     pm = pluggy.PluginManager("wassh")
     pm.add_hookspecs(hookspecs)
     installed = {ep.name: ep for ep in find_entry_points(group=ENTRY_POINT_GROUP)}
-    given = [_plugin_name(p) for p in plugins]
+    given = [plugin_name(p) for p in plugins]
     known = set(installed) | {name for name, _ in DEFAULT_PLUGINS} | {n for n in given if n}
     env_block = _names(os.environ.get("WASSH_BLOCK_PLUGINS", ""))
     only_text = os.environ.get("WASSH_LOAD_PLUGINS")
@@ -291,28 +459,49 @@ def make_plugin_manager(
         pm.set_blocked(name)
     for name, plugin in DEFAULT_PLUGINS:
         if not pm.is_blocked(name):
-            pm.register(plugin, name=name)
+            _register(pm, _instance(plugin), name)
     if entry_points:
         for name, ep in sorted(installed.items()):
             if pm.is_blocked(name) or (only is not None and name not in only):
                 continue
             try:
-                loaded = ep.load()
+                loaded = _instance(ep.load())
             except Exception as exc:
                 dist = ep.dist.name if ep.dist is not None else "unknown distribution"
                 raise PluginError(
                     f"plugin {name!r} ({ep.value} from {dist}) failed to load: {_reason(exc)} "
                     f"(block it with --block-plugin {name} to run without it)"
                 ) from exc
-            pm.register(loaded, name=name)
-    for plugin, plugin_name in zip(plugins, given, strict=True):
-        if plugin_name and pm.is_blocked(plugin_name):
+            _register(pm, loaded, name)
+    for plugin, own_name in zip(plugins, given, strict=True):
+        if own_name and pm.is_blocked(own_name):
             continue
-        pm.register(plugin, name=plugin_name)
-    pm.check_pending()
+        _register(pm, _instance(plugin), own_name)
     return pm
 
 
-def _plugin_name(plugin: object) -> str | None:
+def _register(pm: pluggy.PluginManager, plugin: object, name: str | None) -> None:
+    try:
+        pm.register(plugin, name=name)
+        pm.check_pending()
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        raise PluginError(f"plugin {name!r} cannot be registered: {_reason(exc)}") from exc
+
+
+def plugin_name(plugin: object) -> str | None:
+    """The name a plugin object is registered (and given settings) under."""
     name: str | None = getattr(plugin, "name", None) or getattr(plugin, "__name__", None)
-    return name
+    return name if isinstance(name, str) else None
+
+
+def installed_plugins() -> list[tuple[str, object]]:
+    """Every installed plugin that loads, blocked or not (for ``wassh_addoption``)."""
+    from importlib.metadata import entry_points as find_entry_points
+
+    found: list[tuple[str, object]] = []
+    for ep in sorted(find_entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            found.append((ep.name, _instance(ep.load())))
+        except Exception as exc:  # reported, fail closed, when a run loads it
+            log.debug("plugin %r does not load: %s", ep.name, exc)
+    return found

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from .policy import IPAddress, parse_address
 
 if TYPE_CHECKING:
-    from .host.sockets import Socket
+    from .handle import SocketHandle
 
 
 class UnresolvedName(OSError):
@@ -32,7 +32,9 @@ def _sockaddr(family: int, address: IPAddress, port: int) -> tuple[Any, ...]:
     return (str(address), port) if family == socket.AF_INET else (str(address), port, 0, 0)
 
 
-def resolve(sock: Socket, host: str, port: int, *, listening: bool = False) -> tuple[Any, ...]:
+def resolve(
+    sock: SocketHandle[Any], host: str, port: int, *, listening: bool = False
+) -> tuple[Any, ...]:
     """Resolve ``host`` for ``sock``: literals, ``--add-host`` names, then DNS.
 
     Every address is checked against the runtime's network policy (the connect
@@ -44,11 +46,13 @@ def resolve(sock: Socket, host: str, port: int, *, listening: bool = False) -> t
     when everything that fits is denied.
     """
     family = sock.family
-    policy = sock.process.transports.policy
-    candidates = sock.config.hosts.get(host)
+    transports = sock._process.transports  # the runtime's, never the plugin's copy
+    policy = transports.policy
+    config = transports.config
+    candidates = config.hosts.get(host)
     addresses = _literals(candidates if candidates is not None else [host])
     if not addresses and candidates is None and parse_address(host) is None:
-        if not sock.config.host_dns:
+        if not config.host_dns:
             raise UnresolvedName(f"{host} is not an --add-host name and host DNS is off")
         addresses = _lookup(host, port, family)
     fitting = [a for a in addresses if _fits(family, a)]

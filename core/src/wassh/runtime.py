@@ -138,6 +138,7 @@ class Process:
         self._instance: wasmtime.Instance | None = None
         self._unwind = Unwind()
         self.exit_code: int | None = None
+        self._transports_stopped = False
 
     # -- the trio loop, for plugins ---------------------------------------------------
     @property
@@ -365,6 +366,9 @@ class Process:
         self.fds.close_all()
         self.sockets.close_all()
         self.waiter.close()
+        if not self._transports_stopped:
+            self._transports_stopped = True
+            self.transports.stop()
 
 
 __all__ = ["GuestCancelled", "GuestConfig", "GuestKilled", "Process"]

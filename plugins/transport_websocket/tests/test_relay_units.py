@@ -15,7 +15,7 @@ import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
-from wassh import LISTEN, STREAM, ConnectRequest, TransportConfig
+from wassh import LISTEN, STREAM, ConnectRequest, Offer, TransportConfig
 from wassh.policy import IPAddress
 from wassh_transport_websocket import v4
 from wassh_transport_websocket.connection import RelayConnection
@@ -39,7 +39,7 @@ from wassh_transport_websocket.server_destinations import (
 from wassh_transport_websocket.server_http import BadRequest, parse_route
 from wassh_transport_websocket.server_limits import LimitReached, Pool, client_key
 from wassh_transport_websocket.settings import RelaySettings, backoff_sequence
-from wassh_transport_websocket.transport import RelayClaim, wassh_transport_offer
+from wassh_transport_websocket.transport import RelayClaim, RelayTransport
 from websockets.datastructures import Headers
 from websockets.http11 import Request
 
@@ -50,8 +50,10 @@ def settings(
     extra: dict[str, Any] | None = None,
     **kw: Any,
 ) -> RelaySettings:
-    config = TransportConfig(relay_url=url, relay_protocol=protocol, extra=dict(extra or {}), **kw)
-    return RelaySettings.from_config(config)
+    given: dict[str, Any] = {"url": url, "protocol": protocol}
+    given.update({k.removeprefix("relay_"): v for k, v in (extra or {}).items()})
+    given.update({k.removeprefix("relay_"): v for k, v in kw.items()})
+    return RelaySettings.from_settings(given, 75.0)
 
 
 # -- corp-relay-v4 encodings  -------------------
@@ -232,16 +234,26 @@ def test_claim_modes() -> None:
     assert not first(_req())
 
 
+def _offer(**given: Any) -> Offer:
+    return RelayTransport().wassh_transport_offer(TransportConfig(), given)
+
+
 def test_offer() -> None:
-    off = wassh_transport_offer(TransportConfig())
+    off = _offer()
     assert not off.available and "no relay" in off.reason
-    on = wassh_transport_offer(TransportConfig(relay_url="ws://r/"))
+    on = _offer(url="ws://r/")
     assert on.available and on.rank > 100 and on.kinds == frozenset({STREAM})
-    compat = wassh_transport_offer(TransportConfig(relay_url="ws://r/", relay_claim="first-socket"))
+    compat = _offer(url="ws://r/", claim="first-socket")
     assert LISTEN in compat.kinds
     # A broken setting fails the offer: the core stops the run (never silently direct).
     with pytest.raises(ValueError, match="unknown relay protocol 'x'"):
-        wassh_transport_offer(TransportConfig(relay_url="ws://r/", relay_protocol="x"))
+        _offer(url="ws://r/", protocol="x")
+    with pytest.raises(ValueError, match="unknown relay settings: keepalived"):
+        _offer(url="ws://r/", keepalived=1)
+    with pytest.raises(ValueError, match="keepalive: expected a number"):
+        _offer(url="ws://r/", keepalive="soon")
+    with pytest.raises(ValueError, match="no relay configured"):
+        _offer(protocol="corp-relay")
 
 
 def test_trio_is_not_imported_by_the_plugin_module() -> None:

@@ -14,7 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..abi.errno import Errno, WasiError, to_errno
-from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Dispatch
+from ..handle import SocketHandle
+from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Owner
 from ..policy import Denied, IPAddress, parse_address
 from ..resolve import UnresolvedName
 from .objects import ALWAYS_READY, Filestat, OpenObject
@@ -41,13 +42,10 @@ _SHUT = {1: socket.SHUT_RD, 2: socket.SHUT_WR, 3: socket.SHUT_RDWR}
 
 
 class Socket(OpenObject):
-    """One guest socket. Plugins see it as ``SocketHandle``.
+    """One guest socket: POSIX state over its owner's hooks.
 
-    Public to plugins: ``family`` (host ``AF_*``), ``kind`` ("stream"/"dgram"),
-    ``protocol``, ``options`` (host ``(level, name) -> value``), ``config``,
-    ``trio_token``, ``process``, and ``transport_state`` (theirs to set).
-    Datagram transports also set ``last_source``: where the datagram just
-    received came from, as ``(literal, port)``.
+    Its transport sees only ``handle`` (``wassh.SocketHandle``): family, kind,
+    options and the transport's own ``state``; the state machine stays here.
     """
 
     rights_base = SOCKET_RIGHTS
@@ -62,8 +60,8 @@ class Socket(OpenObject):
         self.filetype = Filetype.SOCKET_STREAM if kind == STREAM else Filetype.SOCKET_DGRAM
         self.config = process.transports.config
         self.options: dict[tuple[int, int], int] = {}
-        self.transport_state: Any = None
-        self.owner: Dispatch | None = None
+        self.handle: SocketHandle[Any] = SocketHandle(process, family, kind, protocol, self.options)
+        self.owner: Owner | None = None
         self.state = NEW
         self.error = 0  # SO_ERROR (WASI errno), read-and-clear
         self.shut_rd = False
@@ -83,13 +81,8 @@ class Socket(OpenObject):
             wire = self._peer_wire = _wire_address(self.peer)
         return wire
 
-    @property
-    def trio_token(self) -> Any:
-        """The trio loop this socket's plugin may use (started on first use)."""
-        return self.process.trio_token
-
     # -- connection set-up -------------------------------------------------------------
-    def _choose(self, kind: str, host: str, port: int) -> Dispatch:
+    def _choose(self, kind: str, host: str, port: int) -> Owner:
         request = ConnectRequest(kind=kind, family=self.family, host=host, port=port)
         owner = self.process.transports.choose(request)
         if owner is None:
@@ -104,7 +97,7 @@ class Socket(OpenObject):
         assert self.owner is not None
         for (level, name), value in self.options.items():
             try:
-                self.owner.setsockopt(self, level, name, value)
+                self.owner.wassh_sock_setsockopt(self.handle, level, name, value)
             except OSError as exc:
                 log.debug("option %s/%s not applied: %s", level, name, exc)
 
@@ -142,12 +135,12 @@ class Socket(OpenObject):
         self.dialled = (dialled, port) if dialled is not None else None
         try:
             try:
-                done = owner.connect(self, host, port)
+                done = owner.wassh_sock_connect(self.handle, host, port)
             except UnresolvedName:
                 self._drop_transport()
                 self.state = NEW
                 owner = self.owner = self._relay_for_unresolved(owner, host, port)
-                done = owner.connect(self, host, port)
+                done = owner.wassh_sock_connect(self.handle, host, port)
         except BaseException:
             self._drop_transport()
             self.state, self.owner = NEW, None
@@ -166,14 +159,14 @@ class Socket(OpenObject):
                 self._drop_transport()
                 self.state = NEW
                 raise WasiError(Errno.ETIMEDOUT, f"connect to {host}:{port} timed out")
-            fd, mask = owner.wait_handle(self, True)
+            fd, mask = owner.wassh_sock_poll_handle(self.handle, True)
             self.process.waiter.wait_one(fd, mask, remaining)
         if self.state == FAILED:
             err, self.error = self.error, 0
             self.state = NEW
             raise WasiError(Errno(err))
 
-    def _connect_owner(self, host: str, port: int) -> Dispatch:
+    def _connect_owner(self, host: str, port: int) -> Owner:
         """Who carries a stream connect.
 
         A bound socket connects from its own address through the transport that
@@ -190,7 +183,7 @@ class Socket(OpenObject):
             return best
         return self.owner
 
-    def _relay_for_unresolved(self, tried: Dispatch, host: str, port: int) -> Dispatch:
+    def _relay_for_unresolved(self, tried: Owner, host: str, port: int) -> Owner:
         """A name the host cannot resolve goes to a transport that resolves elsewhere.
 
         With a relay configured, a name only the relay knows stays reachable on
@@ -206,7 +199,7 @@ class Socket(OpenObject):
         self._check_destination(other, host, port)
         return other
 
-    def _check_destination(self, owner: Dispatch, host: str, port: int) -> None:
+    def _check_destination(self, owner: Owner, host: str, port: int) -> None:
         self.process.transports.policy.check_destination(
             host, port, addresses_checked=owner.offer.checks_addresses
         )
@@ -224,7 +217,7 @@ class Socket(OpenObject):
                 self.owner = None
             raise
         try:
-            self.owner.connect(self, host, port)
+            self.owner.wassh_sock_connect(self.handle, host, port)
         except BaseException:
             if fresh:
                 self._drop_transport()
@@ -241,7 +234,7 @@ class Socket(OpenObject):
             return True
         assert self.owner is not None
         try:
-            if not self.owner.connect_check(self):
+            if not self.owner.wassh_sock_connect_check(self.handle):
                 return False
         except Exception as exc:
             self.error = int(to_errno(exc))
@@ -255,7 +248,7 @@ class Socket(OpenObject):
         self.state = CONNECTED
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
-        real = self.owner.sockname(self, True)
+        real = self.owner.getname(self.handle, True)
         self._peer_wire = None
         if outgoing and real is not None:
             self._check_peer(real)
@@ -281,12 +274,12 @@ class Socket(OpenObject):
             raise
 
     def _drop_transport(self) -> None:
-        if self.owner is not None and self.transport_state is not None:
+        if self.owner is not None and self.handle.state is not None:
             try:
-                self.owner.close(self)
+                self.owner.wassh_sock_close(self.handle)
             except Exception as exc:
                 log.debug("transport close failed: %s", exc)
-        self.transport_state = None
+        self.handle.state = None
         if self.state != LISTENING:
             self.owner = None if self.state in (NEW, FAILED) else self.owner
 
@@ -307,7 +300,7 @@ class Socket(OpenObject):
                 raise Denied(f"denied listen on {host}:{port}: bind by name needs an address")
         self.owner = owner
         try:
-            owner.bind(self, host, port)
+            owner.wassh_sock_bind(self.handle, host, port)
         except BaseException:
             self._drop_transport()
             self.owner = None
@@ -322,7 +315,7 @@ class Socket(OpenObject):
             return
         if self.state != BOUND or self.owner is None:
             raise WasiError(Errno.EINVAL, "listen on an unbound socket")
-        self.owner.listen(self, backlog)
+        self.owner.wassh_sock_listen(self.handle, backlog)
         self.state = LISTENING
 
     def accept(self) -> Socket:
@@ -331,16 +324,16 @@ class Socket(OpenObject):
         owner = self.owner
         while True:
             try:
-                state = owner.accept(self)
+                state = owner.wassh_sock_accept(self.handle)
                 break
             except BlockingIOError:
                 if self.nonblocking:
                     raise WasiError(Errno.EAGAIN) from None
-                fd, mask = owner.wait_handle(self, False)
+                fd, mask = owner.wassh_sock_poll_handle(self.handle, False)
                 self.process.waiter.wait_one(fd, mask)
         new = Socket(self.process, self.family, self.kind, self.protocol)
         new.owner = owner
-        new.transport_state = state
+        new.handle.state = state
         new._connected(outgoing=False)
         return new
 
@@ -365,7 +358,7 @@ class Socket(OpenObject):
 
     def _wait(self, write: bool, timeout: float | None = None) -> None:
         assert self.owner is not None
-        fd, mask = self.owner.wait_handle(self, write)
+        fd, mask = self.owner.wassh_sock_poll_handle(self.handle, write)
         self.process.waiter.wait_one(fd, mask, timeout)
 
     def _readable_unconnected(self) -> bool:
@@ -382,10 +375,11 @@ class Socket(OpenObject):
             return self.recv_into([buf], dontwait=dontwait)[0]
         owner = self.owner
         assert owner is not None
-        recv = owner.recv_into
+        recv = owner.wassh_sock_recv
+        handle = self.handle
         while True:
             try:
-                return int(recv(self, buf, False))
+                return recv(handle, buf, False)
             except BlockingIOError:
                 if self.nonblocking or dontwait:
                     raise WasiError(Errno.EAGAIN) from None
@@ -399,12 +393,13 @@ class Socket(OpenObject):
             return self.write([data], dontwait)
         owner = self.owner
         assert owner is not None
-        send = owner.send
+        send = owner.wassh_sock_send
+        handle = self.handle
         size = len(data)
         sent: int = 0
         while True:
             try:
-                sent += send(self, data[sent:] if sent else data)
+                sent += send(handle, data[sent:] if sent else data)
             except BlockingIOError:
                 if self.nonblocking or dontwait:
                     if sent:
@@ -435,14 +430,15 @@ class Socket(OpenObject):
         nonblocking = self.nonblocking or dontwait
         if self.kind == DGRAM:
             return self._recv_datagram(bufs, peek, nonblocking)
-        recv = owner.recv_into
+        recv = owner.wassh_sock_recv
+        handle = self.handle
         total = 0
         for buf in bufs:
             filled = 0
             size = len(buf)
             while filled < size:
                 try:
-                    n = recv(self, buf[filled:] if filled else buf, peek)
+                    n = recv(handle, buf[filled:] if filled else buf, peek)
                 except BlockingIOError:
                     if total or filled:
                         if not (waitall and not nonblocking):
@@ -475,7 +471,7 @@ class Socket(OpenObject):
         target = bufs[0] if len(bufs) == 1 else memoryview(bytearray(sum(map(len, bufs))))
         while True:
             try:
-                n = self.owner.recv_into(self, target, peek)
+                n, self.last_source = self.owner.wassh_sock_recvfrom(self.handle, target, peek)
                 break
             except BlockingIOError:
                 if nonblocking:
@@ -516,7 +512,8 @@ class Socket(OpenObject):
             raise WasiError(Errno.EPIPE)
         owner = self.owner
         assert owner is not None
-        send = owner.send
+        send = owner.wassh_sock_send
+        handle = self.handle
         nonblocking = self.nonblocking or dontwait
         if self.kind == DGRAM and len(bufs) > 1:
             bufs = [memoryview(b"".join(bufs))]  # a writev is one datagram
@@ -526,7 +523,7 @@ class Socket(OpenObject):
             size = len(buf)
             while sent < size:
                 try:
-                    n = send(self, buf[sent:] if sent else buf)
+                    n = send(handle, buf[sent:] if sent else buf)
                 except BlockingIOError:
                     if nonblocking:
                         if total or sent:
@@ -557,14 +554,14 @@ class Socket(OpenObject):
             self._check_destination(owner, host, port)
             while True:
                 try:
-                    n: int = owner.sendto(self, data, host, port)
+                    n: int = owner.wassh_sock_sendto(self.handle, data, host, port)
                     return n
                 except BlockingIOError:
                     if self.nonblocking or dontwait:
                         raise WasiError(Errno.EAGAIN) from None
                     self._wait(True)
         finally:
-            if fresh and self.transport_state is None:
+            if fresh and self.handle.state is None:
                 self.owner = None  # nothing was created: the socket is still new
             elif fresh:
                 self.state = BOUND  # the transport bound it to an ephemeral port
@@ -575,7 +572,7 @@ class Socket(OpenObject):
             raise WasiError(Errno.EINVAL)
         if self.state != CONNECTED or self.owner is None:
             raise WasiError(Errno.ENOTCONN)
-        self.owner.shutdown(self, _SHUT[how])
+        self.owner.wassh_sock_shutdown(self.handle, _SHUT[how])
         if how & 1:
             self.shut_rd = True
         if how & 2:
@@ -590,10 +587,10 @@ class Socket(OpenObject):
             raise WasiError(Errno.ENOPROTOOPT)
         if opt.boolean:
             value = 1 if value else 0
-        if self.owner is not None and self.transport_state is not None:
+        if self.owner is not None and self.handle.state is not None:
             # A live OS socket answers as it would natively (IPV6_V6ONLY after
             # connect is EINVAL on Linux); the value is kept only once applied.
-            self.owner.setsockopt(self, opt.level, opt.name, value)
+            self.owner.wassh_sock_setsockopt(self.handle, opt.level, opt.name, value)
         self.options[(opt.level, opt.name)] = value
 
     def getsockopt(self, level: int, name: int) -> int:
@@ -609,8 +606,8 @@ class Socket(OpenObject):
             raise WasiError(Errno.ENOPROTOOPT)
         if self.kind not in opt.kinds or self.family not in opt.families:
             raise WasiError(Errno.ENOPROTOOPT)
-        if self.owner is not None and self.transport_state is not None:
-            live = self.owner.getsockopt(self, opt.level, opt.name)
+        if self.owner is not None and self.handle.state is not None:
+            live = self.owner.wassh_sock_getsockopt(self.handle, opt.level, opt.name)
             if live is not None:
                 return (1 if live else 0) if opt.boolean else int(live)
         return self.options.get((opt.level, opt.name), 0)
@@ -621,13 +618,13 @@ class Socket(OpenObject):
             raise WasiError(Errno.EPROTONOSUPPORT)
         if self.state == CONNECTING:
             self._refresh_connect()
-        if self.owner is None or self.transport_state is None:
+        if self.owner is None or self.handle.state is None:
             if remote:
                 raise WasiError(Errno.ENOTCONN)
             return ("0.0.0.0" if self.family == socket.AF_INET else "::", 0)
         if remote and self.state != CONNECTED:
             raise WasiError(Errno.ENOTCONN)
-        result = self.peer if remote and self.peer else self.owner.sockname(self, remote)
+        result = self.peer if remote and self.peer else self.owner.getname(self.handle, remote)
         if result is None:
             if remote:
                 raise WasiError(Errno.ENOTCONN)
@@ -643,11 +640,11 @@ class Socket(OpenObject):
             if not write and (self.shut_rd or self.reset):
                 return ALWAYS_READY
             assert self.owner is not None
-            fd, mask = self.owner.wait_handle(self, write)
+            fd, mask = self.owner.wassh_sock_poll_handle(self.handle, write)
             return fd, (mask | POLLRDHUP) if not write and mask == POLLIN else mask
         if state == CONNECTING:
             assert self.owner is not None
-            fd, mask = self.owner.wait_handle(self, True)
+            fd, mask = self.owner.wassh_sock_poll_handle(self.handle, True)
             return fd, mask
         return ALWAYS_READY
 

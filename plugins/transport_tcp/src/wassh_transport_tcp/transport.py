@@ -1,10 +1,9 @@
-"""The hook implementations of the direct TCP transport."""
+"""The direct TCP transport: one non-blocking OS socket per guest connection."""
 
 from __future__ import annotations
 
-import errno
-import os
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from wassh import STREAM, Offer, SocketHandle, TransportConfig, hookimpl, os_socket, resolve
@@ -19,46 +18,33 @@ class TcpConnection(socket.socket):
     target: Any
 
 
-@hookimpl
-def wassh_transport_offer(config: TransportConfig) -> Offer:
-    return Offer(name="tcp", kinds=frozenset({STREAM}), rank=RANK, checks_addresses=True)
+class TcpTransport(os_socket.OSSocketHooks):
+    """Dials the address a name resolves to (checked by the network policy)."""
 
+    name = "tcp"
 
-@hookimpl
-def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
-    address = resolve(sock, host, port)
-    conn = TcpConnection(sock.family, socket.SOCK_STREAM)
-    conn.setblocking(False)
-    os_socket.apply_options(sock, conn)
-    conn.target = address
-    err = conn.connect_ex(address)
-    if err in (0, errno.EISCONN):
-        sock.transport_state = conn
-        return True
-    if err in (errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN):
-        sock.transport_state = conn
-        return False
-    conn.close()
-    raise OSError(err, os.strerror(err))
+    @hookimpl
+    def wassh_transport_offer(
+        self, config: TransportConfig, settings: Mapping[str, object]
+    ) -> Offer:
+        if settings:
+            raise ValueError(f"takes no settings (given: {', '.join(sorted(settings))})")
+        return Offer(name="tcp", kinds=frozenset({STREAM}), rank=RANK, checks_addresses=True)
 
+    @hookimpl
+    def wassh_sock_connect(self, sock: SocketHandle[TcpConnection], host: str, port: int) -> bool:
+        address = resolve(sock, host, port)
+        conn: TcpConnection = os_socket.open_socket(sock, socket.SOCK_STREAM, TcpConnection)
+        conn.target = address
+        try:
+            done = os_socket.connect_step(conn, address)
+        except BaseException:
+            conn.close()
+            raise
+        sock.state = conn
+        return done
 
-@hookimpl
-def wassh_sock_connect_check(sock: SocketHandle) -> bool:
-    conn: TcpConnection = sock.transport_state
-    err = conn.connect_ex(conn.target)
-    if err in (0, errno.EISCONN):
-        return True
-    if err in (errno.EINPROGRESS, errno.EALREADY):
-        return False
-    raise OSError(err, os.strerror(err))
-
-
-# The data path, options, half-close and names are those of any OS socket.
-wassh_sock_recv_into = hookimpl(os_socket.recv_into)
-wassh_sock_send = hookimpl(os_socket.send)
-wassh_sock_wait_handle = hookimpl(os_socket.wait_handle)
-wassh_sock_setsockopt = hookimpl(os_socket.setsockopt)
-wassh_sock_getsockopt = hookimpl(os_socket.getsockopt)
-wassh_sock_shutdown = hookimpl(os_socket.shutdown)
-wassh_sock_close = hookimpl(os_socket.close)
-wassh_sock_name = hookimpl(os_socket.name)
+    @hookimpl
+    def wassh_sock_connect_check(self, sock: SocketHandle[TcpConnection]) -> bool:
+        conn = sock.state
+        return os_socket.connect_step(conn, conn.target)

@@ -1,29 +1,35 @@
-"""Relay settings read from a runtime's ``TransportConfig``.
+"""The relay transport's settings: ``--relay`` and friends, or an embedder's mapping.
 
-``relay_url``, ``relay_protocol``, ``relay_claim``, ``relay_headers``,
-``relay_params`` and ``relay_ca_file`` are core settings; finer knobs live in
-``config.extra`` under these keys:
+Command-line options (``wassh run --help``) and the keys an embedder passes as
+``TransportConfig(settings={"websocket": {...}})``:
 
 =============================  =======================================================
-``relay_user``                 corp-relay-v4 ``dstUsername`` (default: empty)
-``relay_egress_domain``        corp-relay-v4 ``egressDomain`` (default: not sent)
-``relay_resume``               resume corp-relay/corp-relay-v4 sessions (default True)
-``relay_reconnect_delay``      v4: seconds before a reconnect (default 2.0)
-``relay_max_reconnects``       v4: consecutive failed reconnects allowed (default 3)
-``relay_max_retries``          corp-relay: reconnect attempts (default None: as many
+``url`` (``--relay``)          the relay; without it the transport is unavailable
+``protocol``                   ``websockify`` (default), ``corp-relay``, ``corp-relay-v4``
+``claim``                      which connects the relay takes: ``first-connect``
+                               (default), ``all``, ``first-socket``
+``headers`` / ``params``       extra HTTP headers / URL query parameters: a mapping,
+                               or ``NAME=VALUE`` texts (``--relay-header``, ``--relay-param``)
+``ca_file`` (``--relay-ca``)   CA bundle to verify a wss:// relay
+``user``                       corp-relay-v4 ``dstUsername`` (default: empty)
+``egress_domain``              corp-relay-v4 ``egressDomain`` (default: not sent)
+``resume``                     resume corp-relay/corp-relay-v4 sessions (default True)
+``reconnect_delay``            v4: seconds before a reconnect (default 2.0)
+``max_reconnects``             v4: consecutive failed reconnects allowed (default 3)
+``max_retries``                corp-relay: reconnect attempts (default None: as many
                                as the budget allows)
-``relay_reconnect_budget``     seconds from a lost WebSocket to giving up on it
+``reconnect_budget``           seconds from a lost WebSocket to giving up on it
                                (ECONNRESET), whatever tries are left (default 10)
-``relay_retransmit_on_resume`` corp-relay: re-send unacknowledged bytes (default True)
-``relay_report_connect_attempts`` corp-relay: add ``&try=N`` (default False)
-``relay_pure_acks``            corp-relay: acknowledge in header-only messages when
+``retransmit_on_resume``       corp-relay: re-send unacknowledged bytes (default True)
+``report_connect_attempts``    corp-relay: add ``&try=N`` (default False)
+``pure_acks``                  corp-relay: acknowledge in header-only messages when
                                there is nothing to send (default True)
-``relay_recv_limit``           unread bytes a relay may push past withheld acks before
+``recv_limit``                 unread bytes a relay may push past withheld acks before
                                the connection is reset (default 16 MiB)
-``relay_keepalive``            seconds of silence before a ping (default 3.0)
-``relay_keepalive_timeout``    seconds a ping may go unanswered (default 3.0)
-``relay_max_message``          largest message accepted from a relay (default 1 MiB)
-``relay_close_timeout``        seconds to flush and close after the guest closes (2.0)
+``keepalive``                  seconds of silence before a ping (default 3.0)
+``keepalive_timeout``          seconds a ping may go unanswered (default 3.0)
+``max_message``                largest message accepted from a relay (default 1 MiB)
+``close_timeout``              seconds to flush and close after the guest closes (2.0)
 =============================  =======================================================
 """
 
@@ -31,15 +37,68 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from wassh import TransportConfig
 
 if TYPE_CHECKING:
     import ssl
 
 PROTOCOLS = ("websockify", "corp-relay", "corp-relay-v4")
+CLAIMS = ("first-connect", "all", "first-socket")
+KEYS = frozenset(
+    {
+        "url",
+        "protocol",
+        "claim",
+        "headers",
+        "params",
+        "ca_file",
+        "user",
+        "egress_domain",
+        "resume",
+        "reconnect_delay",
+        "max_reconnects",
+        "max_retries",
+        "reconnect_budget",
+        "retransmit_on_resume",
+        "report_connect_attempts",
+        "pure_acks",
+        "recv_limit",
+        "keepalive",
+        "keepalive_timeout",
+        "max_message",
+        "close_timeout",
+    }
+)
+
+
+def _number(given: Mapping[str, object], key: str, default: float) -> float:
+    value = given.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"relay setting {key}: expected a number, not {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"relay setting {key}: expected a number, not {value!r}") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError(f"relay setting {key}: expected a finite number >= 0, not {value!r}")
+    return number
+
+
+def _pairs(value: object, option: str) -> dict[str, str]:
+    """A mapping, or ``NAME=VALUE`` texts as the command line gives them (last wins)."""
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{option}: expected NAME=VALUE texts or a mapping, not {value!r}")
+    out: dict[str, str] = {}
+    for item in value:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key or not text:
+            raise ValueError(f"bad {option} {item!r}: expected NAME=VALUE")
+        out[key] = text
+    return out
 
 
 def _bool(value: Any) -> bool:
@@ -87,42 +146,52 @@ class RelaySettings:
     _ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     @classmethod
-    def from_config(cls, config: TransportConfig) -> RelaySettings:
-        if not config.relay_url:
-            raise ValueError("no relay configured")
-        extra = config.extra
-        protocol = config.relay_protocol or "websockify"
+    def from_settings(cls, given: Mapping[str, object], connect_timeout: float) -> RelaySettings:
+        """Typed settings from the user's values; a bad or unknown one raises ``ValueError``."""
+        unknown = set(given) - KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown relay settings: {', '.join(sorted(unknown))} "
+                f"(known: {', '.join(sorted(KEYS))})"
+            )
+        url = given.get("url")
+        if not isinstance(url, str) or not url:
+            raise ValueError("no relay configured (--relay URL)")
+        protocol = str(given.get("protocol", "websockify"))
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown relay protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
-        if config.relay_claim not in ("first-connect", "all", "first-socket"):
-            raise ValueError(f"unknown relay claim {config.relay_claim!r}")
-        scheme = urllib.parse.urlsplit(config.relay_url).scheme.lower()
+        claim = str(given.get("claim", "first-connect"))
+        if claim not in CLAIMS:
+            raise ValueError(f"unknown relay claim {claim!r} (one of {', '.join(CLAIMS)})")
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
         if scheme not in ("ws", "wss", "http", "https"):
-            raise ValueError(f"relay URL must be ws(s):// or http(s)://: {config.relay_url}")
-        max_retries = extra.get("relay_max_retries")
+            raise ValueError(f"relay URL must be ws(s):// or http(s)://: {url}")
+        max_retries = given.get("max_retries")
+        ca_file = given.get("ca_file")
+        egress = given.get("egress_domain")
         return cls(
-            url=config.relay_url,
+            url=url,
             protocol=protocol,
-            claim=config.relay_claim,
-            headers=dict(config.relay_headers),
-            params=dict(config.relay_params),
-            ca_file=config.relay_ca_file,
-            user=str(extra.get("relay_user", "")),
-            egress_domain=extra.get("relay_egress_domain"),
-            resume=_bool(extra.get("relay_resume", True)),
-            reconnect_delay=float(extra.get("relay_reconnect_delay", 2.0)),
-            max_reconnects=int(extra.get("relay_max_reconnects", 3)),
-            max_retries=None if max_retries is None else int(max_retries),
-            reconnect_budget=float(extra.get("relay_reconnect_budget", 10.0)),
-            retransmit_on_resume=_bool(extra.get("relay_retransmit_on_resume", True)),
-            report_connect_attempts=_bool(extra.get("relay_report_connect_attempts", False)),
-            pure_acks=_bool(extra.get("relay_pure_acks", True)),
-            recv_limit=int(extra.get("relay_recv_limit", 16 << 20)),
-            keepalive=float(extra.get("relay_keepalive", 3.0)),
-            keepalive_timeout=float(extra.get("relay_keepalive_timeout", 3.0)),
-            max_message=int(extra.get("relay_max_message", 1 << 20)),
-            close_timeout=float(extra.get("relay_close_timeout", 2.0)),
-            connect_timeout=config.connect_timeout,
+            claim=claim,
+            headers=_pairs(given.get("headers", {}), "--relay-header"),
+            params=_pairs(given.get("params", {}), "--relay-param"),
+            ca_file=None if ca_file is None else str(ca_file),
+            user=str(given.get("user", "")),
+            egress_domain=None if egress is None else str(egress),
+            resume=_bool(given.get("resume", True)),
+            reconnect_delay=_number(given, "reconnect_delay", 2.0),
+            max_reconnects=int(_number(given, "max_reconnects", 3)),
+            max_retries=None if max_retries is None else int(_number(given, "max_retries", 0)),
+            reconnect_budget=_number(given, "reconnect_budget", 10.0),
+            retransmit_on_resume=_bool(given.get("retransmit_on_resume", True)),
+            report_connect_attempts=_bool(given.get("report_connect_attempts", False)),
+            pure_acks=_bool(given.get("pure_acks", True)),
+            recv_limit=int(_number(given, "recv_limit", 16 << 20)),
+            keepalive=_number(given, "keepalive", 3.0),
+            keepalive_timeout=_number(given, "keepalive_timeout", 3.0),
+            max_message=int(_number(given, "max_message", 1 << 20)),
+            close_timeout=_number(given, "close_timeout", 2.0),
+            connect_timeout=connect_timeout,
         )
 
     # -- TLS ----------------------------------------------------------------------------

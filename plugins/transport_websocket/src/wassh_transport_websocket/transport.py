@@ -1,22 +1,31 @@
-"""The hook implementations of the relay transport, and the relay claim rule."""
+"""The relay transport (``RelayTransport``) and its claim rule."""
 
 from __future__ import annotations
 
-import atexit
 import errno
 import logging
 import select
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from wassh import LISTEN, STREAM, ConnectRequest, Offer, SocketHandle, TransportConfig, hookimpl
+from wassh import (
+    LISTEN,
+    STREAM,
+    ConnectRequest,
+    Offer,
+    PluginOptions,
+    SocketHandle,
+    TransportConfig,
+    hookimpl,
+)
 
-from .settings import RelaySettings
+from .settings import CLAIMS, PROTOCOLS, RelaySettings
 
 if TYPE_CHECKING:
-    from .relay import RelaySocket
+    pass
 
 log = logging.getLogger("wassh.relay")
 
@@ -61,138 +70,155 @@ class RelayClaim:
             return True
 
 
-# -- tasks still flushing when the host process exits (CLI: background loop) -----------
-_active: set[Any] = set()
-_active_lock = threading.Lock()
+Handle = SocketHandle["RelaySocket"]
 
 
-def _wait_for_closing_streams(timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    with _active_lock:
-        pending = [c for c in _active if c.guest_closed]
-    for conn in pending:
-        conn.done.wait(max(0.0, deadline - time.monotonic()))
+class RelayTransport:
+    """TCP through a WebSocket relay; one instance per runtime holds its settings,
+    its claim rule and the connections still flushing when the guest ends."""
 
+    name = "websocket"
 
-atexit.register(_wait_for_closing_streams)
+    def __init__(self) -> None:
+        self.settings: RelaySettings | None = None
+        self.claim: RelayClaim | None = None
+        self.active: set[Any] = set()
+        self.active_lock = threading.Lock()
 
-
-# ---------------------------------------------------------------------------------------
-# hooks
-# ---------------------------------------------------------------------------------------
-
-
-@hookimpl
-def wassh_transport_offer(config: TransportConfig) -> Offer:
-    if not config.relay_url:
-        return Offer(
-            name="websocket",
-            kinds=frozenset({STREAM}),
-            rank=RANK,
-            available=False,
-            reason="no relay configured (--relay URL)",
+    @hookimpl
+    def wassh_addoption(self, options: PluginOptions) -> None:
+        options.add(
+            "--relay", dest="url", metavar="URL", help="reach TCP servers through this relay"
         )
-    # A bad setting raises: the core stops the run before the guest starts,
-    # rather than letting connects fall through to a direct transport.
-    claim = RelayClaim(RelaySettings.from_config(config))
-    kinds = {STREAM, LISTEN} if claim.mode == "first-socket" else {STREAM}
-    return Offer(name="websocket", kinds=frozenset(kinds), rank=RANK, accepts=claim)
+        options.add(
+            "--relay-protocol",
+            dest="protocol",
+            choices=PROTOCOLS,
+            help="the relay's protocol (default: websockify)",
+        )
+        options.add(
+            "--relay-claim",
+            dest="claim",
+            choices=CLAIMS,
+            help="which connects the relay takes (default first-connect: until one succeeds)",
+        )
+        options.add(
+            "--relay-header",
+            dest="headers",
+            action="append",
+            metavar="K=V",
+            help="extra HTTP header for the relay (authentication, cookies)",
+        )
+        options.add(
+            "--relay-param",
+            dest="params",
+            action="append",
+            metavar="K=V",
+            help="extra query parameter for the relay URL",
+        )
+        options.add(
+            "--relay-ca", dest="ca_file", metavar="FILE", help="CA bundle to verify a wss:// relay"
+        )
 
+    @hookimpl
+    def wassh_transport_offer(
+        self, config: TransportConfig, settings: Mapping[str, object]
+    ) -> Offer:
+        if not settings:
+            return Offer(
+                name="websocket",
+                kinds=frozenset({STREAM}),
+                rank=RANK,
+                available=False,
+                reason="no relay configured (--relay URL)",
+            )
+        # A bad setting raises: the core stops the run before the guest starts,
+        # rather than letting connects fall through to a direct transport.
+        self.settings = RelaySettings.from_settings(settings, config.connect_timeout)
+        self.claim = RelayClaim(self.settings)
+        kinds = {STREAM, LISTEN} if self.claim.mode == "first-socket" else {STREAM}
+        return Offer(name="websocket", kinds=frozenset(kinds), rank=RANK, accepts=self.claim)
 
-def _claim_of(sock: SocketHandle) -> RelayClaim:
-    owner = sock.owner
-    claim = owner.offer.accepts if owner is not None else None
-    if not isinstance(claim, RelayClaim):
-        raise OSError(errno.ENETUNREACH, "relay transport used without its offer")
-    return claim
+    @hookimpl
+    def wassh_transport_stop(self) -> None:
+        """Let streams the guest closed finish flushing (bounded by ``close_timeout``)."""
+        if self.settings is None:
+            return
+        deadline = time.monotonic() + self.settings.close_timeout + 1.0
+        with self.active_lock:
+            pending = [c for c in self.active if c.guest_closed]
+        for conn in pending:
+            conn.done.wait(max(0.0, deadline - time.monotonic()))
 
+    @hookimpl
+    def wassh_sock_connect(self, sock: Handle, host: str, port: int) -> bool:
+        if self.settings is None or self.claim is None:
+            raise OSError(errno.ENETUNREACH, "relay transport used without its offer")
+        try:
+            portal = sock.portal
+        except Exception as exc:
+            raise OSError(errno.ENETUNREACH, f"no trio loop for the relay: {exc}") from exc
+        from .relay import start_connection
 
-@hookimpl
-def wassh_sock_connect(sock: SocketHandle, host: str, port: int) -> bool:
-    claim = _claim_of(sock)
-    settings = claim.settings
-    try:
-        portal = sock.process.portal
-    except Exception as exc:
-        raise OSError(errno.ENETUNREACH, f"no trio loop for the relay: {exc}") from exc
-    from .relay import start_connection
+        try:
+            state = start_connection(
+                portal, self.settings, self.claim, host, port, self.active, self.active_lock
+            )
+        except Exception as exc:
+            raise OSError(errno.ENETUNREACH, f"cannot start the relay task: {exc}") from exc
+        sock.state = state
+        return False
 
-    try:
-        state = start_connection(portal, settings, claim, host, port, _active, _active_lock)
-    except Exception as exc:
-        raise OSError(errno.ENETUNREACH, f"cannot start the relay task: {exc}") from exc
-    sock.transport_state = state
-    return False
+    @hookimpl
+    def wassh_sock_connect_check(self, sock: Handle) -> bool:
+        return sock.state.conn.connect_result()
 
+    @hookimpl
+    def wassh_sock_recv(self, sock: Handle, buf: memoryview, peek: bool) -> int:
+        return sock.state.conn.recv_into(buf, peek)
 
-@hookimpl
-def wassh_sock_connect_check(sock: SocketHandle) -> bool:
-    state: RelaySocket = sock.transport_state
-    return state.conn.connect_result()
+    @hookimpl
+    def wassh_sock_send(self, sock: Handle, data: memoryview) -> int:
+        return sock.state.conn.send(data)
 
+    @hookimpl
+    def wassh_sock_poll_handle(self, sock: Handle, write: bool) -> tuple[int, int]:
+        conn = sock.state.conn
+        return (conn.write_fd if write else conn.read_fd), select.POLLIN
 
-@hookimpl
-def wassh_sock_recv_into(sock: SocketHandle, buf: memoryview, peek: bool) -> int:
-    state: RelaySocket = sock.transport_state
-    return state.conn.recv_into(buf, peek)
+    @hookimpl
+    def wassh_sock_getsockopt(self, sock: Handle, level: int, name: int) -> int | None:
+        if (level, name) in _STORED_OPTIONS:
+            return None  # the core's stored value
+        return 0
 
+    @hookimpl
+    def wassh_sock_shutdown(self, sock: Handle, how: int) -> None:
+        # No relay protocol can half-close: the core refuses further writes; the
+        # WebSocket stays open for the other direction.
+        if how in (socket.SHUT_WR, socket.SHUT_RDWR):
+            sock.state.conn.shutdown_write()
 
-@hookimpl
-def wassh_sock_send(sock: SocketHandle, data: memoryview) -> int:
-    state: RelaySocket = sock.transport_state
-    return state.conn.send(data)
+    @hookimpl
+    def wassh_sock_close(self, sock: Handle) -> None:
+        sock.state.close()
 
+    @hookimpl
+    def wassh_sock_getname(self, sock: Handle, remote: bool) -> tuple[str, int] | None:
+        # The core reports the address the guest dialled as the peer; the local end
+        # lives on the relay, so the socket has no local address of its own.
+        unspecified = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
+        return (unspecified, sock.state.port if remote else 0)
 
-@hookimpl
-def wassh_sock_wait_handle(sock: SocketHandle, write: bool) -> tuple[int, int]:
-    state: RelaySocket = sock.transport_state
-    conn = state.conn
-    return (conn.write_fd if write else conn.read_fd), select.POLLIN
+    @hookimpl
+    def wassh_sock_bind(self, sock: Handle, host: str, port: int) -> None:
+        raise OSError(errno.EINVAL, "a relay socket cannot bind")
 
+    @hookimpl
+    def wassh_sock_listen(self, sock: Handle, backlog: int) -> None:
+        raise OSError(errno.EINVAL, "a relay socket cannot listen")
 
-@hookimpl
-def wassh_sock_setsockopt(sock: SocketHandle, level: int, name: int, value: int) -> None:
-    return None  # stored by the core; nothing to apply on a relay
-
-
-@hookimpl
-def wassh_sock_getsockopt(sock: SocketHandle, level: int, name: int) -> int | None:
-    if (level, name) in _STORED_OPTIONS:
-        return None  # the core's stored value
-    return 0
-
-
-@hookimpl
-def wassh_sock_shutdown(sock: SocketHandle, how: int) -> None:
-    # No relay protocol can half-close: the core refuses further writes; the
-    # WebSocket stays open for the other direction.
-    state: RelaySocket = sock.transport_state
-    if how in (socket.SHUT_WR, socket.SHUT_RDWR):
-        state.conn.shutdown_write()
-
-
-@hookimpl
-def wassh_sock_close(sock: SocketHandle) -> None:
-    state: RelaySocket | None = sock.transport_state
-    if state is None:
-        return
-    state.close()
-
-
-@hookimpl
-def wassh_sock_name(sock: SocketHandle, remote: bool) -> tuple[str, int] | None:
-    # The core reports the address the guest dialled as the peer; the local end
-    # lives on the relay, so the socket has no local address of its own.
-    state: RelaySocket | None = sock.transport_state
-    unspecified = "::" if sock.family == socket.AF_INET6 else "0.0.0.0"
-    return (unspecified, state.port if remote and state is not None else 0)
-
-
-@hookimpl
-def wassh_sock_bind(sock: SocketHandle, host: str, port: int) -> None:
-    raise OSError(errno.EINVAL, "a relay socket cannot bind")
-
-
-@hookimpl
-def wassh_sock_listen(sock: SocketHandle, backlog: int) -> None:
-    raise OSError(errno.EINVAL, "a relay socket cannot listen")
+    # A LISTEN claim (``first-socket``) never gets this far: bind refuses first.
+    @hookimpl
+    def wassh_sock_accept(self, sock: Handle) -> object:
+        raise OSError(errno.EINVAL, "a relay socket cannot accept")
