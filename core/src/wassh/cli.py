@@ -14,6 +14,7 @@ import wasmtime
 
 from .arguments import OneLineArgumentParser
 from .commands import PluginCommand, plugin_commands
+from .events import JsonLines
 from .options import OptionConflict, PluginOptions, plugin_settings
 from .plugins import (
     PluginError,
@@ -93,6 +94,12 @@ def _build_parser(commands: Mapping[str, PluginCommand | str]) -> argparse.Argum
         help="cap the guest's linear memory (bytes, or with K, M, G); default 4G",
     )
     _add_network_options(run)
+    run.add_argument(
+        "--events",
+        metavar="FILE",
+        help="write the sockets' events (opened, transport, policy, connected, closed) "
+        "to FILE as JSON lines",
+    )
     run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
     _add_verbosity(run, argparse.SUPPRESS)
     _add_plugin_options(run, plugins)
@@ -214,6 +221,13 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
         _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
     config = _transport_config(ns)
+    events = None
+    if ns.events:
+        try:
+            events_file = open(ns.events, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the run)
+        except OSError as exc:
+            _fail(f"cannot write --events {ns.events}: {exc.strerror or exc}")
+        events = JsonLines(events_file)
 
     try:
         proc = prepare(
@@ -226,6 +240,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             config=config,
             trace=ns.trace,
             max_memory=ns.max_memory,
+            events=events,
         )
     except KeyboardInterrupt:  # Ctrl-C while plugins load: no guest ran yet
         return 130

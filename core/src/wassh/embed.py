@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import wasmtime
 
 from .engine import load_module
+from .events import EventSink
 from .plugins import TransportConfig, Transports, make_plugin_manager
 from .runtime import GuestCancelled, GuestConfig, Process, Stdin, Stdout
 
@@ -39,12 +41,28 @@ def prepare(
     dev: bool = True,
     max_memory: int | None = None,
     trio_token: Any = None,
+    events: EventSink | None = None,
+    settings: Mapping[str, Mapping[str, object]] | None = None,
 ) -> Process:
-    """Build a guest process without running it (``Process.run`` runs it)."""
+    """Build a guest process without running it (``Process.run`` runs it).
+
+    ``settings`` gives plugins their own settings by plugin name (as
+    ``TransportConfig.settings``); ``events`` receives the sockets' events
+    (``wassh.events``) on the guest thread.
+    """
     module = wasm if isinstance(wasm, wasmtime.Module) else load_module(wasm)
     if argv is None:
         argv = [Path(str(wasm)).name] if not isinstance(wasm, wasmtime.Module) else ["guest"]
-    tconfig = config or TransportConfig()
+    # A copy: what this guest adds (hosts, settings) never leaks into the caller's.
+    tconfig = (
+        replace(config, hosts=dict(config.hosts), settings=dict(config.settings))
+        if config is not None
+        else TransportConfig()
+    )
+    for plugin, given in (settings or {}).items():
+        if plugin in tconfig.settings:
+            raise ValueError(f"settings for plugin {plugin!r} given twice (config and settings)")
+        tconfig.settings[plugin] = dict(given)
     for name, addrs in (hosts or {}).items():
         tconfig.hosts[name] = [addrs] if isinstance(addrs, str) else list(addrs)
     pm = make_plugin_manager(entry_points=entry_points, plugins=plugins, block=block)
@@ -60,7 +78,7 @@ def prepare(
         dev=dev,
         max_memory=max_memory,
     )
-    return Process(module, guest, transports, trio_token=trio_token)
+    return Process(module, guest, transports, trio_token=trio_token, events=events)
 
 
 async def run(

@@ -223,24 +223,28 @@ class Owner:
         self.wassh_sock_listen: ListenHook = pick("wassh_sock_listen", _unsupported)
         self.wassh_sock_accept: AcceptHook = pick("wassh_sock_accept", _unsupported)
 
-    def getname(self, sock: Handle, remote: bool) -> tuple[str, int] | None:
-        """``wassh_sock_getname`` held to its contract: an IP literal and a port, or None."""
-        result = self.wassh_sock_getname(sock, remote)
-        if result is None:
-            return None
-        try:
-            host, port = result
-            ipaddress.ip_address(str(host).split("%", 1)[0])
-            if not (isinstance(port, int) and 0 <= port <= 65535):
-                raise ValueError(port)
-        except (TypeError, ValueError):
-            log.error(
-                "transport %r returned %r from wassh_sock_getname: not (IP literal, port); ignored",
-                self.name,
-                result,
-            )
-            return None
-        return str(host), port
+
+def checked_name(owner: Owner, result: object) -> tuple[str, int] | None:
+    """What ``wassh_sock_getname`` returned, held to its contract: an IP literal and a
+    port, or None. Anything else is the plugin's bug: logged, and treated as unknown."""
+    if result is None:
+        return None
+    host: object = None
+    port: object = None
+    try:
+        host, port = result  # type: ignore[misc]
+        ipaddress.ip_address(str(host).split("%", 1)[0])
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(port)
+    except (TypeError, ValueError):
+        log.error(
+            "transport %r returned %r from wassh_sock_getname: not (IP literal, port); ignored",
+            owner.name,
+            result,
+        )
+        return None
+    assert isinstance(port, int)
+    return str(host), port
 
 
 def _socket_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callable[..., object]]:

@@ -20,6 +20,10 @@ they denote.
 
 Listen rules: the guest may always listen on loopback; anywhere else only where
 a ``listen_allow`` rule matches the address it binds.
+
+Public API: plugins use the same grammar for their own rules (``parse_rule``,
+``Rule.matches_name``/``matches_address``) and the same address parsing
+(``parse_address``, ``unmap``, ``normalise_name``); ``__all__`` lists them.
 """
 
 from __future__ import annotations
@@ -55,10 +59,20 @@ class PolicyError(ValueError):
 
 
 class Denied(PermissionError):
-    """The policy refused an operation: the guest sees ``EACCES``."""
+    """The policy refused an operation: the guest sees ``EACCES``.
 
-    def __init__(self, message: str) -> None:
+    ``target`` is what was refused (``host:port``) and ``reason`` the rule, for
+    the events stream.
+    """
+
+    def __init__(
+        self, message: str, target: str = "", reason: str = "", address: str | None = None
+    ) -> None:
         super().__init__(errno.EACCES, message)
+        self.target = target
+        self.reason = reason or message
+        self.address = address  # the resolved address refused, when it was one
+        self.reported = False  # the events stream has it already
 
 
 def parse_address(text: str) -> IPAddress | None:
@@ -330,7 +344,8 @@ class NetworkPolicy:
         if verdict is not None:
             address = unmap(address)
             target = _host_port(host or str(address), port)
-            self._deny("connect to", f"{target} ({address})" if host else target, verdict)
+            target = f"{target} ({address})" if host else target
+            self._deny("connect to", target, verdict, str(address))
 
     def allows_address(self, host: str, address: IPAddress, port: int) -> bool:
         return self.address_verdict(host, address, port) is None
@@ -394,13 +409,13 @@ class NetworkPolicy:
         )
 
     # -- reporting ---------------------------------------------------------------------
-    def _deny(self, what: str, target: str, why: str) -> None:
+    def _deny(self, what: str, target: str, why: str, address: str | None = None) -> None:
         message = f"denied {what} {target}: {why}"
         logged = self._logged
         if message not in logged and len(logged) < _MAX_LOGGED:
             logged.add(message)  # a guest retrying in a loop gets one line per destination
             log.warning("%s", message)
-        raise Denied(message)
+        raise Denied(message, target, why, address)
 
     def describe(self) -> list[str]:
         """The rules in force, one line each, for ``wassh transports``."""
@@ -415,3 +430,19 @@ class NetworkPolicy:
 
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+__all__ = [
+    "Denied",
+    "IPAddress",
+    "IPNetwork",
+    "NetworkPolicy",
+    "PolicyError",
+    "PortRange",
+    "Rule",
+    "normalise_name",
+    "parse_address",
+    "parse_rule",
+    "parse_rules",
+    "unmap",
+]

@@ -27,6 +27,7 @@ from .abi.preview1_fs import Preview1Fs
 from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
 from .engine import EpochGuard, get_engine
+from .events import EventSink, guarded
 from .host.fdtable import FdTable
 from .host.files import dev_preopen, open_preopen
 from .host.objects import OpenObject
@@ -112,10 +113,13 @@ class Process:
         config: GuestConfig,
         transports: Transports,
         trio_token: Any = None,
+        events: EventSink | None = None,
     ) -> None:
         self.module = module
         self.config = config
         self.transports = transports
+        # Read on every socket event: None costs one test where nobody listens.
+        self.events: EventSink | None = guarded(events) if events is not None else None
         self._portal: LoopPortal | None = None
         if trio_token is not None:
             self._portal = LoopPortal(trio_token, None)

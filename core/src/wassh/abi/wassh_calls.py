@@ -156,8 +156,9 @@ class WasshCalls:
 
     def sock_accept(self, fd: int, out: int) -> int:
         self.mem.check(out, 4)
-        new = self.proc.sockets.get(fd).accept()
-        self.mem.set_u32(out, self.proc.sockets.install(new))
+        sock = self.proc.sockets.get(fd)
+        new = sock.accept()
+        self.mem.set_u32(out, self.proc.sockets.install(new, listener=sock))
         return 0
 
     def sock_register_fake_addr(self, index: int, name_ptr: int, name_len: int) -> int:

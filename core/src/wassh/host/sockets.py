@@ -14,8 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..abi.errno import Errno, WasiError, to_errno
+from ..events import Closed, Connected, PolicyDecision, SocketOpened, TransportChosen, family_name
 from ..handle import SocketHandle
-from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Owner
+from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Owner, checked_name
 from ..policy import Denied, IPAddress, parse_address
 from ..resolve import UnresolvedName
 from .objects import ALWAYS_READY, Filestat, OpenObject
@@ -72,6 +73,13 @@ class Socket(OpenObject):
         self.remote_host = ""  # what the guest asked to connect to (a name or literal)
         self.dialled: tuple[str, int] | None = None  # the address the guest passed
         self.last_source: tuple[str, int] | None = None  # datagrams: the latest sender
+        # For the events stream (counted always: an add costs less than a test).
+        self.id = process.sockets.next_id()
+        self.opened_at = time.monotonic()
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self.end_error = ""  # the errno name that ended the connection, if one did
+        self._reported: set[tuple[str, int]] | None = None  # datagram destinations seen
 
     @property
     def peer_wire(self) -> tuple[int, bytes, int] | None:
@@ -85,6 +93,8 @@ class Socket(OpenObject):
     def _choose(self, kind: str, host: str, port: int) -> Owner:
         request = ConnectRequest(kind=kind, family=self.family, host=host, port=port)
         owner = self.process.transports.choose(request)
+        if owner is not None and self.process.events is not None:
+            self._report_transport(owner, kind, "")
         if owner is None:
             if kind == LISTEN:
                 raise WasiError(Errno.ENOTSUP, "no listening transport available")
@@ -92,6 +102,52 @@ class Socket(OpenObject):
                 raise WasiError(Errno.ECONNREFUSED, "no AF_UNIX transport available")
             raise WasiError(Errno.ENETUNREACH, f"no transport accepts {host}:{port}")
         return owner
+
+    def _report_transport(self, owner: Owner, kind: str, why: str) -> None:
+        sink = self.process.events
+        if sink is None:
+            return
+        ranking = tuple(self.process.transports.ranking(kind))
+        if not why:
+            if ranking[:1] == (owner.name,):
+                why = "claimed: its rule accepts this" if owner.offer.accepts else "best ranked"
+            else:
+                why = "the better-ranked transports declined"
+        sink(
+            TransportChosen(
+                self.id,
+                transport=owner.name,
+                plugin=owner.plugin_name,
+                reason=why,
+                ranking=ranking,
+            )
+        )
+
+    def _report_policy(self, action: str, host: str, port: int, denied: Denied | None) -> None:
+        if denied is not None:
+            self.end_error = "EACCES"
+            denied.reported = True
+        sink = self.process.events
+        if sink is None:
+            return
+        if denied is None:
+            policy = self.process.transports.policy
+            why = "matches the allow rules" if policy.restricts_connects else "no connect rules"
+            if action == "listen":
+                why = "loopback or a --listen-allow rule"
+            sink(PolicyDecision(self.id, action, host, port, allowed=True, reason=why))
+        else:
+            sink(
+                PolicyDecision(
+                    self.id,
+                    action,
+                    host,
+                    port,
+                    allowed=False,
+                    reason=denied.reason,
+                    address=denied.address,
+                )
+            )
 
     def _apply_options(self) -> None:
         assert self.owner is not None
@@ -126,7 +182,7 @@ class Socket(OpenObject):
             return
         owner = self._connect_owner(host, port)
         if self.family != socket.AF_UNIX:  # AF_UNIX paths are mapped explicitly instead
-            self._check_destination(owner, host, port)
+            self._check_destination(owner, host, port, "connect")
         if owner is not self.owner and self.state == BOUND:
             self._drop_transport()  # a claiming transport dials from its own end
             self.state = NEW
@@ -141,9 +197,10 @@ class Socket(OpenObject):
                 self.state = NEW
                 owner = self.owner = self._relay_for_unresolved(owner, host, port)
                 done = owner.wassh_sock_connect(self.handle, host, port)
-        except BaseException:
+        except BaseException as exc:
             self._drop_transport()
             self.state, self.owner = NEW, None
+            self._failed(exc, host, port)
             raise
         self._apply_options()
         if done:
@@ -180,7 +237,9 @@ class Socket(OpenObject):
         request = ConnectRequest(kind=kind, family=self.family, host=host, port=port)
         best = self.process.transports.choose(request)
         if best is not None and best.offer.accepts is not None and best is not self.owner:
+            self._report_transport(best, kind, "claimed: its rule accepts this, bound or not")
             return best
+        self._report_transport(self.owner, kind, "the socket is bound through it")
         return self.owner
 
     def _relay_for_unresolved(self, tried: Owner, host: str, port: int) -> Owner:
@@ -196,13 +255,32 @@ class Socket(OpenObject):
         other = self.process.transports.choose(request, skip=(tried.name,))
         if other is None or other.offer.checks_addresses:
             raise WasiError(Errno.EHOSTUNREACH, f"cannot resolve {host}")
-        self._check_destination(other, host, port)
+        self._report_transport(other, STREAM, "the host cannot resolve the name: handed over")
+        self._check_destination(other, host, port, "connect")
         return other
 
-    def _check_destination(self, owner: Owner, host: str, port: int) -> None:
-        self.process.transports.policy.check_destination(
-            host, port, addresses_checked=owner.offer.checks_addresses
-        )
+    def _check_destination(self, owner: Owner, host: str, port: int, action: str) -> None:
+        try:
+            self.process.transports.policy.check_destination(
+                host, port, addresses_checked=owner.offer.checks_addresses
+            )
+        except Denied as denied:
+            self._report_policy(action, host, port, denied)
+            raise
+        if self.process.events is not None:
+            if action == "sendto":  # once per destination, not per datagram
+                seen = self._reported = self._reported or set()
+                if (host, port) in seen or len(seen) >= 64:
+                    return
+                seen.add((host, port))
+            self._report_policy(action, host, port, None)
+
+    def _failed(self, exc: BaseException, host: str, port: int) -> None:
+        """A connect ended in an error: remembered for ``closed``, reported if denied."""
+        if isinstance(exc, Denied) and not exc.reported:
+            self._report_policy("connect", host, port, exc)  # an address the name led to
+        elif isinstance(exc, Exception):
+            self.end_error = to_errno(exc).name
 
     def _connect_dgram(self, host: str, port: int) -> None:
         """A datagram socket's connect only sets the default peer (and filters by it)."""
@@ -211,7 +289,7 @@ class Socket(OpenObject):
             self.owner = self._choose(DGRAM, host, port)
         assert self.owner is not None
         try:
-            self._check_destination(self.owner, host, port)
+            self._check_destination(self.owner, host, port, "connect")
         except BaseException:
             if fresh:
                 self.owner = None
@@ -238,6 +316,7 @@ class Socket(OpenObject):
                 return False
         except Exception as exc:
             self.error = int(to_errno(exc))
+            self.end_error = Errno(self.error).name
             self.state = FAILED
             self._drop_transport()
             return True
@@ -248,11 +327,17 @@ class Socket(OpenObject):
         self.state = CONNECTED
         assert self.owner is not None
         # Remembered now: once both sides have closed, the OS forgets the peer.
-        real = self.owner.getname(self.handle, True)
+        owner = self.owner
+        real = checked_name(owner, owner.wassh_sock_getname(self.handle, True))
         self._peer_wire = None
         if outgoing and real is not None:
             self._check_peer(real)
         self.peer = self.dialled if outgoing and self.dialled is not None else real
+        sink = self.process.events
+        if outgoing and sink is not None:
+            address = real[0] if real is not None and not _placeholder(real[0]) else None
+            port = self.dialled[1] if self.dialled else (real[1] if real else 0)
+            sink(Connected(self.id, self.remote_host, port, address, self.owner.name))
 
     def _check_peer(self, peer: tuple[str, int]) -> None:
         """A second look at where a connect really went, before the guest sends a byte.
@@ -268,9 +353,10 @@ class Socket(OpenObject):
             return  # a relay's placeholder, not where the bytes go
         try:
             policy.check_address(self.remote_host, address, int(peer[1]))
-        except Denied:
+        except Denied as denied:
             self._drop_transport()
             self.state, self.owner, self.peer = NEW, None, None
+            self._report_policy("connect", self.remote_host, int(peer[1]), denied)
             raise
 
     def _drop_transport(self) -> None:
@@ -294,10 +380,16 @@ class Socket(OpenObject):
         # UDP port 0 is what a first sendto binds anyway: only fixed ports serve.
         if not (kind == DGRAM and port == 0):
             policy = self.process.transports.policy
-            if address is not None:
-                policy.check_listen(address, port)
-            elif not owner.offer.checks_addresses:
-                raise Denied(f"denied listen on {host}:{port}: bind by name needs an address")
+            try:
+                if address is not None:
+                    policy.check_listen(address, port)
+                elif not owner.offer.checks_addresses:
+                    why = "bind by name needs an address"
+                    raise Denied(f"denied listen on {host}:{port}: {why}", f"{host}:{port}", why)
+            except Denied as denied:
+                self._report_policy("listen", host, port, denied)
+                raise
+            self._report_policy("listen", host, port, None)
         self.owner = owner
         try:
             owner.wassh_sock_bind(self.handle, host, port)
@@ -379,7 +471,9 @@ class Socket(OpenObject):
         handle = self.handle
         while True:
             try:
-                return recv(handle, buf, False)
+                n = recv(handle, buf, False)
+                self.bytes_received += n
+                return n
             except BlockingIOError:
                 if self.nonblocking or dontwait:
                     raise WasiError(Errno.EAGAIN) from None
@@ -399,7 +493,7 @@ class Socket(OpenObject):
         sent: int = 0
         while True:
             try:
-                sent += send(handle, data[sent:] if sent else data)
+                n = send(handle, data[sent:] if sent else data)
             except BlockingIOError:
                 if self.nonblocking or dontwait:
                     if sent:
@@ -411,6 +505,8 @@ class Socket(OpenObject):
                 if sent:
                     return sent
                 raise
+            sent += n
+            self.bytes_sent += n
             if sent >= size:
                 return sent
 
@@ -453,6 +549,7 @@ class Socket(OpenObject):
                     self._recv_error(exc)
                 if n == 0:
                     return total + filled, False
+                self.bytes_received += n
                 filled += n
                 if peek:
                     return total + filled, False
@@ -479,6 +576,7 @@ class Socket(OpenObject):
                 self._wait(False)
         truncated = n > len(target)
         n = min(n, len(target))
+        self.bytes_received += n
         if len(bufs) > 1:
             offset = 0
             for buf in bufs:
@@ -536,6 +634,7 @@ class Socket(OpenObject):
                         return total + sent
                     raise
                 sent += n
+                self.bytes_sent += n
             total += sent
         return total
 
@@ -551,10 +650,11 @@ class Socket(OpenObject):
         owner = self.owner
         assert owner is not None
         try:
-            self._check_destination(owner, host, port)
+            self._check_destination(owner, host, port, "sendto")
             while True:
                 try:
                     n: int = owner.wassh_sock_sendto(self.handle, data, host, port)
+                    self.bytes_sent += n
                     return n
                 except BlockingIOError:
                     if self.nonblocking or dontwait:
@@ -624,7 +724,11 @@ class Socket(OpenObject):
             return ("0.0.0.0" if self.family == socket.AF_INET else "::", 0)
         if remote and self.state != CONNECTED:
             raise WasiError(Errno.ENOTCONN)
-        result = self.peer if remote and self.peer else self.owner.getname(self.handle, remote)
+        if remote and self.peer:
+            result: tuple[str, int] | None = self.peer
+        else:
+            owner = self.owner
+            result = checked_name(owner, owner.wassh_sock_getname(self.handle, remote))
         if result is None:
             if remote:
                 raise WasiError(Errno.ENOTCONN)
@@ -675,13 +779,30 @@ class Socket(OpenObject):
             raise WasiError(Errno.EINVAL, "O_APPEND on a socket")
         self.nonblocking = bool(flags & 4)
 
-    def close(self) -> None:
+    def close(self, reason: str = "closed") -> None:
         self._drop_transport()
         self.state = NEW
         self.process.sockets.forget(self)
+        sink = self.process.events
+        if sink is not None:
+            sink(
+                Closed(
+                    self.id,
+                    reason=f"{reason} after {self.end_error}" if self.end_error else reason,
+                    duration=round(time.monotonic() - self.opened_at, 6),
+                    bytes_sent=self.bytes_sent,
+                    bytes_received=self.bytes_received,
+                )
+            )
 
 
 _FAKE_NETWORKS = (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("100::/64"))
+
+
+def _placeholder(literal: str) -> bool:
+    """A relay's stand-in address (unspecified, or fake), not where the bytes go."""
+    address = parse_address(literal)
+    return address is None or address.is_unspecified or _is_fake(address)
 
 
 def _is_fake(address: IPAddress) -> bool:
@@ -707,6 +828,11 @@ class SocketLayer:
         self.process = process
         self.live: set[Socket] = set()
         self._slots = process.fds.table
+        self._ids = 0
+
+    def next_id(self) -> int:
+        self._ids += 1
+        return self._ids
 
     def create(self, wasi_domain: int, wasi_type: int, protocol: int) -> Socket:
         base = wasi_type & ~0x6000
@@ -729,13 +855,27 @@ class SocketLayer:
         sock.nonblocking = bool(wasi_type & 0x4000)
         return sock
 
-    def install(self, sock: Socket) -> int:
+    def install(self, sock: Socket, listener: Socket | None = None) -> int:
         try:
             fd = self.process.fds.add(sock)
         except WasiError:
             sock.close()
             raise
         self.live.add(sock)
+        sink = self.process.events
+        if sink is not None:
+            peer = None
+            if listener is not None and sock.peer is not None:
+                peer = f"{sock.peer[0]}:{sock.peer[1]}"
+            sink(
+                SocketOpened(
+                    sock.id,
+                    family_name(sock.family),
+                    sock.kind,
+                    listener=listener.id if listener is not None else None,
+                    peer=peer,
+                )
+            )
         return fd
 
     def forget(self, sock: Socket) -> None:
@@ -753,4 +893,4 @@ class SocketLayer:
 
     def close_all(self) -> None:
         for sock in list(self.live):
-            sock.close()
+            sock.close("exit")

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from wassh import (
     LISTEN,
@@ -25,7 +25,7 @@ from wassh import (
 from .settings import CLAIMS, PROTOCOLS, RelaySettings
 
 if TYPE_CHECKING:
-    pass
+    from .relay import RelaySocket  # imports trio: only when a relay connects
 
 log = logging.getLogger("wassh.relay")
 
@@ -70,7 +70,7 @@ class RelayClaim:
             return True
 
 
-Handle = SocketHandle["RelaySocket"]
+Handle: TypeAlias = "SocketHandle[RelaySocket]"
 
 
 class RelayTransport:
