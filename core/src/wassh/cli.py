@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -60,11 +61,13 @@ def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
     parser.add_argument("-q", "--quiet", action="count", default=default, help="less logging")
 
 
-def _build_parser(commands: Mapping[str, PluginCommand | str]) -> argparse.ArgumentParser:
+def _build_parser(
+    commands: Mapping[str, PluginCommand | str], blocked: frozenset[str] = frozenset()
+) -> argparse.ArgumentParser:
     parser = OneLineArgumentParser(prog="wassh", description=__doc__)
     _add_verbosity(parser, 0)
     sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser)
-    plugins = installed_plugins()
+    plugins = [(n, p) for n, p in installed_plugins() if n not in blocked]
 
     run = sub.add_parser("run", help="run a wasm32-wasi program")
     run.add_argument("program", help="the .wasm file")
@@ -123,12 +126,15 @@ def _build_parser(commands: Mapping[str, PluginCommand | str]) -> argparse.Argum
 
 def _add_plugin_options(parser: argparse.ArgumentParser, plugins: list[tuple[str, object]]) -> None:
     """Each installed plugin's own options (``wassh_addoption``), in a group of its own."""
+    owners: dict[str, str] = {}
     for name, plugin in plugins:
         hook = getattr(plugin, "wassh_addoption", None)
         if hook is None:
             continue
         try:
-            hook(options=PluginOptions(parser, name, f"{name} plugin"))
+            hook(options=PluginOptions(parser, name, f"{name} plugin", owners))
+        except OptionConflict:
+            raise
         except Exception as exc:
             raise PluginError(f"plugin {name!r} cannot add its options: {exc}") from exc
 
@@ -335,6 +341,18 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _blocked_early(argv: list[str]) -> frozenset[str]:
+    """Plugins blocked on this command line or in the environment, read before parsing:
+    a blocked plugin adds no options, so blocking resolves a clash between two."""
+    names = {n.strip() for n in os.environ.get("WASSH_BLOCK_PLUGINS", "").split(",")}
+    for i, arg in enumerate(argv):
+        if arg == "--block-plugin" and i + 1 < len(argv):
+            names.add(argv[i + 1])
+        elif arg.startswith("--block-plugin="):
+            names.add(arg.partition("=")[2])
+    return frozenset(n for n in names if n)
+
+
 def _split_command(argv: list[str], commands: Mapping[str, object]) -> int | None:
     """Where a plugin command's name stands in ``argv`` (after global options), if any."""
     for i, arg in enumerate(argv):
@@ -357,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rest: list[str] = []
         if at is not None:
             argv, rest = argv[: at + 1], argv[at + 1 :]
-        parser = _build_parser(commands)
+        parser = _build_parser(commands, _blocked_early(argv))
         ns = parser.parse_args(argv)
         level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
         logging.basicConfig(level=level, format="wassh: %(name)s: %(message)s")

@@ -25,9 +25,17 @@ class OptionConflict(Exception):
 class PluginOptions:
     """The argument group one plugin adds its options to."""
 
-    def __init__(self, parser: argparse.ArgumentParser, plugin: str, title: str) -> None:
+    def __init__(
+        self,
+        parser: argparse.ArgumentParser,
+        plugin: str,
+        title: str,
+        owners: dict[str, str] | None = None,
+    ) -> None:
         self.plugin = plugin
         self._group = parser.add_argument_group(title)
+        # flag -> the plugin that added it, shared by every plugin of one parser
+        self._owners = owners if owners is not None else {}
 
     def add(
         self,
@@ -62,10 +70,21 @@ class PluginOptions:
                 kwargs["type"] = type
             if choices is not None:
                 kwargs["choices"] = list(choices)
+        for flag in flags:
+            other = self._owners.get(flag)
+            if other is not None:
+                raise OptionConflict(
+                    f"plugins {other!r} and {self.plugin!r} both add {flag} "
+                    f"(block one with --block-plugin NAME)"
+                )
         try:
             self._group.add_argument(*flags, **kwargs)  # type: ignore[arg-type]
-        except argparse.ArgumentError as exc:
-            raise OptionConflict(f"plugin {self.plugin!r}: {exc}") from exc
+        except argparse.ArgumentError:
+            raise OptionConflict(
+                f"plugin {self.plugin!r} adds {', '.join(flags)}, which wassh has already "
+                f"(block it with --block-plugin {self.plugin})"
+            ) from None
+        self._owners.update(dict.fromkeys(flags, self.plugin))
 
 
 def plugin_settings(ns: argparse.Namespace) -> dict[str, dict[str, object]]:
