@@ -104,9 +104,10 @@ class Soak:
         echo = self.echoes[slot]
         host, port = f"s{slot}.test", str(echo.port)
         config = relay_config(
-            self.urls[path][slot], "corp-relay-v4" if path == "lb-v4" else "websockify"
+            self.urls[path][slot],
+            "corp-relay-v4" if path == "lb-v4" else "websockify",
+            reconnect_delay=0.05,
         )
-        config.extra["relay_reconnect_delay"] = 0.05
         args: tuple[str, ...]
         if kind == "bulk":
             wasm, args = self.netclient, ("bulk", host, port, str(total))

@@ -140,7 +140,7 @@ class Driver:
         if unread > self.settings.recv_limit:
             raise Fatal(
                 f"the relay ignored the flow-control window: the guest has {unread} unread"
-                f" bytes, more than relay_recv_limit ({self.settings.recv_limit})"
+                f" bytes, more than the recv_limit setting ({self.settings.recv_limit})"
             )
         if self.withholding:
             return False
