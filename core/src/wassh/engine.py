@@ -12,6 +12,14 @@ from pathlib import Path
 
 import wasmtime
 
+from .abi.wasmtime_private import (
+    DEADLINE_CONTINUE,
+    LIBRARY_PATH,
+    EpochDeadlineCallback,
+    error_new,
+    set_epoch_deadline_callback,
+)
+
 log = logging.getLogger("wassh.engine")
 
 _engine: wasmtime.Engine | None = None
@@ -43,12 +51,10 @@ def _engine_fingerprint() -> str:
     importlib.metadata would cost ~30 ms of every start-up; the shared library's
     size and mtime change with every wasmtime release, which is what matters.
     """
-    from wasmtime import _ffi
-
     try:
-        st = os.stat(_ffi.filename)
+        st = os.stat(LIBRARY_PATH)
         return f"{st.st_size}:{st.st_mtime_ns}"
-    except (AttributeError, OSError):  # pragma: no cover - an unusual wasmtime install
+    except OSError:  # pragma: no cover - an unusual wasmtime install
         return "unknown"
 
 
@@ -80,16 +86,6 @@ def load_module(path: str | os.PathLike[str], use_cache: bool = True) -> wasmtim
 
 # -- epoch interruption ------------------------------------------------------------
 
-_DEADLINE_CB = ctypes.CFUNCTYPE(
-    ctypes.c_size_t,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_uint64),
-    ctypes.POINTER(ctypes.c_uint8),
-)
-_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_NO_FINALIZER = _FINALIZER(lambda _data: None)
-
 
 class EpochGuard:
     """Traps one store's guest at the next epoch tick once it has been cancelled.
@@ -99,31 +95,22 @@ class EpochGuard:
     """
 
     def __init__(self, store: wasmtime.Store) -> None:
-        from wasmtime import _ffi as ffi
-
         self.cancelled = False
-        self._ffi = ffi
 
+        # Defined here, not in wasmtime_private: wassh.host_signals knows this file's
+        # frames as unsafe to raise in, and the callback must not raise.
         def on_deadline(_ctx: int, _data: int, delta: object, kind: object) -> int:
             if self.cancelled:
                 msg = b"wassh: guest cancelled"
-                err = ffi.wasmtime_error_new(ctypes.create_string_buffer(msg))
+                err = error_new(ctypes.create_string_buffer(msg))
                 return ctypes.cast(err, ctypes.c_void_p).value or 0
             delta[0] = 1  # type: ignore[index]
-            kind[0] = 0  # type: ignore[index]  # continue running
+            kind[0] = DEADLINE_CONTINUE  # type: ignore[index]
             return 0
 
-        self._cb = _DEADLINE_CB(on_deadline)
+        self._cb = EpochDeadlineCallback(on_deadline)
         store.set_epoch_deadline(1)
-        from wasmtime import _bindings
-
-        argtypes = _bindings._wasmtime_store_epoch_deadline_callback.argtypes
-        ffi.wasmtime_store_epoch_deadline_callback(
-            store.ptr(),
-            ctypes.cast(self._cb, argtypes[1]),
-            None,
-            ctypes.cast(_NO_FINALIZER, argtypes[3]),
-        )
+        set_epoch_deadline_callback(store, self._cb)
 
     def interrupt(self) -> None:
         self.cancelled = True

@@ -4,7 +4,8 @@ Each import is a ctypes callback that reads its i32/i64 arguments straight out
 of the raw value array and writes the errno back into slot 0. Errors become
 errno here and only here (``to_errno``); ``BaseException``s that must unwind the
 guest (``proc_exit``, cancellation) become a trap and are re-raised by the
-runtime after the guest call returns.
+runtime after the guest call returns. docs/abi.md describes the conventions
+this sets for every call; ``wasmtime_private`` holds the unchecked API's names.
 """
 
 from __future__ import annotations
@@ -18,22 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
-from wasmtime import _ffi as ffi
 
 from .errno import Errno, WasiError, to_errno
+from .wasmtime_private import RAW_VALUE_SLOTS, UncheckedCallback, define_func_unchecked, trap_new
 
 log = logging.getLogger("wassh.abi")
 
-_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_size_t,
-    ctypes.c_void_p,
-    ctypes.c_void_p,
-    ctypes.POINTER(ctypes.c_int32),
-    ctypes.c_size_t,
-)
-_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
-_NO_FINALIZER = _FINALIZER(lambda _data: None)
-_SLOT = 4  # a wasmtime_val_raw_t is 16 bytes: four int32 slots
+_SLOT = RAW_VALUE_SLOTS
 
 HostFn = Callable[..., int]
 
@@ -126,8 +118,9 @@ def _make_callback(
 
 
 def _new_trap() -> int:
+    # Stays in this file: wassh.host_signals knows its frames as unsafe to raise in.
     msg = b"wassh: guest unwound by the host"
-    ptr = ffi.wasmtime_trap_new(ctypes.create_string_buffer(msg), len(msg))
+    ptr = trap_new(ctypes.create_string_buffer(msg), len(msg))
     return ctypes.cast(ptr, ctypes.c_void_p).value or 0
 
 
@@ -153,22 +146,11 @@ class HostCallTable:
         ty = wasmtime.FuncType(
             [vt[_WASM_TYPE[p]] for p in params], [wasmtime.ValType.i32()] if returns else []
         )
-        cb = _CALLBACK(_make_callback(name, fn, params, returns, self._unwind, self._tracer))
-        self._keep.append(cb)
-        mod_b, name_b = module.encode(), name.encode()
-        err = ffi.wasmtime_linker_define_func_unchecked(
-            self._linker.ptr(),
-            mod_b,
-            len(mod_b),
-            name_b,
-            len(name_b),
-            ty.ptr(),
-            ctypes.cast(cb, ffi.wasmtime_func_unchecked_callback_t),
-            None,
-            ctypes.cast(_NO_FINALIZER, ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+        cb = UncheckedCallback(
+            _make_callback(name, fn, params, returns, self._unwind, self._tracer)
         )
-        if err:
-            raise wasmtime.WasmtimeError._from_ptr(err)
+        self._keep.append(cb)
+        define_func_unchecked(self._linker, module, name, ty, cb)
         self._defined[(module, name)] = HostImport(module, name, params, returns)
 
     def define_enosys(self, module: str, name: str, ty: wasmtime.FuncType) -> None:
