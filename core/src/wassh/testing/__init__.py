@@ -1,0 +1,138 @@
+"""``wassh.testing``: a conformance suite for transport plugins, as a pytest plugin.
+
+Point it at your transport and it runs a real guest (a C program built with
+the wassh SDK, shipped here) through it against loopback servers it starts
+itself, asserting bytes, errno names and (generous) time bounds: stream
+echo, half-close, non-blocking connect and ``SO_ERROR``, refused and
+unreachable destinations, socket options, poll readiness, a peer's reset,
+cancellation of a blocked guest, and large transfers checked byte for byte.
+Nothing is skipped because a transport lacks something: you declare what it
+does differently (``Capabilities``) and the case asserts that instead.
+
+Install ``wassh[testing]`` (pytest), load the plugin in ``conftest.py``::
+
+    pytest_plugins = ["wassh.testing"]
+
+(or run ``pytest -p wassh.testing``), and subclass a conformance class in a
+test module::
+
+    from wassh.testing import Capabilities, StreamConformance, TransportUnderTest
+    from my_transport import MyTransport
+
+    class TestMyTransport(StreamConformance):
+        transport = TransportUnderTest(
+            name="mine",                   # the plugin's registered name
+            plugins=[MyTransport],         # or entry_points=["mine"]
+            settings={"server": "..."},    # your plugin's settings, if any
+            expects=Capabilities(half_close=False),
+        )
+
+Classes: ``StreamConformance`` (outgoing TCP), ``ListenConformance`` (the
+guest binds, listens and accepts), ``DatagramConformance`` (UDP, client
+and server). A transport that needs servers of its own (a relay, a proxy)
+overrides the ``wassh_transport`` fixture instead of setting ``transport``,
+and may parametrise it; a transport whose configuration depends on the
+destination gives ``config_for`` (see ``TransportUnderTest``).
+
+Fixtures (session-scoped unless said): ``wassh_transport`` (per test: the
+class's ``transport``), ``wassh_peer`` (the TCP ``PeerServer``),
+``wassh_udp_peer`` (the ``UdpEchoServer``), ``wassh_guest`` (the built
+conformance guest's path), ``wassh_kit`` (per test: a ``Kit`` bundling
+them, for the cases and for your own).
+
+Requirements: Linux (the errno and unreachable-address expectations are
+Linux's), loopback networking, and ``ziglang`` (a wassh dependency) to build
+the guest once into ``$XDG_CACHE_HOME/wassh/testing/``. The cases are
+synchronous tests that run their own trio loop: no async test plugin is
+needed, and fixtures feeding ``wassh_transport`` must be synchronous.
+
+The kit's checks carry their own messages (the guest's output, what was
+expected), so pytest need not rewrite its asserts: PYTEST_DONT_REWRITE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ._cases import (
+    ConformanceFailure,
+    DatagramConformance,
+    Kit,
+    ListenConformance,
+    StreamConformance,
+)
+from ._guest import GuestRun, conformance_guest
+from ._peer import PeerConnection, PeerServer, UdpEchoServer, pattern, pattern_digest
+from ._spec import Capabilities, ConnectFailure, Endpoint, TransportUnderTest
+
+__all__ = [
+    "Capabilities",
+    "ConformanceFailure",
+    "ConnectFailure",
+    "DatagramConformance",
+    "Endpoint",
+    "GuestRun",
+    "Kit",
+    "ListenConformance",
+    "PeerConnection",
+    "PeerServer",
+    "StreamConformance",
+    "TransportUnderTest",
+    "UdpEchoServer",
+    "conformance_guest",
+    "pattern",
+    "pattern_digest",
+]
+
+
+@pytest.fixture
+def wassh_transport(request: pytest.FixtureRequest) -> TransportUnderTest:
+    """The transport under test: the test class's ``transport`` attribute.
+
+    Override this fixture (in the class, the module or a conftest) to build
+    the description from other fixtures, or to parametrise it.
+    """
+    found = getattr(request.cls, "transport", None) if request.cls is not None else None
+    if not isinstance(found, TransportUnderTest):
+        where = request.cls.__name__ if request.cls is not None else request.node.name
+        raise pytest.UsageError(
+            f"{where}: set `transport = wassh.testing.TransportUnderTest(...)` on the class, "
+            "or define a `wassh_transport` fixture returning one"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def wassh_peer() -> Iterator[PeerServer]:
+    """The TCP peer server on loopback, shared by every case of the session."""
+    server = PeerServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def wassh_udp_peer() -> Iterator[UdpEchoServer]:
+    """The UDP echo server on loopback."""
+    server = UdpEchoServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def wassh_guest() -> Path:
+    """The conformance guest (``guests/conform.c``), built with ``wassh.cc`` and cached."""
+    return conformance_guest()
+
+
+@pytest.fixture
+def wassh_kit(
+    wassh_transport: TransportUnderTest,
+    wassh_peer: PeerServer,
+    wassh_udp_peer: UdpEchoServer,
+    wassh_guest: Path,
+) -> Kit:
+    """Everything a conformance case uses, for the transport under test."""
+    return Kit(wassh_transport, wassh_peer, wassh_udp_peer, wassh_guest)
