@@ -1,0 +1,504 @@
+"""The proxy transport (``ProxyTransport``): TCP through a SOCKS5 or HTTP CONNECT proxy.
+
+A connect opens a non-blocking OS socket to the proxy and returns at once;
+``wassh_sock_connect_check`` then drives the handshake (``protocol``) one
+non-blocking step at a time, on the guest thread, until the tunnel is up.
+While it runs, the guest waits on a ``Waker``: the socket's next event (room
+to send, the proxy's reply) or the connect deadline. Once the tunnel is up the
+connection is that OS socket, served by ``wassh.os_socket.OSSocketHooks``:
+the handshake read exactly its replies, so whatever the destination sent
+right behind them (an HTTP proxy may deliver a server's first bytes in the
+same segment as its ``200``) is still in the kernel's buffer for the guest.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import re
+import select
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from wassh import (
+    STREAM,
+    ConnectRequest,
+    NetworkPolicy,
+    Offer,
+    PluginOptions,
+    SocketHandle,
+    TransportConfig,
+    hookimpl,
+    os_socket,
+    resolve,
+)
+
+from .protocol import (
+    Handshake,
+    HandshakeError,
+    Read,
+    ReadHead,
+    Send,
+    Target,
+    handshake,
+    head_end,
+)
+from .settings import ProxySettings, is_hostname
+from .waker import Waker
+
+log = logging.getLogger("wassh.proxy")
+
+# Above direct TCP (100), below a relay (1000): a configured relay still comes first.
+RANK = 500
+
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+# What inet_aton reads as an IPv4 address (127.1, 0x7f.1): the policy reads
+# such a host as that address, so the proxy must get the address too.
+_INET_ATON = re.compile(r"[0-9a-fA-FxX.]+")
+_PEEK_SIZE = 4096
+
+
+class ProxyConnection(socket.socket):
+    """The OS socket to the proxy; the guest's connection once the tunnel is up."""
+
+    __slots__ = ("peer", "tunnel")
+    tunnel: Tunnel | None  # the handshake while it runs
+    peer: tuple[str, int] | None  # the destination, when it is an address
+
+
+Handle = SocketHandle[ProxyConnection]
+# The hooks OSSocketHooks also defines take its handle type (SocketHandle[socket]);
+# SocketHandle is invariant, so these say Any and read ``sock.state`` as ours.
+AnyHandle = SocketHandle[Any]
+
+
+class ProxyClaim:
+    """``Offer.accepts``: every TCP connect, except those ``--proxy-bypass`` matches.
+
+    A rule even without bypass patterns: a socket bound first (through another
+    transport) still connects through the proxy, as with a relay.
+    """
+
+    def __init__(self, bypass: NetworkPolicy | None) -> None:
+        self.bypass = bypass
+
+    def __call__(self, request: ConnectRequest) -> bool:
+        if request.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        if self.bypass is None:
+            return True
+        # The bypass patterns are a policy's allow rules: "allowed" means bypassed.
+        verdict = self.bypass.destination_verdict(
+            request.host, request.port, addresses_checked=False
+        )
+        return verdict is not None
+
+
+class Tunnel:
+    """One handshake in progress, driven without blocking (see ``advance``)."""
+
+    __slots__ = (
+        "addresses",
+        "connecting",
+        "deadline",
+        "label",
+        "op",
+        "out",
+        "received",
+        "steps",
+        "timeout",
+        "waker",
+    )
+
+    def __init__(
+        self,
+        steps: Handshake,
+        addresses: list[tuple[int, Any]],
+        timeout: float,
+        label: str,
+    ) -> None:
+        self.steps = steps
+        self.addresses = addresses  # the proxy's addresses still to try, first is current
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.label = label  # "PROXY -> TARGET" for log lines
+        self.connecting = True  # the TCP connect to the proxy is in progress
+        self.op: Send | Read | ReadHead | None = None
+        self.out = memoryview(b"")
+        self.received = bytearray()
+        self.waker: Waker | None = None
+
+    # -- driving -----------------------------------------------------------------------
+    def advance(self, sock: Handle) -> bool:
+        """Take every step that does not block: True once the tunnel is up.
+
+        :raises HandshakeError: the connect failed (logged here, once).
+        """
+        try:
+            done = self._advance(sock)
+        except HandshakeError as exc:
+            self._log(exc)
+            raise
+        except OSError as exc:  # the proxy's socket failed under the handshake
+            failed = HandshakeError(
+                errno.ECONNRESET, f"the proxy connection failed: {exc.strerror or exc}"
+            )
+            self._log(failed)
+            raise failed from exc
+        if not done:
+            self._watch(sock.state)
+        return done
+
+    def _advance(self, sock: Handle) -> bool:
+        if time.monotonic() >= self.deadline:
+            stage = "connecting to the proxy" if self.connecting else "waiting for the proxy"
+            raise HandshakeError(errno.ETIMEDOUT, f"timed out after {self.timeout:g} s {stage}")
+        if self.connecting:
+            if not self._connect(sock):
+                return False
+            self.connecting = False
+            self.op = self._resume(None)
+        conn = sock.state
+        while self.op is not None:
+            op = self.op
+            if isinstance(op, Send):
+                if not self.out:
+                    self.out = memoryview(op.data)
+                try:
+                    sent = conn.send(self.out, _NOSIGNAL)
+                except BlockingIOError:
+                    return False
+                self.out = self.out[sent:]
+                if not self.out:
+                    self.op = self._resume(b"")
+                continue
+            reply = self._read(conn, op)
+            if reply is None:
+                return False
+            self.op = self._resume(reply)
+        return True
+
+    def _connect(self, sock: Handle) -> bool:
+        """Advance the TCP connect to the proxy, trying its next address on failure."""
+        while True:
+            conn = sock.state
+            try:
+                return os_socket.connect_step(conn, self.addresses[0][1])
+            except OSError as exc:
+                if len(self.addresses) == 1:
+                    raise HandshakeError(
+                        errno.ECONNREFUSED,
+                        f"cannot reach the proxy: {exc.strerror or exc}",
+                    ) from exc
+                log.debug("proxy %s: %s; trying its next address", self.label, exc)
+            del self.addresses[0]
+            fresh = open_connection(sock, self.addresses[0][0])
+            fresh.tunnel, fresh.peer = conn.tunnel, conn.peer
+            conn.tunnel = None
+            sock.state = fresh
+            conn.close()
+
+    def _read(self, conn: ProxyConnection, op: Read | ReadHead) -> bytes | None:
+        """The reply ``op`` asks for once it is all here; None while it is not."""
+        received = self.received
+        while True:
+            if isinstance(op, Read):
+                want = op.size - len(received)
+                flags = 0
+            else:
+                want = min(op.limit - len(received), _PEEK_SIZE)
+                if want <= 0:
+                    raise HandshakeError(
+                        errno.EPROTO,
+                        f"the proxy's HTTP response head is over {op.limit} bytes",
+                    )
+                # Peek, then take exactly up to the end of the head: what follows
+                # belongs to the guest and stays in the kernel's buffer.
+                flags = socket.MSG_PEEK
+            try:
+                data = conn.recv(want, flags)
+            except BlockingIOError:
+                return None
+            if not data:
+                raise HandshakeError(errno.ECONNRESET, "the proxy closed the connection")
+            if isinstance(op, ReadHead):
+                start = max(0, len(received) - 2)
+                window = received[start:] + data
+                end = head_end(window)
+                take = len(data) if end is None else end - (len(received) - start)
+                data = conn.recv(take)  # peeked: all there
+                received += data
+                if end is None:
+                    continue
+            else:
+                received += data
+                if len(received) < op.size:
+                    continue
+            reply = bytes(received)
+            received.clear()
+            return reply
+
+    def _resume(self, value: bytes | None) -> Send | Read | ReadHead | None:
+        """The handshake's next step, given what the last one read (None to start)."""
+        try:
+            return next(self.steps) if value is None else self.steps.send(value)
+        except StopIteration:
+            return None
+
+    def _watch(self, conn: ProxyConnection) -> None:
+        wants_out = self.connecting or isinstance(self.op, Send)
+        events = select.EPOLLOUT if wants_out else select.EPOLLIN
+        if self.waker is None:
+            self.waker = Waker(conn, events, self.deadline - time.monotonic())
+        else:
+            self.waker.watch(conn, events)
+
+    def _log(self, exc: HandshakeError) -> None:
+        log.log(
+            logging.INFO if exc.routine else logging.WARNING, "%s: %s", self.label, exc.strerror
+        )
+
+    def poll_fd(self, conn: ProxyConnection) -> int:
+        if self.waker is None:
+            self._watch(conn)
+        assert self.waker is not None
+        return self.waker.fileno()
+
+    def close(self) -> None:
+        self.steps.close()
+        if self.waker is not None:
+            self.waker.close()
+            self.waker = None
+
+
+def open_connection(sock: Handle, family: int) -> ProxyConnection:
+    """A non-blocking socket of the proxy's family, with the options the guest set."""
+    conn = ProxyConnection(family, socket.SOCK_STREAM)
+    conn.tunnel = None
+    conn.peer = None
+    conn.setblocking(False)
+    os_socket.apply_options(sock, conn)
+    return conn
+
+
+def _literal(host: str) -> str | None:
+    """``host`` as an IP literal if it is one (as a resolver reads numbers), else None."""
+    text = host.split("%", 1)[0]
+    if text.endswith(".") and not text.endswith(".."):
+        text = text[:-1]
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(text)
+    except ValueError:
+        if not _INET_ATON.fullmatch(text):
+            return None
+        try:
+            address = ipaddress.IPv4Address(socket.inet_aton(text))
+        except OSError:
+            return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def _foreign(conn: socket.socket, level: int) -> bool:
+    """An IPv6 option on the socket to an IPv4 proxy: nothing to apply it to."""
+    return level == socket.IPPROTO_IPV6 and conn.family == socket.AF_INET
+
+
+class ProxyTransport(os_socket.OSSocketHooks):
+    """TCP through the proxy ``--proxy URL`` names; one instance per runtime."""
+
+    name = "proxy"
+
+    def __init__(self) -> None:
+        self.settings: ProxySettings | None = None
+        self.hosts: Mapping[str, list[str]] = {}
+        self._addresses: list[tuple[int, Any]] | None = None
+
+    # -- start-up ----------------------------------------------------------------------
+    @hookimpl
+    def wassh_addoption(self, options: PluginOptions) -> None:
+        options.add(
+            "--proxy",
+            dest="url",
+            metavar="URL",
+            help="reach TCP servers through a proxy: socks5h://[USER:PASS@]HOST[:PORT] "
+            "(names resolved by the proxy), socks5://... (names resolved here) "
+            "or http://[USER:PASS@]HOST:PORT (HTTP CONNECT)",
+        )
+        options.add(
+            "--proxy-bypass",
+            dest="bypass",
+            action="append",
+            metavar="PATTERN",
+            help="connect directly, not through the proxy, to destinations matching "
+            "HOST[:PORTS] (the --connect-allow syntax; repeat or separate with commas)",
+        )
+
+    @hookimpl
+    def wassh_transport_offer(
+        self, config: TransportConfig, settings: Mapping[str, object]
+    ) -> Offer:
+        if not settings:
+            return Offer(
+                name="proxy",
+                kinds=frozenset({STREAM}),
+                rank=RANK,
+                available=False,
+                reason="no proxy configured (--proxy URL)",
+            )
+        # A bad URL raises: the runtime does not start, rather than connecting
+        # directly when the user asked for a proxy.
+        self.settings = ProxySettings.from_settings(settings)
+        self.hosts = config.hosts
+        log.info("connecting through %s", self.settings)
+        return Offer(
+            name="proxy",
+            kinds=frozenset({STREAM}),
+            rank=RANK,
+            accepts=ProxyClaim(self.settings.bypass_policy()),
+            # socks5:// resolves with wassh.resolve, which checks every address;
+            # socks5h:// and http:// leave names to the proxy: the name is checked.
+            checks_addresses=self.settings.resolves_locally,
+        )
+
+    # -- connecting --------------------------------------------------------------------
+    @hookimpl
+    def wassh_sock_connect(self, sock: Handle, host: str, port: int) -> bool:
+        settings = self.settings
+        if settings is None:
+            raise OSError(errno.ENETUNREACH, "proxy transport used without its offer")
+        target = self._target(sock, host, port)
+        addresses = self._proxy_addresses()
+        label = f"{settings} -> {target}"
+        try:
+            steps = handshake(settings.scheme, target, settings.username, settings.password)
+        except HandshakeError as exc:
+            log.warning("%s: %s", label, exc.strerror)
+            raise
+        tunnel = Tunnel(steps, list(addresses), sock.connect_timeout, label)
+        try:
+            conn = open_connection(sock, addresses[0][0])
+        except BaseException:
+            tunnel.close()
+            raise
+        conn.tunnel = tunnel
+        conn.peer = (target.host, target.port) if target.address is not None else None
+        sock.state = conn  # from here on the core closes it, whatever happens
+        if tunnel.advance(sock):  # never all at once: the proxy must answer first
+            self._up(sock.state)
+            return True
+        return False
+
+    @hookimpl
+    def wassh_sock_connect_check(self, sock: Handle) -> bool:
+        tunnel = sock.state.tunnel
+        if tunnel is None:
+            return True
+        if not tunnel.advance(sock):
+            return False
+        self._up(sock.state)
+        return True
+
+    def _up(self, conn: ProxyConnection) -> None:
+        tunnel = conn.tunnel
+        if tunnel is not None:
+            log.debug("%s: tunnel open", tunnel.label)
+            tunnel.close()
+            conn.tunnel = None
+
+    def _target(self, sock: Handle, host: str, port: int) -> Target:
+        """What the proxy is asked to connect to.
+
+        socks5://: ``wassh.resolve`` (``--add-host``, then DNS; every address
+        checked by the policy). socks5h:// and http://: literals as they are,
+        ``--add-host`` names as their address (resolve checks it), other names
+        unresolved, as the core's policy checked them.
+        """
+        assert self.settings is not None
+        if self.settings.resolves_locally or host in self.hosts:
+            return Target(str(resolve(sock, host, port)[0]).split("%", 1)[0], port)
+        literal = _literal(host)
+        if literal is not None:
+            return Target(literal, port)
+        if not is_hostname(host):
+            raise OSError(errno.EHOSTUNREACH, f"{host!r} is not a name a proxy can resolve")
+        return Target(host, port)
+
+    def _proxy_addresses(self) -> list[tuple[int, Any]]:
+        """The proxy's socket addresses, looked up at the first connect and kept."""
+        if self._addresses is not None:
+            return self._addresses
+        assert self.settings is not None
+        host, port = self.settings.host, self.settings.port
+        names = self.hosts.get(host, [host])
+        found: list[tuple[int, Any]] = []
+        try:
+            for name in names:
+                infos = socket.getaddrinfo(name, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
+                for family, _, _, _, address in infos:
+                    entry = (family, address)
+                    if family in (socket.AF_INET, socket.AF_INET6) and entry not in found:
+                        found.append(entry)
+        except (OSError, UnicodeError) as exc:
+            log.warning("proxy %s: cannot resolve %r: %s", self.settings, host, exc)
+            raise OSError(errno.ECONNREFUSED, f"cannot resolve the proxy {host!r}") from exc
+        if not found:
+            raise OSError(errno.ECONNREFUSED, f"the proxy {host!r} has no address")
+        self._addresses = found
+        return found
+
+    # -- the connection ----------------------------------------------------------------
+    @hookimpl
+    def wassh_sock_poll_handle(self, sock: AnyHandle, write: bool) -> tuple[int, int]:
+        conn: ProxyConnection = sock.state
+        tunnel = conn.tunnel
+        if tunnel is not None:  # the handshake's event or its deadline
+            return tunnel.poll_fd(conn), select.POLLIN
+        return conn.fileno(), select.POLLOUT if write else select.POLLIN
+
+    @hookimpl
+    def wassh_sock_setsockopt(self, sock: AnyHandle, level: int, name: int, value: int) -> None:
+        conn: ProxyConnection = sock.state
+        if not _foreign(conn, level):  # else the core's copy answers getsockopt
+            conn.setsockopt(level, name, value)
+
+    @hookimpl
+    def wassh_sock_getsockopt(self, sock: AnyHandle, level: int, name: int) -> int | None:
+        conn: ProxyConnection = sock.state
+        return None if _foreign(conn, level) else conn.getsockopt(level, name)
+
+    @hookimpl
+    def wassh_sock_getname(self, sock: AnyHandle, remote: bool) -> tuple[str, int] | None:
+        conn: ProxyConnection = sock.state
+        if remote:
+            # The destination when it is an address; for a name, None: the core
+            # reports the address the guest dialled. Never the proxy's address.
+            return conn.peer
+        try:
+            host, port = conn.getsockname()[:2]
+        except OSError:
+            return None
+        return _in_family(str(host), sock.family, int(port))
+
+    @hookimpl
+    def wassh_sock_close(self, sock: AnyHandle) -> None:
+        conn: ProxyConnection = sock.state
+        if conn.tunnel is not None:
+            conn.tunnel.close()
+            conn.tunnel = None
+        conn.close()
+
+
+def _in_family(host: str, family: int, port: int) -> tuple[str, int] | None:
+    """The local address to an IPv4 proxy as an AF_INET6 guest socket sees it, and back."""
+    address = ipaddress.ip_address(host.split("%", 1)[0])
+    if family == socket.AF_INET6 and address.version == 4:
+        return f"::ffff:{address}", port
+    if family == socket.AF_INET and isinstance(address, ipaddress.IPv6Address):
+        mapped = address.ipv4_mapped
+        return (str(mapped), port) if mapped is not None else None
+    return host, port
