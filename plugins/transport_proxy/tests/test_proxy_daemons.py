@@ -374,9 +374,9 @@ def test_wassh_run_proxy_option(netclient: Path, danted: Danted, echo: EchoServe
     [
         ("ftp://127.0.0.1:21", "scheme 'ftp'"),
         ("https://127.0.0.1:3128", "TLS to the proxy is not supported"),
-        ("socks5h://127.0.0.1:99999", "out of range"),
+        ("socks5h://127.0.0.1:99999", "bad port '99999'"),
         ("http://127.0.0.1", "give the HTTP proxy's port"),
-        ("socks5h://[127.0.0.1]:1080", "cannot be in brackets"),
+        ("socks5h://[127.0.0.1]:1080", "brackets are for IPv6 addresses"),
         ("socks5h://user:secret@:1080", "no host"),
         ("127.0.0.1:1080", "expected socks5h://HOST:PORT"),
     ],

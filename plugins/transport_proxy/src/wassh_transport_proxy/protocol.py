@@ -52,6 +52,7 @@ SOCKS_REPLIES: dict[int, tuple[int, str, bool]] = {
 }
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[0-9] ([0-9]{3})(?: ([^\r\n]*))?\r?\n")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a field name (RFC 9110 5.1)
 _INTERIM = frozenset({100, 102, 103})  # 101 would switch protocols: not a tunnel
 _SHOWN = re.compile(r"[^\x20-\x7e]")
 
@@ -225,14 +226,14 @@ def parse_head(head: bytes) -> tuple[int, str, dict[str, list[str]]]:
     """Status, reason phrase and header fields (lower-case names) of a response head."""
     match = _STATUS_LINE.match(head)
     if match is None:
-        first = shown(head.split(b"\n", 1)[0])
+        first = shown(head.split(b"\n", 1)[0].rstrip(b"\r"))
         raise HandshakeError(errno.EPROTO, f"not an HTTP response from the proxy: {first!r}")
     status = int(match.group(1))
     reason = shown(match.group(2) or b"")
     fields: dict[str, list[str]] = {}
     for line in head[match.end() :].split(b"\n"):
         name, colon, value = line.rstrip(b"\r").partition(b":")
-        if colon and name and not name[-1:].isspace():
+        if colon and _TOKEN.fullmatch(name):
             fields.setdefault(name.decode("latin-1").lower(), []).append(shown(value.strip()))
     return status, reason, fields
 

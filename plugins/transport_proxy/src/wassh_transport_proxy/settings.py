@@ -136,7 +136,7 @@ def parse_url(url: str) -> ProxySettings:
     shown = _redact(url)
     if _UNSAFE.search(url):
         raise ValueError(f"bad proxy URL {shown}: spaces or control characters")
-    scheme, sep, _rest = url.partition("://")
+    scheme, sep, after_scheme = url.partition("://")
     if not sep:
         raise ValueError(
             f"bad proxy URL {shown}: expected socks5h://HOST:PORT, socks5://HOST:PORT "
@@ -151,45 +151,64 @@ def parse_url(url: str) -> ProxySettings:
             "socks4a": "SOCKS4a is not supported",
         }.get(scheme, "expected socks5h, socks5 or http")
         raise ValueError(f"bad proxy URL {shown}: scheme {scheme!r}: {hint}")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"bad proxy URL {shown}: {exc}") from None
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise ValueError(f"bad proxy URL {shown}: a proxy URL has no path, query or fragment")
-    netloc = parts.netloc.rpartition("@")[2]
-    raw_host = parts.hostname
-    if not raw_host:
-        raise ValueError(f"bad proxy URL {shown}: no host")
-    host = urllib.parse.unquote(raw_host)
-    if netloc.startswith("["):
-        try:
-            if ipaddress.ip_address(host.split("%", 1)[0]).version != 6:
-                raise ValueError(host)
-        except ValueError:
+    cut = min((i for i in map(after_scheme.find, "/?#") if i >= 0), default=len(after_scheme))
+    authority, rest = after_scheme[:cut], after_scheme[cut:]
+    if rest not in ("", "/"):
+        if "@" in rest:
             raise ValueError(
-                f"bad proxy URL {shown}: brackets are for IPv6 addresses, not {host!r}"
-            ) from None
-    elif not _is_literal(host) and not is_hostname(host):
-        raise ValueError(f"bad proxy URL {shown}: {host!r} is not a host name or IP address")
-    if port is None:
+                f"bad proxy URL {shown}: percent-encode '/', '?', '#' and '@' in the user name "
+                "and password (%2F, %3F, %23, %40)"
+            )
+        raise ValueError(f"bad proxy URL {shown}: a proxy URL has no path, query or fragment")
+    userinfo, at, hostport = authority.rpartition("@")
+    host, port_text = _split_hostport(hostport, shown)
+    if not host:
+        raise ValueError(f"bad proxy URL {shown}: no host")
+    if port_text is None or port_text == "":
         if scheme == "http":
             raise ValueError(
                 f"bad proxy URL {shown}: give the HTTP proxy's port (http://HOST:PORT)"
             )
         port = SOCKS_PORT
-    if port == 0:
-        raise ValueError(f"bad proxy URL {shown}: port 0")
+    elif not (port_text.isascii() and port_text.isdigit() and 0 < int(port_text) <= 65535):
+        raise ValueError(f"bad proxy URL {shown}: bad port {port_text!r} (1 to 65535)")
+    else:
+        port = int(port_text)
     username = password = None
-    if parts.username is not None:
-        username = urllib.parse.unquote(parts.username, errors="strict")
-        password = urllib.parse.unquote(parts.password or "", errors="strict")
+    if at:
+        user_text, _, password_text = userinfo.partition(":")
+        try:
+            username = urllib.parse.unquote(user_text, errors="strict")
+            password = urllib.parse.unquote(password_text, errors="strict")
+        except UnicodeDecodeError:
+            raise ValueError(f"bad proxy URL {shown}: credentials are not UTF-8") from None
         if not username:
             raise ValueError(f"bad proxy URL {shown}: empty user name before '@'")
     settings = ProxySettings(scheme, host, port, username, password)
     settings.check_credentials()
     return settings
+
+
+def _split_hostport(hostport: str, shown: str) -> tuple[str, str | None]:
+    """``HOST[:PORT]`` or ``[IPV6]:PORT`` -> host (percent-decoded) and port text."""
+    if hostport.startswith("["):
+        inside, closed, after = hostport[1:].partition("]")
+        if not closed or (after and not after.startswith(":")):
+            raise ValueError(f"bad proxy URL {shown}: expected [IPV6 ADDRESS]:PORT")
+        host = urllib.parse.unquote(inside)  # a zone: [fe80::1%25eth0]
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise ValueError(
+                f"bad proxy URL {shown}: brackets are for IPv6 addresses, not {host!r}"
+            ) from None
+        return host, after[1:] if after else None
+    if hostport.count(":") > 1:
+        raise ValueError(f"bad proxy URL {shown}: write an IPv6 address in brackets, [::1]:1080")
+    host, colon, port = hostport.partition(":")
+    if host and not _is_literal(host) and not is_hostname(host):
+        raise ValueError(f"bad proxy URL {shown}: {host!r} is not a host name or IP address")
+    return host, port if colon else None
 
 
 def _is_literal(host: str) -> bool:
@@ -201,15 +220,16 @@ def _is_literal(host: str) -> bool:
 
 
 def _redact(url: str) -> str:
-    """The URL for messages: never the password, and no control characters."""
+    """The URL for messages: never the password, and no control characters.
+
+    Everything before the last '@' counts as credentials, so a password with
+    an unencoded '/' or '@' in it is hidden too.
+    """
     scheme, sep, rest = url.partition("://")
-    if sep:
-        authority, slash, tail = rest.partition("/")
-        userinfo, at, hostport = authority.rpartition("@")
-        if at:
-            user = userinfo.split(":", 1)[0]
-            rest = f"{user}:***@{hostport}{slash}{tail}" if ":" in userinfo else rest
-        url = f"{scheme}{sep}{rest}"
+    if sep and "@" in rest:
+        userinfo, _, hostport = rest.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        url = f"{scheme}://{user}:***@{hostport}" if colon else url
     return repr(_UNSAFE.sub("?", url)[:200])
 
 
