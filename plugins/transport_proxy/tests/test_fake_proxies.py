@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from proxykit import (
+    CORE_EARLY_POLLOUT,
     WASSH,
     EchoServer,
     FakeProxy,
@@ -490,17 +491,6 @@ def test_next_proxy_address_is_tried(
 
 
 # -- non-blocking connects --------------------------------------------------------------------
-
-
-# Until the core holds a CONNECTING socket's poll event back while
-# wassh_sock_connect_check says "in progress", a guest polling a proxied
-# non-blocking connect wakes when the TCP connect to the proxy completes.
-CORE_EARLY_POLLOUT = pytest.mark.xfail(
-    strict=True,
-    reason="core: poll_oneoff reports a CONNECTING socket ready whenever its poll handle is, "
-    "even when wassh_sock_connect_check says the connect is still in progress "
-    "(host/sockets.py Socket.poll_event): a multi-step connect shows POLLOUT and SO_ERROR 0 early",
-)
 
 
 @CORE_EARLY_POLLOUT
