@@ -2,9 +2,10 @@
 
 ``Danted`` and ``Tinyproxy`` start Debian's dante-server and tinyproxy on a
 free loopback port with a generated configuration, as unprivileged as they
-allow (as root, both drop to ``nobody`` once listening), and reach loopback
-destinations only: danted dials from 127.0.0.1/::1 and refuses any other
-destination by rule, tinyproxy dials from the address the client came from.
+allow (as root, both drop to ``nobody`` once listening). danted dials from
+127.0.0.1/::1 only and refuses any other destination by rule; tinyproxy has no
+destination rules, and the tests ask it for loopback destinations only (and
+224.0.0.1, which Linux refuses without sending a packet).
 Nothing is skipped when they are missing: the tests fail and say what to
 install (``scripts/system-deps.sh``).
 
@@ -231,7 +232,6 @@ class Tinyproxy(Daemon):
             f"Port {self.port}",
             f"Listen {self.host}",
             f"Allow {'::1' if ':' in self.host else '127.0.0.1'}",
-            "BindSame yes",  # dial from the loopback address the client came from
             "Timeout 60",
             "MaxClients 64",
             "LogLevel Info",

@@ -170,17 +170,20 @@ def test_numeric_hosts_go_as_addresses(host: str, literal: str | None) -> None:
 
 
 def test_local_name_in_the_guest_socket_family() -> None:
-    assert _in_family("127.0.0.1", socket.AF_INET6, 5) == ("::ffff:127.0.0.1", 5)
-    assert _in_family("::ffff:127.0.0.1", socket.AF_INET, 5) == ("127.0.0.1", 5)
-    assert _in_family("::1", socket.AF_INET, 5) is None
-    assert _in_family("::1", socket.AF_INET6, 5) == ("::1", 5)
+    assert _in_family("127.0.0.1", 5, socket.AF_INET6) == ("::ffff:127.0.0.1", 5)
+    assert _in_family("::ffff:127.0.0.1", 5, socket.AF_INET) == ("127.0.0.1", 5)
+    assert _in_family("::1", 5, socket.AF_INET) is None
+    assert _in_family("::1", 5, socket.AF_INET6) == ("::1", 5)
 
 
 # -- the handshakes, driven by hand ------------------------------------------------------------
 
 
-def drive(steps: Handshake, replies: list[bytes]) -> list[bytes]:
-    """Run a handshake against ``replies`` (one per read); returns what it sent."""
+def drive(steps: Handshake, replies: list[bytes], bound: object = None) -> list[bytes]:
+    """Run a handshake against ``replies`` (one per read); returns what it sent.
+
+    ``bound``: the address the handshake must end with (SOCKS5's BND).
+    """
     sent: list[bytes] = []
     op = next(steps)
     while True:
@@ -194,20 +197,23 @@ def drive(steps: Handshake, replies: list[bytes]) -> list[bytes]:
                 assert len(value) == op.size, (op, value)
         try:
             op = steps.send(value)
-        except StopIteration:
+        except StopIteration as done:
             assert not replies, replies
+            assert done.value == bound
             return sent
 
 
 def test_socks5_connect_by_name_without_auth() -> None:
     steps = handshake("socks5h", Target("example.com", 443), None, None)
-    sent = drive(steps, [b"\x05\x00", b"\x05\x00", b"\x00\x01\x0a", b"\x00\x00\x01\x04\x38"])
+    replies = [b"\x05\x00", b"\x05\x00", b"\x00\x01\x0a", b"\x00\x00\x01\x04\x38"]
+    sent = drive(steps, replies, bound=("10.0.0.1", 1080))
     assert sent == [b"\x05\x01\x00", b"\x05\x01\x00\x03\x0bexample.com\x01\xbb"]
 
 
 def test_socks5_connect_with_login_and_a_name_in_the_reply() -> None:
     steps = handshake("socks5h", Target("::1", 22), "ü", "pw")
     sent = drive(steps, [b"\x05\x02", b"\x01\x00", b"\x05\x00", b"\x00\x03\x03", b"lan\x00\x16"])
+    # A BND.ADDR given as a name says nothing usable: None.
     assert sent == [
         b"\x05\x02\x00\x02",
         b"\x01\x02\xc3\xbc\x02pw",

@@ -70,7 +70,10 @@ class ReadHead(NamedTuple):
 
 
 Op = Send | Read | ReadHead
-Handshake = Generator[Op, bytes, None]
+# A handshake's value, once done: where the destination sees the connection come
+# from, when the proxy says (SOCKS5's BND.ADDR and BND.PORT), as (literal, port).
+Bound = tuple[str, int] | None
+Handshake = Generator[Op, bytes, Bound]
 
 
 class HandshakeError(OSError):
@@ -182,7 +185,22 @@ def _socks5(request: bytes, username: str | None, password: str | None) -> Hands
         rest = first + 2  # ``first`` is the name's length byte
     else:
         raise HandshakeError(errno.EPROTO, f"bad SOCKS5 reply: address type {atyp:#04x}")
-    yield Read(rest)  # BND.ADDR and BND.PORT: the proxy's own end, of no use here
+    rest_bytes = yield Read(rest)
+    return bound_address(atyp, bytes([first]) + rest_bytes)
+
+
+def bound_address(atyp: int, data: bytes) -> Bound:
+    """BND.ADDR and BND.PORT of a CONNECT reply: the address the proxy connects from.
+
+    None for a name, or for the unspecified address some proxies send.
+    """
+    port = int.from_bytes(data[-2:], "big")
+    if atyp == ATYP_NAME:
+        return None
+    address = ipaddress.ip_address(data[:-2])
+    if address.is_unspecified or port == 0:
+        return None
+    return str(address), port
 
 
 def basic_credentials(username: str, password: str) -> str:
@@ -218,7 +236,7 @@ def _http_connect(request: bytes, sent_credentials: bool) -> Handshake:
         if status in _INTERIM:
             continue
         if 200 <= status <= 299:
-            return
+            return None  # HTTP does not say where the proxy connects from
         raise http_error(status, reason, fields, sent_credentials)
 
 

@@ -64,9 +64,10 @@ _PEEK_SIZE = 4096
 class ProxyConnection(socket.socket):
     """The OS socket to the proxy; the guest's connection once the tunnel is up."""
 
-    __slots__ = ("peer", "tunnel")
+    __slots__ = ("local", "peer", "tunnel")
     tunnel: Tunnel | None  # the handshake while it runs
     peer: tuple[str, int] | None  # the destination, when it is an address
+    local: tuple[str, int] | None  # where the destination sees us: the proxy's end
 
 
 Handle = SocketHandle[ProxyConnection]
@@ -102,6 +103,7 @@ class Tunnel:
 
     __slots__ = (
         "addresses",
+        "bound",
         "connecting",
         "deadline",
         "label",
@@ -130,6 +132,7 @@ class Tunnel:
         self.out = memoryview(b"")
         self.received = bytearray()
         self.waker: Waker | None = None
+        self.bound: tuple[str, int] | None = None  # the handshake's value: BND.ADDR/PORT
 
     # -- driving -----------------------------------------------------------------------
     def advance(self, sock: Handle) -> bool:
@@ -245,7 +248,8 @@ class Tunnel:
         """The handshake's next step, given what the last one read (None to start)."""
         try:
             return next(self.steps) if value is None else self.steps.send(value)
-        except StopIteration:
+        except StopIteration as done:
+            self.bound = done.value
             return None
 
     def _watch(self, conn: ProxyConnection) -> None:
@@ -279,6 +283,7 @@ def open_connection(sock: Handle, family: int) -> ProxyConnection:
     conn = ProxyConnection(family, socket.SOCK_STREAM)
     conn.tunnel = None
     conn.peer = None
+    conn.local = None
     conn.setblocking(False)
     os_socket.apply_options(sock, conn)
     return conn
@@ -389,7 +394,7 @@ class ProxyTransport(os_socket.OSSocketHooks):
         conn.peer = (target.host, target.port) if target.address is not None else None
         sock.state = conn  # from here on the core closes it, whatever happens
         if tunnel.advance(sock):  # never all at once: the proxy must answer first
-            self._up(sock.state)
+            self._up(sock)
             return True
         return False
 
@@ -400,13 +405,16 @@ class ProxyTransport(os_socket.OSSocketHooks):
             return True
         if not tunnel.advance(sock):
             return False
-        self._up(sock.state)
+        self._up(sock)
         return True
 
-    def _up(self, conn: ProxyConnection) -> None:
+    def _up(self, sock: Handle) -> None:
+        conn = sock.state
         tunnel = conn.tunnel
         if tunnel is not None:
-            log.debug("%s: tunnel open", tunnel.label)
+            log.debug("%s: tunnel open (proxy connects from %s)", tunnel.label, tunnel.bound)
+            if tunnel.bound is not None:
+                conn.local = _in_family(*tunnel.bound, sock.family)
             tunnel.close()
             conn.tunnel = None
 
@@ -474,15 +482,12 @@ class ProxyTransport(os_socket.OSSocketHooks):
     @hookimpl
     def wassh_sock_getname(self, sock: AnyHandle, remote: bool) -> tuple[str, int] | None:
         conn: ProxyConnection = sock.state
-        if remote:
-            # The destination when it is an address; for a name, None: the core
-            # reports the address the guest dialled. Never the proxy's address.
-            return conn.peer
-        try:
-            host, port = conn.getsockname()[:2]
-        except OSError:
-            return None
-        return _in_family(str(host), sock.family, int(port))
+        # The connection's ends as the destination sees them, never the hop to
+        # the proxy. Remote: the destination when it is an address; for a name,
+        # None, and the core reports the address the guest dialled. Local: the
+        # proxy's end, when a SOCKS5 proxy says (BND.ADDR); else None, the
+        # unspecified address, as the local end is on the proxy.
+        return conn.peer if remote else conn.local
 
     @hookimpl
     def wassh_sock_close(self, sock: AnyHandle) -> None:
@@ -493,8 +498,8 @@ class ProxyTransport(os_socket.OSSocketHooks):
         conn.close()
 
 
-def _in_family(host: str, family: int, port: int) -> tuple[str, int] | None:
-    """The local address to an IPv4 proxy as an AF_INET6 guest socket sees it, and back."""
+def _in_family(host: str, port: int, family: int) -> tuple[str, int] | None:
+    """An address as a guest socket of ``family`` can report it (IPv4 mapped into IPv6)."""
     address = ipaddress.ip_address(host.split("%", 1)[0])
     if family == socket.AF_INET6 and address.version == 4:
         return f"::ffff:{address}", port
