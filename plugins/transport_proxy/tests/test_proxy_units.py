@@ -23,7 +23,8 @@ from wassh_transport_proxy.protocol import (
     parse_head,
 )
 from wassh_transport_proxy.settings import ProxySettings, parse_url
-from wassh_transport_proxy.transport import ProxyClaim, _in_family, _literal
+from wassh_transport_proxy.transport import ProxyClaim, _literal
+from wassh_transport_proxy.tunnel import in_family
 from wassh_transport_proxy.waker import Waker, timer_fd
 
 # -- settings ------------------------------------------------------------------------------
@@ -170,10 +171,10 @@ def test_numeric_hosts_go_as_addresses(host: str, literal: str | None) -> None:
 
 
 def test_local_name_in_the_guest_socket_family() -> None:
-    assert _in_family("127.0.0.1", 5, socket.AF_INET6) == ("::ffff:127.0.0.1", 5)
-    assert _in_family("::ffff:127.0.0.1", 5, socket.AF_INET) == ("127.0.0.1", 5)
-    assert _in_family("::1", 5, socket.AF_INET) is None
-    assert _in_family("::1", 5, socket.AF_INET6) == ("::1", 5)
+    assert in_family("127.0.0.1", 5, socket.AF_INET6) == ("::ffff:127.0.0.1", 5)
+    assert in_family("::ffff:127.0.0.1", 5, socket.AF_INET) == ("127.0.0.1", 5)
+    assert in_family("::1", 5, socket.AF_INET) is None
+    assert in_family("::1", 5, socket.AF_INET6) == ("::1", 5)
 
 
 # -- the handshakes, driven by hand ------------------------------------------------------------

@@ -11,7 +11,6 @@ the deadline. It is readable (POLLIN) when either is ready.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import os
@@ -36,6 +35,8 @@ class _Itimerspec(ctypes.Structure):
 @functools.cache
 def _libc() -> Any:
     """libc's timerfd calls (Python has its own from 3.13 on), or None."""
+    import ctypes.util  # here: it imports subprocess, which a run without a proxy never needs
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.timerfd_create.argtypes = [ctypes.c_int, ctypes.c_int]
