@@ -58,13 +58,12 @@ from pathlib import Path
 import pytest
 
 from ._cases import (
-    ConformanceFailure,
     DatagramConformance,
     Kit,
     ListenConformance,
     StreamConformance,
 )
-from ._guest import GuestRun, conformance_guest
+from ._guest import ConformanceFailure, GuestRun, conformance_guest
 from ._peer import PeerConnection, PeerServer, UdpEchoServer, pattern, pattern_digest
 from ._spec import Capabilities, ConnectFailure, Endpoint, TransportUnderTest
 

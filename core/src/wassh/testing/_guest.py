@@ -59,6 +59,10 @@ def conformance_guest(source: Path = GUEST_SOURCE) -> Path:
     return out
 
 
+class ConformanceFailure(AssertionError):
+    """A conformance case found the transport behaving otherwise than declared."""
+
+
 class Output:
     """A guest's stdout or stderr as it arrives (written from the guest's thread)."""
 
@@ -99,7 +103,7 @@ class GuestRun:
             word, _, rest = line.partition(" ")
             if word == key:
                 return rest
-        raise AssertionError(f"the guest printed no {key!r} line\n{self.describe()}")
+        raise ConformanceFailure(f"the guest printed no {key!r} line\n{self.describe()}")
 
     def values(self, key: str) -> list[str]:
         """The rest of every output line whose first word is ``key``."""
@@ -121,7 +125,7 @@ class GuestRun:
                 if self.code is not None:
                     break
                 await trio.sleep(0.01)
-        raise AssertionError(
+        raise ConformanceFailure(
             f"the guest printed no {key!r} line within {timeout} s\n{self.describe()}"
         )
 
@@ -148,19 +152,17 @@ async def run_guest(
 ) -> GuestRun:
     """Run the guest to its end with ``wassh.run``; a hang fails after ``timeout`` seconds."""
     with trio.move_on_after(timeout) as deadline:
-        try:
-            run_state.code = await run(
-                wasm,
-                ["conform", *run_state.argv],
-                stdin=b"",
-                stdout=run_state.stdout,
-                stderr=run_state.stderr,
-                config=config,
-                **options,
-            )
-        except trio.Cancelled:
-            run_state.cancelled = True
-            raise
+        run_state.code = await run(
+            wasm,
+            ["conform", *run_state.argv],
+            stdin=b"",
+            stdout=run_state.stdout,
+            stderr=run_state.stderr,
+            config=config,
+            **options,
+        )
     if deadline.cancelled_caught:
-        raise AssertionError(f"the guest did not finish within {timeout} s\n{run_state.describe()}")
+        raise ConformanceFailure(
+            f"the guest did not finish within {timeout} s\n{run_state.describe()}"
+        )
     return run_state

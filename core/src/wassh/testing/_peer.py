@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cache
 
+from ._guest import ConformanceFailure
 from ._spec import Endpoint
 
 PERIOD = 65521
@@ -166,7 +167,7 @@ class PeerServer:
         with self._lock:
             if not self._lock.wait_for(lambda: token in self._connections, timeout):
                 known = ", ".join(sorted(self._connections)[-5:])
-                raise AssertionError(
+                raise ConformanceFailure(
                     f"no connection with token {token!r} reached the peer server within "
                     f"{timeout} s (latest: {known or 'none'})"
                 )

@@ -77,6 +77,9 @@ class Capabilities:
         unspecified address of the family with port 0 (the connection's local
         end is elsewhere, on a relay or proxy).
     :param ipv6: connects to ``::1`` work. ``False``: they fail with an errno.
+    :param backpressure: a peer that stops reading eventually blocks the guest's
+        send. ``False`` (a relay that queues without bound, as websockify does):
+        128 MiB go out without blocking.
     :param udp_refused: for datagram transports, the errno a connected UDP
         socket's ``recv`` reports after sending to a closed port (Linux's ICMP
         answer); ``None``: nothing is reported (``recv`` would block).
@@ -88,6 +91,7 @@ class Capabilities:
     reset: int | None = errno.ECONNRESET
     local_address: bool = True
     ipv6: bool = True
+    backpressure: bool = True
     udp_refused: int | None = errno.ECONNREFUSED
 
 

@@ -23,7 +23,8 @@
  *   upload HOST PORT TOKEN N         send N bytes, close at once
  *   reset HOST PORT TOKEN            the peer resets the connection (RST)
  *   stall HOST PORT TOKEN            block in recv on a peer that never sends
- *   hold HOST PORT TOKEN             fill the send buffers, block in send
+ *   hold HOST PORT TOKEN LIMIT       send to a peer that does not read until full (or
+ *                                    LIMIT bytes went), then block in send
  * Stream server:
  *   serve ADDR                       listen on ADDR:0 ("port P"), accept one,
  *                                    echo until EOF, then "[eof after N]" and close
@@ -330,12 +331,14 @@ static int mode_echo(const char *host, const char *port, const char *token) {
   fill(big, off, 5);
   send_all(fd, big, 5);
   ssize_t peeked = peek_until(fd, 5, 5000);
-  ssize_t again = peek(fd, back, 5);
+  struct pollfd pp = {fd, POLLIN, 0};
+  ssize_t again = poll(&pp, 1, 2000) == 1 ? peek(fd, back, 5) : -2; /* -2: the bytes are gone */
   ssize_t libc = recv(fd, back, 5, MSG_PEEK); /* the SDK's own recv(MSG_PEEK) */
   printf("msg_peek %s\n", libc < 0 ? err() : libc == 5 ? "5" : "short");
   uint8_t v1[2], v2[10];
   struct iovec in[2] = {{v1, sizeof v1}, {v2, sizeof v2}};
-  ssize_t r = readv(fd, in, 2);
+  struct pollfd p = {fd, POLLIN, 0};
+  ssize_t r = poll(&p, 1, 5000) == 1 ? readv(fd, in, 2) : -2; /* -2: nothing left to read */
   int same = r == 5 && memcmp(v1, big, 2) == 0 && memcmp(v2, big + 2, 3) == 0;
   printf("peek %zd %zd readv %zd %s\n", peeked, again, r, same ? "ok" : "bad");
   off += 5;
@@ -658,23 +661,22 @@ static int mode_stall(const char *host, const char *port, const char *token) {
   return 0;
 }
 
-static int mode_hold(const char *host, const char *port, const char *token) {
+static int mode_hold(const char *host, const char *port, const char *token, uint64_t limit) {
   int fd = open_peer(host, port, token, "hold", NULL);
   if (fd < 0) return 1;
   set_nonblock(fd, 1);
   uint64_t sent = 0;
   fill(outbuf, 0, CHUNK);
-  long long deadline = now_ms() + 20000;
   int idle = 0;
-  /* full once nothing more is taken for a while (a relay may drain in bursts) */
-  while (idle < 20 && now_ms() < deadline) {
+  /* full once nothing more is taken for 200 ms (a relay may drain in bursts) */
+  while (idle < 20 && sent < limit) {
     ssize_t w = send(fd, outbuf, CHUNK, 0);
     if (w > 0) { sent += (uint64_t)w; idle = 0; continue; }
     if (w < 0 && errno != EAGAIN) { printf("send %s\n", err()); return 1; }
     struct pollfd p = {fd, POLLOUT, 0};
     if (poll(&p, 1, 10) == 0) idle++;
   }
-  printf("full after %llu\n", (unsigned long long)sent);
+  printf("%s %llu\n", sent < limit ? "full-after" : "not-full-after", (unsigned long long)sent);
   set_nonblock(fd, 0);
   ssize_t w;
   while ((w = send(fd, outbuf, CHUNK, 0)) > 0) { /* blocks once nothing more is taken */
@@ -941,7 +943,7 @@ int main(int argc, char **argv) {
   if (IS("upload", 4)) return mode_upload(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10));
   if (IS("reset", 3)) return mode_reset(argv[2], argv[3], argv[4]);
   if (IS("stall", 3)) return mode_stall(argv[2], argv[3], argv[4]);
-  if (IS("hold", 3)) return mode_hold(argv[2], argv[3], argv[4]);
+  if (IS("hold", 4)) return mode_hold(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10));
   if (IS("serve", 1)) return mode_serve(argv[2]);
   if (IS("serve-many", 2)) return mode_serve_many(argv[2], atoi(argv[3]));
   if (IS("serve-stall", 1)) return mode_serve_stall(argv[2]);
