@@ -250,12 +250,32 @@ class StreamConformance:
     def test_half_close(self, wassh_kit: Kit) -> None:
         """shutdown(SHUT_WR): the peer sees end of stream and the guest still reads
         (``half_close=False``: the peer sees nothing until close, the guest still
-        reads); a write after the shutdown fails with EPIPE either way."""
+        reads; ``"ends-connection"``: the guest's reading ends too); a write after
+        the shutdown fails with EPIPE in every case."""
         kit = wassh_kit
         ep, token = kit.peer.endpoint(), kit.token()
         run = kit.run(ep, "halfclose", ep.host, str(ep.port), token, "1500")
         expect(run.value("shutdown"), "OK", "shutdown(SHUT_WR)", run)
         expect(run.value("send-after-shutdown"), "EPIPE", "a send after SHUT_WR", run)
+        if kit.expects.half_close == "ends-connection":
+            echoed = run.value("echoed").split()
+            expect(echoed[-1], "ok", "the part of the echo read after SHUT_WR", run)
+            expect_true(
+                "[eof after 1000]".startswith(run.value("after")[1:-1]),
+                "after SHUT_WR the guest read something the peer did not send",
+                run,
+            )
+            end = run.value("end")
+            expect_true(
+                end in ("eof", "ECONNRESET"),
+                f'half_close="ends-connection" is declared, but reading ended with {end}',
+                run,
+            )
+            conn = kit.connection(token)
+            end = kit.ended(conn, run)  # "reset" when its echo met the closed tunnel
+            expect_true(end in ("eof", "reset"), f"the peer saw {end!r}, not an end", run)
+            expect(conn.received, 1000, "bytes the peer received", run)
+            return
         expect(run.value("echoed"), "1000 ok", "the echo read after SHUT_WR", run)
         if kit.expects.half_close:
             expect(

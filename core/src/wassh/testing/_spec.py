@@ -64,10 +64,14 @@ class Capabilities:
     Every case asserts the declared behaviour; nothing is skipped because a
     transport lacks something. The defaults are a direct TCP connection's.
 
-    :param half_close: ``shutdown(SHUT_WR)`` reaches the peer as end of stream
-        while the guest can still read. ``False`` (a relay protocol without
-        half-close): the peer sees nothing until ``close``, the guest still
-        reads what the peer sends, and writes after the shutdown fail ``EPIPE``.
+    :param half_close: ``True``: ``shutdown(SHUT_WR)`` reaches the peer as end
+        of stream while the guest can still read what the peer sends after it.
+        ``False`` (a relay protocol without half-close): the peer sees nothing
+        until ``close``, and the guest still reads. ``"ends-connection"`` (an
+        HTTP CONNECT proxy that closes the tunnel): the peer sees end of stream,
+        and the guest's reading ends too (end of stream or ``ECONNRESET``),
+        possibly before all the peer sent. Writes after the shutdown fail
+        ``EPIPE`` in every case.
     :param refused: a connect to a port nothing listens on.
     :param unreachable: a connect to an address no route reaches.
     :param reset: the errno ``recv`` reports when the peer resets the
@@ -85,7 +89,7 @@ class Capabilities:
         answer); ``None``: nothing is reported (``recv`` would block).
     """
 
-    half_close: bool = True
+    half_close: bool | Literal["ends-connection"] = True
     refused: ConnectFailure = ConnectFailure(errno.ECONNREFUSED)
     unreachable: ConnectFailure = ConnectFailure(errno.ENETUNREACH)
     reset: int | None = errno.ECONNRESET
