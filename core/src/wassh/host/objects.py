@@ -90,8 +90,9 @@ class OpenObject:
         """
         return ALWAYS_READY
 
-    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
-        """Turn OS readiness into a WASI event: ``(error, nbytes, flags)``."""
+    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int] | None:
+        """Turn OS readiness into a WASI event: ``(error, nbytes, flags)``, or None
+        when the handle woke but the object is not ready yet (poll waits on)."""
         return 0, 0, 0
 
     def close(self) -> None:

@@ -94,8 +94,9 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
             write = tag == EVENTTYPE_FD_WRITE
             osfd, mask = obj.poll_handle(write)
             if osfd < 0:  # ALWAYS_READY
-                err, nbytes, eflags = obj.poll_event(write, 0)
-                events.append((userdata, err, tag, nbytes, eflags))
+                event = obj.poll_event(write, 0)
+                if event is not None:
+                    events.append((userdata, event[0], tag, event[1], event[2]))
             else:
                 masks[osfd] = masks.get(osfd, 0) | mask
                 pending.append((userdata, tag, obj, osfd, mask))
@@ -115,8 +116,9 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
             for userdata, tag, pobj, osfd, mask in pending:
                 revents = revents_by_fd.get(osfd, 0)
                 if revents & (mask | _ANY_TROUBLE):
-                    err, nbytes, eflags = pobj.poll_event(tag == EVENTTYPE_FD_WRITE, revents)
-                    events.append((userdata, err, tag, nbytes, eflags))
+                    event = pobj.poll_event(tag == EVENTTYPE_FD_WRITE, revents)
+                    if event is not None:
+                        events.append((userdata, event[0], tag, event[1], event[2]))
         if deadline is not None and time.monotonic() >= deadline:
             events.append((clock_userdata, 0, EVENTTYPE_CLOCK, 0, 0))
         if waiter.signals:

@@ -752,10 +752,11 @@ class Socket(OpenObject):
             return fd, mask
         return ALWAYS_READY
 
-    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
+    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int] | None:
         if self.state == CONNECTING:
-            self._refresh_connect()
-            return 0, 0, 0
+            # The handle woke, but a transport's connect may take several steps
+            # (a proxy's handshake): ready only once it has finished either way.
+            return (0, 0, 0) if self._refresh_connect() else None
         if self.state in (NEW, FAILED, BOUND) and not self._readable_unconnected():
             return 0, 0, 0 if write else 1
         hangup = 1 if revents & (POLLHUP | POLLRDHUP) else 0

@@ -94,7 +94,7 @@ class HostStream(OpenObject):
             return ALWAYS_READY
         return (self.fd, POLLOUT if write else POLLIN)
 
-    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int]:
+    def poll_event(self, write: bool, revents: int) -> tuple[int, int, int] | None:
         if write and revents & (POLLERR | POLLHUP):
             return Errno.EPIPE, 0, 0  # nobody reads any more: the guest sees POLLHUP
         return 0, 0, 1 if revents & POLLHUP else 0
