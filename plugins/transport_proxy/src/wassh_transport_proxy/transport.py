@@ -256,6 +256,7 @@ class ProxyTransport(os_socket.OSSocketHooks):
             log.warning("proxy %s: cannot resolve %r: %s", self.settings, host, exc)
             raise OSError(errno.ECONNREFUSED, f"cannot resolve the proxy {host!r}") from exc
         if not found:
+            log.warning("proxy %s: %r has no IPv4 or IPv6 address", self.settings, host)
             raise OSError(errno.ECONNREFUSED, f"the proxy {host!r} has no address")
         self._addresses = found
         return found
