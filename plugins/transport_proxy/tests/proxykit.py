@@ -43,18 +43,6 @@ INSTALL_HINT = "install Debian's dante-server and tinyproxy (scripts/system-deps
 PROXY_USER = "wassh-proxy-test"
 
 
-# Until the core holds a CONNECTING socket's poll event back while
-# wassh_sock_connect_check says "in progress", a guest polling a proxied
-# non-blocking connect wakes when the TCP connect to the proxy completes, before
-# the handshake: POLLOUT and SO_ERROR 0 early, then EAGAIN or ENOTCONN.
-CORE_EARLY_POLLOUT = pytest.mark.xfail(
-    strict=True,
-    reason="core: poll_oneoff reports a CONNECTING socket ready whenever its poll handle is, "
-    "even when wassh_sock_connect_check says the connect is still in progress "
-    "(host/sockets.py Socket.poll_event): a multi-step connect shows POLLOUT and SO_ERROR 0 early",
-)
-
-
 def need(program: str) -> str:
     for found in (shutil.which(program), f"/usr/sbin/{program}", f"/usr/bin/{program}"):
         if found and os.access(found, os.X_OK):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from proxykit import (
-    CORE_EARLY_POLLOUT,
     WASSH,
     EchoServer,
     FakeProxy,
@@ -493,7 +492,6 @@ def test_next_proxy_address_is_tried(
 # -- non-blocking connects --------------------------------------------------------------------
 
 
-@CORE_EARLY_POLLOUT
 def test_nonblocking_connect_to_a_silent_proxy_ends_at_the_deadline(
     netclient: Path, fake: list[FakeProxy]
 ) -> None:
@@ -512,7 +510,6 @@ def test_nonblocking_connect_to_a_silent_proxy_ends_at_the_deadline(
     assert took < 4, took
 
 
-@CORE_EARLY_POLLOUT
 def test_nonblocking_connect_is_writable_only_once_the_tunnel_is_up(
     netclient: Path, fake: list[FakeProxy], echo: EchoServer
 ) -> None:

@@ -14,9 +14,9 @@ import errno
 from collections.abc import Iterator
 
 import pytest
-from proxykit import CORE_EARLY_POLLOUT, Danted, Tinyproxy
+from proxykit import Danted, Tinyproxy
 from wassh import TransportConfig
-from wassh.testing import Capabilities, ConnectFailure, Kit, StreamConformance, TransportUnderTest
+from wassh.testing import Capabilities, ConnectFailure, StreamConformance, TransportUnderTest
 
 pytest_plugins = ["wassh.testing"]
 
@@ -49,10 +49,6 @@ class TestProxyDanted(StreamConformance):
             expects=Capabilities(unreachable=ConnectFailure(errno.EACCES)),
         )
 
-    @CORE_EARLY_POLLOUT
-    def test_nonblocking_connect_refused(self, wassh_kit: Kit) -> None:
-        super().test_nonblocking_connect_refused(wassh_kit)
-
 
 class TestProxyTinyproxy(StreamConformance):
     @pytest.fixture
@@ -65,17 +61,6 @@ class TestProxyTinyproxy(StreamConformance):
                 unreachable=ConnectFailure(errno.ECONNREFUSED),
                 local_address=False,
                 reset=None,
+                half_close="ends-connection",
             ),
         )
-
-    @CORE_EARLY_POLLOUT
-    def test_nonblocking_connect_refused(self, wassh_kit: Kit) -> None:
-        super().test_nonblocking_connect_refused(wassh_kit)
-
-    @pytest.mark.xfail(
-        strict=True,
-        reason="tinyproxy ends the whole tunnel when the client half-closes, dropping what "
-        "the server sends after it (Capabilities cannot declare that)",
-    )
-    def test_half_close(self, wassh_kit: Kit) -> None:
-        super().test_half_close(wassh_kit)

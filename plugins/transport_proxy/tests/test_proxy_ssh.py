@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxykit import CORE_EARLY_POLLOUT, Danted, Tinyproxy, loopback_name
+from proxykit import Danted, Tinyproxy, loopback_name
 from sshkit import Client, Sshd, copy_key, ssh_options
 
 pytestmark = pytest.mark.ssh
@@ -82,7 +82,6 @@ def test_ssh_stream_is_byte_exact_through_each_proxy(
     assert hashlib.sha256(r.stdout).hexdigest() == hashlib.sha256(data).hexdigest()
 
 
-@CORE_EARLY_POLLOUT  # ssh: "banner exchange: ... Socket not connected"
 def test_ssh_connect_timeout_option_through_danted(ssh: Client, danted: Danted) -> None:
     # ConnectTimeout makes ssh connect non-blocking and poll for the result.
     r = ssh.run(
