@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import select
 import socket
 import struct
 import threading
-import time
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -366,20 +364,3 @@ class UdpEchoServer:
     def close(self) -> None:
         for sock in self._socks.values():
             sock.close()
-
-
-def wait_until(predicate: object, timeout: float, interval: float = 0.01) -> bool:
-    """Poll ``predicate()`` until true or ``timeout`` seconds passed (threads' view)."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
-def poll_readable(sock: socket.socket, timeout: float) -> bool:
-    p = select.poll()
-    p.register(sock, select.POLLIN)
-    return bool(p.poll(timeout * 1000))
