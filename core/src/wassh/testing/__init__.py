@@ -34,6 +34,28 @@ overrides the ``wassh_transport`` fixture instead of setting ``transport``,
 and may parametrise it; a transport whose configuration depends on the
 destination gives ``config_for`` (see ``TransportUnderTest``).
 
+For example, with a relay server your own (synchronous) fixture starts::
+
+    class TestThroughMyRelay(StreamConformance):
+        @pytest.fixture
+        def wassh_transport(self, my_relay: MyRelayServer) -> TransportUnderTest:
+            settings = {"url": my_relay.url}
+            return TransportUnderTest(
+                name="myrelay",
+                config_for=lambda endpoint: wassh.TransportConfig(
+                    settings={"myrelay": settings}
+                ),
+                expects=Capabilities(local_address=False),
+            )
+
+A case that fails for a reason you know (a bug in a server you test
+against) is overridden in the subclass and marked, so it fails loudly once
+fixed::
+
+        @pytest.mark.xfail(strict=True, reason="the server drops half-closed streams")
+        def test_half_close(self, wassh_kit: Kit) -> None:
+            super().test_half_close(wassh_kit)
+
 Fixtures (session-scoped unless said): ``wassh_transport`` (per test: the
 class's ``transport``), ``wassh_peer`` (the TCP ``PeerServer``),
 ``wassh_udp_peer`` (the ``UdpEchoServer``), ``wassh_guest`` (the built
@@ -45,6 +67,10 @@ Linux's), loopback networking, and ``ziglang`` (a wassh dependency) to build
 the guest once into ``$XDG_CACHE_HOME/wassh/testing/``. The cases are
 synchronous tests that run their own trio loop: no async test plugin is
 needed, and fixtures feeding ``wassh_transport`` must be synchronous.
+
+Stability: the names exported here, the fixtures and the case names
+(``test_*``, which subclasses override) follow wassh's semantic versioning;
+a minor release may add cases (and ``Capabilities`` fields, with defaults).
 
 The kit's checks carry their own messages (the guest's output, what was
 expected), so pytest need not rewrite its asserts: PYTEST_DONT_REWRITE.
