@@ -1,8 +1,10 @@
 """wassh.testing's conformance suite against the project's own transports.
 
 tcp (stream), listen (listening TCP and UDP), websocket through `wassh relay`
-(corp-relay-v4) and through the real websockify. Where the kit found a bug, the
-case is marked xfail(strict=True) with the bug: it fails loudly once fixed.
+(corp-relay-v4) and through the real websockify; the fourth, proxy, runs it
+through danted and tinyproxy in plugins/transport_proxy/tests/test_proxy_conformance.py.
+Where the kit found a bug, the case is marked xfail(strict=True) with the bug:
+it fails loudly once fixed.
 The last classes pin what the kit found in the core itself, and show that the
 kit catches broken transports.
 """
