@@ -17,7 +17,7 @@ import errno
 import os
 import select
 import socket
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .handle import SocketHandle
 from .hookspecs import hookimpl
@@ -29,19 +29,23 @@ _TRUNC = getattr(socket, "MSG_TRUNC", 0)
 _POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
 
 OSHandle = SocketHandle[socket.socket]
+# The transport's own socket class (a subclass carrying, say, a connect target).
+C = TypeVar("C", bound=socket.socket)
 
 
 def open_socket(
     sock: SocketHandle[Any],
     type_: int = socket.SOCK_STREAM,
-    cls: type[socket.socket] = socket.socket,
-) -> Any:
-    """A non-blocking OS socket of the guest socket's family, with the options it set.
+    cls: type[C] = socket.socket,  # type: ignore[assignment]
+    family: int | None = None,
+) -> C:
+    """A non-blocking OS socket of ``cls`` with the options the guest set.
 
-    An option the OS refuses is left out here; the guest hears its errno if
-    it sets the option again on the live socket.
+    Of the guest socket's family unless ``family`` says otherwise (a proxy's
+    own address may be of another). An option the OS refuses is left out
+    here; the guest hears its errno if it sets the option again live.
     """
-    conn = cls(sock.family, type_)
+    conn = cls(sock.family if family is None else family, type_)
     conn.setblocking(False)
     apply_options(sock, conn)
     return conn
@@ -56,11 +60,13 @@ def apply_options(sock: SocketHandle[Any], conn: socket.socket) -> None:
             pass
 
 
-def recv(sock: OSHandle, buf: memoryview, peek: bool) -> int:
+def recv(sock: SocketHandle[C], buf: memoryview, peek: bool) -> int:
     return sock.state.recv_into(buf, 0, _PEEK if peek else 0)
 
 
-def recvfrom(sock: OSHandle, buf: memoryview, peek: bool) -> tuple[int, tuple[str, int] | None]:
+def recvfrom(
+    sock: SocketHandle[C], buf: memoryview, peek: bool
+) -> tuple[int, tuple[str, int] | None]:
     """One datagram; its full length even when ``buf`` is shorter (Linux's MSG_TRUNC)."""
     conn = sock.state
     n, source = conn.recvfrom_into(buf, 0, (_TRUNC | _PEEK) if peek else _TRUNC)
@@ -69,23 +75,23 @@ def recvfrom(sock: OSHandle, buf: memoryview, peek: bool) -> tuple[int, tuple[st
     return n, (str(source[0]), int(source[1]))
 
 
-def send(sock: OSHandle, data: memoryview) -> int:
+def send(sock: SocketHandle[C], data: memoryview) -> int:
     return sock.state.send(data, _NOSIGNAL)
 
 
-def poll_handle(sock: OSHandle, write: bool) -> tuple[int, int]:
+def poll_handle(sock: SocketHandle[C], write: bool) -> tuple[int, int]:
     return sock.state.fileno(), _POLLOUT if write else _POLLIN
 
 
-def setsockopt(sock: OSHandle, level: int, name: int, value: int) -> None:
+def setsockopt(sock: SocketHandle[C], level: int, name: int, value: int) -> None:
     sock.state.setsockopt(level, name, value)
 
 
-def getsockopt(sock: OSHandle, level: int, name: int) -> int | None:
+def getsockopt(sock: SocketHandle[C], level: int, name: int) -> int | None:
     return sock.state.getsockopt(level, name)
 
 
-def shutdown(sock: OSHandle, how: int) -> None:
+def shutdown(sock: SocketHandle[C], how: int) -> None:
     try:
         sock.state.shutdown(how)
     except OSError as exc:
@@ -93,11 +99,11 @@ def shutdown(sock: OSHandle, how: int) -> None:
             raise
 
 
-def close(sock: OSHandle) -> None:
+def close(sock: SocketHandle[C]) -> None:
     sock.state.close()
 
 
-def getname(sock: OSHandle, remote: bool) -> tuple[str, int] | None:
+def getname(sock: SocketHandle[C], remote: bool) -> tuple[str, int] | None:
     conn = sock.state
     if conn.family == socket.AF_UNIX:
         return None
@@ -122,43 +128,47 @@ def connect_step(conn: socket.socket, address: Any) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-class OSSocketHooks:
+class OSSocketHooks(Generic[C]):
     """The per-socket hooks of an OS-socket transport, as methods to inherit.
 
-    ``sock.state`` must be the ``socket.socket`` (or a subclass). The subclass
+    ``sock.state`` is the transport's socket: ``OSSocketHooks[MySocket]`` types
+    every hook's handle as ``SocketHandle[MySocket]`` (plain ``OSSocketHooks``
+    means ``socket.socket``), so the subclass's own hooks agree. The subclass
     implements ``wassh_transport_offer``, ``wassh_sock_connect`` and
     ``wassh_sock_connect_check`` (see ``connect_step``), and what else its
     kinds need (``bind``/``listen``/``accept``, ``sendto``).
     """
 
     @hookimpl
-    def wassh_sock_recv(self, sock: OSHandle, buf: memoryview, peek: bool) -> int:
+    def wassh_sock_recv(self, sock: SocketHandle[C], buf: memoryview, peek: bool) -> int:
         return sock.state.recv_into(buf, 0, _PEEK if peek else 0)
 
     @hookimpl
-    def wassh_sock_send(self, sock: OSHandle, data: memoryview) -> int:
+    def wassh_sock_send(self, sock: SocketHandle[C], data: memoryview) -> int:
         return sock.state.send(data, _NOSIGNAL)
 
     @hookimpl
-    def wassh_sock_poll_handle(self, sock: OSHandle, write: bool) -> tuple[int, int]:
+    def wassh_sock_poll_handle(self, sock: SocketHandle[C], write: bool) -> tuple[int, int]:
         return sock.state.fileno(), _POLLOUT if write else _POLLIN
 
     @hookimpl
-    def wassh_sock_setsockopt(self, sock: OSHandle, level: int, name: int, value: int) -> None:
+    def wassh_sock_setsockopt(
+        self, sock: SocketHandle[C], level: int, name: int, value: int
+    ) -> None:
         sock.state.setsockopt(level, name, value)
 
     @hookimpl
-    def wassh_sock_getsockopt(self, sock: OSHandle, level: int, name: int) -> int | None:
+    def wassh_sock_getsockopt(self, sock: SocketHandle[C], level: int, name: int) -> int | None:
         return sock.state.getsockopt(level, name)
 
     @hookimpl
-    def wassh_sock_shutdown(self, sock: OSHandle, how: int) -> None:
+    def wassh_sock_shutdown(self, sock: SocketHandle[C], how: int) -> None:
         shutdown(sock, how)
 
     @hookimpl
-    def wassh_sock_close(self, sock: OSHandle) -> None:
+    def wassh_sock_close(self, sock: SocketHandle[C]) -> None:
         sock.state.close()
 
     @hookimpl
-    def wassh_sock_getname(self, sock: OSHandle, remote: bool) -> tuple[str, int] | None:
+    def wassh_sock_getname(self, sock: SocketHandle[C], remote: bool) -> tuple[str, int] | None:
         return getname(sock, remote)

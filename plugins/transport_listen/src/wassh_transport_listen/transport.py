@@ -72,7 +72,7 @@ def parse_unix_map(values: object) -> dict[str, str]:
     return dict(items)
 
 
-class ListenTransport(os_socket.OSSocketHooks):
+class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
     """Three offers: ``listen`` (TCP bind/listen/accept, and the accepted
     connections), ``udp`` and ``unix`` (guest AF_UNIX paths mapped to host
     sockets with ``--unix``)."""
@@ -120,6 +120,7 @@ class ListenTransport(os_socket.OSSocketHooks):
         # The core checked a literal against the listen rules; resolve checks names.
         # UDP port 0 is what a first sendto binds anyway: only fixed ports serve.
         address = resolve(sock, host, port, listening=not (udp and port == 0))
+        conn: Bound
         if udp:
             conn = os_socket.open_socket(sock, socket.SOCK_DGRAM, Datagram)
         else:

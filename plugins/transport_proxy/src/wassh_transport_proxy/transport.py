@@ -43,9 +43,6 @@ if TYPE_CHECKING:
 
     Handle = SocketHandle[ProxyConnection]
 
-# The hooks OSSocketHooks also defines take its handle type (SocketHandle[socket]);
-# SocketHandle is invariant, so these say Any and read ``sock.state`` as ours.
-AnyHandle = SocketHandle[Any]
 
 log = logging.getLogger("wassh.proxy")
 
@@ -103,7 +100,7 @@ def _foreign(conn: socket.socket, level: int) -> bool:
     return level == socket.IPPROTO_IPV6 and conn.family == socket.AF_INET
 
 
-class ProxyTransport(os_socket.OSSocketHooks):
+class ProxyTransport(os_socket.OSSocketHooks["ProxyConnection"]):
     """TCP through the proxy ``--proxy URL`` names; one instance per runtime."""
 
     name = "proxy"
@@ -263,7 +260,7 @@ class ProxyTransport(os_socket.OSSocketHooks):
 
     # -- the connection ----------------------------------------------------------------
     @hookimpl
-    def wassh_sock_poll_handle(self, sock: AnyHandle, write: bool) -> tuple[int, int]:
+    def wassh_sock_poll_handle(self, sock: Handle, write: bool) -> tuple[int, int]:
         conn: ProxyConnection = sock.state
         tunnel = conn.tunnel
         if tunnel is not None:  # the handshake's event or its deadline
@@ -271,18 +268,18 @@ class ProxyTransport(os_socket.OSSocketHooks):
         return conn.fileno(), select.POLLOUT if write else select.POLLIN
 
     @hookimpl
-    def wassh_sock_setsockopt(self, sock: AnyHandle, level: int, name: int, value: int) -> None:
+    def wassh_sock_setsockopt(self, sock: Handle, level: int, name: int, value: int) -> None:
         conn: ProxyConnection = sock.state
         if not _foreign(conn, level):  # else the core's copy answers getsockopt
             conn.setsockopt(level, name, value)
 
     @hookimpl
-    def wassh_sock_getsockopt(self, sock: AnyHandle, level: int, name: int) -> int | None:
+    def wassh_sock_getsockopt(self, sock: Handle, level: int, name: int) -> int | None:
         conn: ProxyConnection = sock.state
         return None if _foreign(conn, level) else conn.getsockopt(level, name)
 
     @hookimpl
-    def wassh_sock_getname(self, sock: AnyHandle, remote: bool) -> tuple[str, int] | None:
+    def wassh_sock_getname(self, sock: Handle, remote: bool) -> tuple[str, int] | None:
         conn: ProxyConnection = sock.state
         # The connection's ends as the destination sees them, never the hop to
         # the proxy. Remote: the destination when it is an address; for a name,
@@ -292,7 +289,7 @@ class ProxyTransport(os_socket.OSSocketHooks):
         return conn.peer if remote else conn.local
 
     @hookimpl
-    def wassh_sock_close(self, sock: AnyHandle) -> None:
+    def wassh_sock_close(self, sock: Handle) -> None:
         conn: ProxyConnection = sock.state
         if conn.tunnel is not None:
             conn.tunnel.close()

@@ -18,7 +18,7 @@ class TcpConnection(socket.socket):
     target: Any
 
 
-class TcpTransport(os_socket.OSSocketHooks):
+class TcpTransport(os_socket.OSSocketHooks[TcpConnection]):
     """Dials the address a name resolves to (checked by the network policy)."""
 
     name = "tcp"
