@@ -64,7 +64,11 @@ def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
 def _build_parser(
     commands: Mapping[str, PluginCommand | str], blocked: frozenset[str] = frozenset()
 ) -> argparse.ArgumentParser:
-    parser = OneLineArgumentParser(prog="wassh", description=__doc__)
+    parser = OneLineArgumentParser(
+        prog="wassh",
+        description="Run WebAssembly (wasm32-wasi) programs with real, policy-gated network "
+        "access through transport plugins.",
+    )
     _add_verbosity(parser, 0)
     sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser)
     plugins = [(n, p) for n, p in installed_plugins() if n not in blocked]
