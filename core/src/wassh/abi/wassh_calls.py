@@ -17,12 +17,20 @@ from ..policy import parse_address
 from .errno import Errno, WasiError
 
 if TYPE_CHECKING:
+    from ..host.sockets import Socket
     from ..runtime import Process
     from .hostcall import HostCallTable
 
 EXPERIMENTAL = "wassh_experimental"
 WASSH = "wassh"
+# sock_recvfrom's flags, the numbers the SDK's <sys/socket.h> gives them: MSG_PEEK
+# and MSG_WAITALL are wasi-libc's (preview1's RECV_PEEK, RECV_WAITALL), MSG_TRUNC and
+# MSG_DONTWAIT Linux's. The original guest library passes only MSG_DONTWAIT.
+MSG_PEEK = 0x01
+MSG_WAITALL = 0x02
+MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
+_RECV_FLAGS = MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_DONTWAIT
 
 _AI_NUMERICHOST = 0x04
 _EAI_NONAME = -6
@@ -209,7 +217,7 @@ class WasshCalls:
         addr_out: int,
         port_out: int,
     ) -> int:
-        if flags & ~MSG_DONTWAIT:
+        if flags & ~_RECV_FLAGS:
             raise WasiError(Errno.EINVAL)
         sock = self.proc.sockets.get(fd)
         mem = self.mem
@@ -225,7 +233,10 @@ class WasshCalls:
             mem.check(port_out, 2)
         wire = sock.peer_wire
         if wire is not None:  # a connected stream: the common case, kept short
-            n = sock.recv_one(view, bool(flags))
+            if flags & ~MSG_DONTWAIT:
+                n = self._recv_flags(sock, view, flags)
+            else:
+                n = sock.recv_one(view, bool(flags))
             mv = mem.view
             _U32.pack_into(mv, out, n)
             if domain_out:
@@ -236,7 +247,7 @@ class WasshCalls:
             if port_out:
                 _U16.pack_into(mv, port_out, wire[2])
             return 0
-        n, _truncated = sock.recv_into([view], dontwait=bool(flags))
+        n = self._recv_flags(sock, view, flags)
         mem.set_u32(out, n)
         source = sock.last_source if sock.kind == "dgram" else None
         wasi_family = WASI_FAMILY.get(sock.family, WASI_AF_INET)
@@ -257,6 +268,18 @@ class WasshCalls:
         if port_out:
             mem.set_u16(port_out, source[1])
         return 0
+
+    @staticmethod
+    def _recv_flags(sock: Socket, view: memoryview, flags: int) -> int:
+        """``recv`` with the guest's flags; under MSG_TRUNC a datagram counts its full length."""
+        n, _truncated = sock.recv_into(
+            [view],
+            peek=bool(flags & MSG_PEEK),
+            waitall=bool(flags & MSG_WAITALL),
+            dontwait=bool(flags & MSG_DONTWAIT),
+            trunc=bool(flags & MSG_TRUNC),
+        )
+        return n
 
     def sock_sendto(
         self,

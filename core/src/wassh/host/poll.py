@@ -39,6 +39,12 @@ _ANY_TROUBLE = POLLERR | POLLHUP | POLLNVAL
 MAX_SUBSCRIPTIONS = 4 * FD_LIMIT
 # poll(2) takes an int of milliseconds; a far deadline is waited for in steps.
 _MAX_WAIT = 86400.0
+# A wait handle meaning "never ready" (ALWAYS_READY's opposite): an object that
+# cannot become ready as it stands (a datagram socket nothing can reach yet). Its
+# subscription reports nothing; only the deadline, another descriptor or a
+# signal ends the wait.
+NEVER_READY = (-2, 0)
+_NEVER_FD = NEVER_READY[0]
 
 
 def _clock_deadline(clock: int, timeout: int, flags: int) -> float:
@@ -93,7 +99,9 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
                 continue
             write = tag == EVENTTYPE_FD_WRITE
             osfd, mask = obj.poll_handle(write)
-            if osfd < 0:  # ALWAYS_READY
+            if osfd < 0:  # ALWAYS_READY or NEVER_READY
+                if osfd == _NEVER_FD:
+                    continue
                 event = obj.poll_event(write, 0)
                 if event is not None:
                     events.append((userdata, event[0], tag, event[1], event[2]))

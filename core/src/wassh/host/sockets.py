@@ -20,6 +20,7 @@ from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Owner, checke
 from ..policy import Denied, IPAddress, parse_address
 from ..resolve import UnresolvedName
 from .objects import ALWAYS_READY, Filestat, OpenObject
+from .poll import NEVER_READY
 from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET
 from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
 from .wasi_defs import SOCKET_RIGHTS, Filetype
@@ -517,15 +518,26 @@ class Socket(OpenObject):
         peek: bool = False,
         waitall: bool = False,
         dontwait: bool = False,
+        trunc: bool = False,
     ) -> tuple[int, bool]:
-        """Scatter received bytes; block only while nothing at all has arrived."""
+        """Scatter received bytes; block only while nothing at all has arrived.
+
+        Returns the count and whether a datagram was truncated. ``trunc`` is
+        Linux's MSG_TRUNC: the count of a datagram is its full length, even
+        where ``bufs`` hold less, and a TCP stream's bytes are taken without
+        being copied into ``bufs`` (AF_UNIX streams ignore it, as Linux does).
+        """
         if not self._check_readable():
             return 0, False
         owner = self.owner
         assert owner is not None
         nonblocking = self.nonblocking or dontwait
         if self.kind == DGRAM:
-            return self._recv_datagram(bufs, peek, nonblocking)
+            return self._recv_datagram(bufs, peek, nonblocking, trunc)
+        if trunc and self.family != socket.AF_UNIX:
+            bufs = _discarding(sum(map(len, bufs)), peek)
+        if peek:
+            return self._peek_stream(bufs, waitall and not nonblocking, nonblocking), False
         recv = owner.wassh_sock_recv
         handle = self.handle
         total = 0
@@ -534,7 +546,7 @@ class Socket(OpenObject):
             size = len(buf)
             while filled < size:
                 try:
-                    n = recv(handle, buf[filled:] if filled else buf, peek)
+                    n = recv(handle, buf[filled:] if filled else buf, False)
                 except BlockingIOError:
                     if total or filled:
                         if not (waitall and not nonblocking):
@@ -551,8 +563,6 @@ class Socket(OpenObject):
                     return total + filled, False
                 self.bytes_received += n
                 filled += n
-                if peek:
-                    return total + filled, False
                 if not waitall:
                     break
             total += filled
@@ -560,10 +570,54 @@ class Socket(OpenObject):
                 return total, False
         return total, False
 
+    def _peek_stream(self, bufs: list[memoryview], waitall: bool, nonblocking: bool) -> int:
+        """MSG_PEEK on a stream: the bytes from the start of what is buffered, left there.
+
+        With ``waitall`` it waits, as Linux does, until all of ``bufs`` can be
+        filled or the stream ends. The handle stays readable while any byte is
+        buffered, so more bytes are waited for by time (up to 50 ms between
+        looks); an end of stream behind the bytes is seen where the handle
+        reports it (an OS socket's POLLRDHUP).
+        """
+        assert self.owner is not None
+        recv = self.owner.wassh_sock_recv
+        handle = self.handle
+        target = bufs[0] if len(bufs) == 1 else memoryview(bytearray(sum(map(len, bufs))))
+        size = len(target)
+        if size == 0:
+            return 0
+        pause = 0.001
+        while True:
+            try:
+                n = recv(handle, target, True)
+            except BlockingIOError:
+                if nonblocking:
+                    raise WasiError(Errno.EAGAIN) from None
+                self._wait(False)
+                continue
+            except OSError as exc:
+                self._recv_error(exc)
+            if n == 0 or n >= size or not waitall:
+                break
+            fd, _mask = self.owner.wassh_sock_poll_handle(handle, False)
+            if self.process.waiter.wait_one(fd, POLLRDHUP, pause):
+                break  # the stream ends (or failed) after these bytes
+            pause = min(pause * 2, 0.05)
+        if len(bufs) > 1:
+            offset = 0
+            for buf in bufs:
+                step = min(len(buf), n - offset)
+                buf[:step] = target[offset : offset + step]
+                offset += step
+        return n
+
     def _recv_datagram(
-        self, bufs: list[memoryview], peek: bool, nonblocking: bool
+        self, bufs: list[memoryview], peek: bool, nonblocking: bool, trunc: bool = False
     ) -> tuple[int, bool]:
-        """One whole datagram, scattered over ``bufs``; the part that does not fit is lost."""
+        """One whole datagram, scattered over ``bufs``; the part that does not fit is lost.
+
+        The count is what was copied, or with ``trunc`` the datagram's full length.
+        """
         assert self.owner is not None
         target = bufs[0] if len(bufs) == 1 else memoryview(bytearray(sum(map(len, bufs))))
         while True:
@@ -574,16 +628,18 @@ class Socket(OpenObject):
                 if nonblocking:
                     raise WasiError(Errno.EAGAIN) from None
                 self._wait(False)
+        full = n
         truncated = n > len(target)
         n = min(n, len(target))
-        self.bytes_received += n
+        if not peek:
+            self.bytes_received += n
         if len(bufs) > 1:
             offset = 0
             for buf in bufs:
                 step = min(len(buf), n - offset)
                 buf[:step] = target[offset : offset + step]
                 offset += step
-        return n, truncated
+        return (full if trunc else n), truncated
 
     def read(self, bufs: list[memoryview]) -> int:
         if len(bufs) == 1:
@@ -750,6 +806,8 @@ class Socket(OpenObject):
             assert self.owner is not None
             fd, mask = self.owner.wassh_sock_poll_handle(self.handle, True)
             return fd, mask
+        if not write and self.kind == DGRAM:
+            return NEVER_READY  # no transport holds it: nothing can arrive (Linux)
         return ALWAYS_READY
 
     def poll_event(self, write: bool, revents: int) -> tuple[int, int, int] | None:
@@ -758,7 +816,12 @@ class Socket(OpenObject):
             # (a proxy's handshake): ready only once it has finished either way.
             return (0, 0, 0) if self._refresh_connect() else None
         if self.state in (NEW, FAILED, BOUND) and not self._readable_unconnected():
-            return 0, 0, 0 if write else 1
+            # Not connected. Linux: a datagram socket is writable; a stream socket
+            # hangs up, with nothing to read (POLLHUP, which EPIPE reports) and
+            # still writable (POLLOUT|POLLHUP).
+            if self.kind == DGRAM:
+                return 0, 0, 0
+            return (0, 0, 1) if write else (int(Errno.EPIPE), 0, 1)
         hangup = 1 if revents & (POLLHUP | POLLRDHUP) else 0
         if write:
             if self.shut_wr:
@@ -798,6 +861,22 @@ class Socket(OpenObject):
 
 
 _FAKE_NETWORKS = (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("100::/64"))
+
+
+# Where TCP's MSG_TRUNC puts the bytes it takes: nobody reads them back.
+_DISCARD = memoryview(bytearray(1 << 16))
+_PEEK_DISCARD_MAX = 1 << 20
+
+
+def _discarding(size: int, peek: bool) -> list[memoryview]:
+    """Buffers for ``size`` bytes received without being copied (TCP's MSG_TRUNC).
+
+    A peek looks at the first MiB at most.
+    """
+    if peek:
+        return [memoryview(bytearray(min(size, _PEEK_DISCARD_MAX)))]
+    whole, rest = divmod(size, len(_DISCARD))
+    return [_DISCARD] * whole + ([_DISCARD[:rest]] if rest else [])
 
 
 def _placeholder(literal: str) -> bool:

@@ -15,6 +15,14 @@
 /* An "infinite" wait is a loop of long clock waits. */
 #define FOREVER_SLICE_NS ((__wasi_timestamp_t)3600 * 1000000000u)
 
+/* Private revents bit while events are collected: a write event that was both
+ * ready and hung up (a stream socket that is not connected, POLLOUT|POLLHUP as
+ * on Linux), so the hang-up does not take its POLLOUT away. */
+#define WRITABLE_HUP 0x0400
+_Static_assert((WRITABLE_HUP & (POLLRDNORM | POLLWRNORM | POLLPRI | POLLERR | POLLHUP |
+                                POLLNVAL)) == 0,
+               "WRITABLE_HUP must be a bit of its own");
+
 static int wants(const struct pollfd *p) {
     return p->fd >= 0 && (p->events & (POLLRDNORM | POLLWRNORM)) != 0;
 }
@@ -83,17 +91,19 @@ int __wassh_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
         } else if (ev->error != 0) {
             p->revents |= POLLERR;
         } else {
-            p->revents |= ev->type == __WASI_EVENTTYPE_FD_READ ? POLLRDNORM : POLLWRNORM;
+            int is_write = ev->type == __WASI_EVENTTYPE_FD_WRITE;
+            p->revents |= is_write ? POLLWRNORM : POLLRDNORM;
             if (ev->fd_readwrite.flags & __WASI_EVENTRWFLAGS_FD_READWRITE_HANGUP)
-                p->revents |= POLLHUP;
+                p->revents |= is_write ? POLLHUP | WRITABLE_HUP : POLLHUP;
         }
     }
 
     int ready = 0;
     for (nfds_t i = 0; i < nfds; i++) {
-        if (fds[i].revents & POLLHUP)
-            fds[i].revents &= ~POLLWRNORM; /* hang-up excludes writability */
-        fds[i].revents &= fds[i].events | POLLERR | POLLHUP | POLLNVAL;
+        /* hang-up excludes writability, unless the write event said both */
+        if ((fds[i].revents & (POLLHUP | WRITABLE_HUP)) == POLLHUP)
+            fds[i].revents &= ~POLLWRNORM;
+        fds[i].revents &= (fds[i].events | POLLERR | POLLHUP | POLLNVAL) & ~WRITABLE_HUP;
         if (fds[i].revents != 0)
             ready++;
     }

@@ -37,6 +37,9 @@ _Static_assert(sizeof(struct __wassh_gai_record) == 32, "host getaddrinfo record
 _Static_assert(AF_INET == 1 && AF_INET6 == 2 && AF_UNIX == 3, "wassh family numbers");
 _Static_assert(SOCK_STREAM == 6 && SOCK_DGRAM == 5, "wassh socket types");
 _Static_assert(SOL_SOCKET == 0x7fffffff, "SOL_SOCKET");
+_Static_assert(MSG_PEEK == 0x1 && MSG_WAITALL == 0x2 && MSG_TRUNC == 0x20 &&
+                   MSG_DONTWAIT == 0x40,
+               "the recv flags sock_recvfrom takes");
 
 #define UNIX_PATH_MAX 108
 
@@ -276,37 +279,30 @@ static int is_datagram(int fd) {
     return __wasi_fd_fdstat_get(fd, &st) == 0 && st.fs_filetype == __WASI_FILETYPE_SOCKET_DGRAM;
 }
 
+/* The flags the host's sock_recvfrom takes, with the SDK's numbers. */
+#define RECV_FLAGS (MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_DONTWAIT)
+
 ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
                  struct sockaddr *restrict from, socklen_t *restrict fromlen) {
-    /* Only MSG_DONTWAIT reaches the host; MSG_WAITALL is a loop here. */
-    if ((flags & ~(MSG_DONTWAIT | MSG_WAITALL)) != 0)
+    /* The host does the flags, MSG_WAITALL's waiting included: a loop here
+     * could not wait for more under MSG_PEEK. With MSG_TRUNC the count is a
+     * datagram's real length (more than len when it did not fit). */
+    if ((flags & ~RECV_FLAGS) != 0)
         return fail(EINVAL);
     if (from != NULL && fromlen == NULL)
         return fail(EFAULT);
-    int waitall = (flags & MSG_WAITALL) != 0 && len > 0 && !is_datagram(fd);
-    int32_t hflags = flags & MSG_DONTWAIT;
     int32_t domain = 0;
     uint8_t addr[16];
     uint16_t port = 0;
-    size_t total = 0;
+    uint32_t n = 0;
 
     memset(addr, 0, sizeof(addr));
-    for (;;) {
-        uint32_t n = 0;
-        int32_t rc = __wassh_sock_recvfrom(fd, (char *)buf + total, len - total, &n, hflags,
-                                           &domain, addr, &port);
-        if (rc != 0) {
-            if (total > 0)
-                break; /* report what was received; the error comes again */
-            return fail(rc);
-        }
-        total += n;
-        if (!waitall || n == 0 || total >= len)
-            break;
-    }
+    int32_t rc = __wassh_sock_recvfrom(fd, buf, len, &n, flags, &domain, addr, &port);
+    if (rc != 0)
+        return fail(rc);
     if (from != NULL)
         encode_sockaddr(domain, port, addr, from, fromlen);
-    return (ssize_t)total;
+    return (ssize_t)n;
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
@@ -375,43 +371,71 @@ ssize_t sendmsg(int fd, const struct msghdr *msg, int flags) {
     return r;
 }
 
+/* Whether a stream recv with these flags took its bytes without writing them
+ * (MSG_TRUNC on TCP; an AF_UNIX stream, which has no name to get, ignores it). */
+static int discarded(int fd, int flags, int dgram) {
+    int32_t family = 0;
+    uint16_t port = 0;
+    uint8_t bytes[16];
+    if (dgram || (flags & MSG_TRUNC) == 0)
+        return 0;
+    return __wassh_sock_get_name(fd, &family, &port, bytes, 0) == 0;
+}
+
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
     int overflow;
     if (msg == NULL)
         return fail(EFAULT);
     if (msg->msg_iovlen < 0)
         return fail(EINVAL);
+    if ((flags & ~RECV_FLAGS) != 0)
+        return fail(EINVAL);
     struct sockaddr *from = msg->msg_name;
     socklen_t *fromlen = from != NULL ? &msg->msg_namelen : NULL;
+    size_t total = iov_total(msg->msg_iov, msg->msg_iovlen, &overflow);
+    if (overflow)
+        return fail(EINVAL);
+    /* A datagram's real length tells whether it was truncated, so the host is
+     * asked for it (MSG_TRUNC) on datagram sockets; on a TCP socket MSG_TRUNC
+     * discards the bytes, so there only the caller's flags go. */
+    int dgram = is_datagram(fd);
+    int hflags = dgram ? flags | MSG_TRUNC : flags;
     ssize_t r;
+    char *tmp = NULL;
     if (msg->msg_iovlen == 1) {
-        r = recvfrom(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags, from,
-                     fromlen);
+        r = recvfrom(fd, msg->msg_iov[0].iov_base, total, hflags, from, fromlen);
     } else {
-        size_t total = iov_total(msg->msg_iov, msg->msg_iovlen, &overflow);
-        if (overflow)
-            return fail(EINVAL);
-        char *tmp = malloc(total ? total : 1);
+        tmp = malloc(total ? total : 1);
         if (tmp == NULL)
             return fail(ENOMEM);
-        r = recvfrom(fd, tmp, total, flags, from, fromlen);
-        if (r > 0) {
-            size_t off = 0;
-            for (int i = 0; i < msg->msg_iovlen && off < (size_t)r; i++) {
-                size_t n = msg->msg_iov[i].iov_len;
-                if (n > (size_t)r - off)
-                    n = (size_t)r - off;
-                memcpy(msg->msg_iov[i].iov_base, tmp + off, n);
-                off += n;
-            }
+        r = recvfrom(fd, tmp, total, hflags, from, fromlen);
+    }
+    int saved = errno;
+    int mflags = 0;
+    size_t got = r > 0 ? (size_t)r : 0;
+    if (dgram && got > total) {
+        mflags |= MSG_TRUNC; /* the rest of the datagram is lost */
+        got = total;
+        if ((flags & MSG_TRUNC) == 0)
+            r = (ssize_t)total;
+    }
+    if (tmp != NULL) {
+        size_t off = 0;
+        if (got > 0 && discarded(fd, flags, dgram))
+            got = 0;
+        for (int i = 0; i < msg->msg_iovlen && off < got; i++) {
+            size_t n = msg->msg_iov[i].iov_len;
+            if (n > got - off)
+                n = got - off;
+            memcpy(msg->msg_iov[i].iov_base, tmp + off, n);
+            off += n;
         }
-        int saved = errno;
         free(tmp);
-        errno = saved;
     }
     if (r >= 0) {
         msg->msg_controllen = 0;
-        msg->msg_flags = 0;
+        msg->msg_flags = mflags;
     }
+    errno = saved;
     return r;
 }

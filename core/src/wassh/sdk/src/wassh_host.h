@@ -36,6 +36,8 @@ int32_t __wassh_sock_get_opt(int32_t fd, int32_t level, int32_t name, int32_t *v
 WASSH_IMPORT("wassh_experimental", "sock_set_opt")
 int32_t __wassh_sock_set_opt(int32_t fd, int32_t level, int32_t name, int32_t value);
 
+/* flags: MSG_PEEK (1), MSG_WAITALL (2), MSG_TRUNC (0x20: a datagram's count is
+ * its full length, more than len when truncated), MSG_DONTWAIT (0x40). */
 WASSH_IMPORT("wassh_experimental", "sock_recvfrom")
 int32_t __wassh_sock_recvfrom(int32_t fd, void *buf, uint32_t len, uint32_t *nread_out,
                               int32_t flags, int32_t *domain_out, uint8_t *addr_out,

@@ -42,6 +42,12 @@
 #ifndef MSG_DONTWAIT
 #define MSG_DONTWAIT 0x40
 #endif
+/* wasi-libc gives MSG_TRUNC preview1's RECV_DATA_TRUNCATED (1), the same bit
+ * as MSG_PEEK; the SDK's recv(), recvfrom() and recvmsg() take it, and recvmsg()
+ * reports it in msg_flags, with Linux's number. MSG_PEEK (1) and MSG_WAITALL (2)
+ * stay wasi-libc's. */
+#undef MSG_TRUNC
+#define MSG_TRUNC 0x20
 /* There is no SIGPIPE to suppress: the flag is accepted and has no effect. */
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
