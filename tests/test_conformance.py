@@ -177,36 +177,18 @@ def listen_kit(wassh_peer: PeerServer, wassh_udp_peer: UdpEchoServer, wassh_gues
     return Kit(TransportUnderTest(name="listen"), wassh_peer, wassh_udp_peer, wassh_guest)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK: recvfrom() (sdk/src/socket.c) refuses every flag but MSG_DONTWAIT and "
-    "MSG_WAITALL with EINVAL, and the wassh sock_recvfrom host call takes only "
-    "MSG_DONTWAIT, so recv(MSG_PEEK) fails although the core and the transports peek "
-    "(preview1 sock_recv with RIFLAGS_RECV_PEEK works)",
-)
 def test_sdk_recv_msg_peek(tcp_kit: Kit) -> None:
     ep, token = tcp_kit.peer.endpoint(), tcp_kit.token()
     run = tcp_kit.run(ep, "echo", ep.host, str(ep.port), token)
     assert run.value("msg_peek") == "5", run.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a datagram socket no transport holds yet (NEW) polls readable with "
-    "POLLHUP (Socket.poll_handle answers ALWAYS_READY and poll_event sets the hangup "
-    "flag for reads); Linux reports nothing to read",
-)
 def test_unbound_udp_socket_is_not_readable(listen_kit: Kit) -> None:
     ep = listen_kit.udp.endpoint()
     run = listen_kit.run(ep, "udp-client", ep.host, str(ep.port))
     assert run.value("unbound-poll") == "0", run.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SDK/core: recvmsg() never sets MSG_TRUNC in msg_flags (the SDK sets "
-    "msg_flags = 0; the sock_recvfrom host call drops the truncation the core knows)",
-)
 def test_recvmsg_reports_truncation(listen_kit: Kit) -> None:
     ep = listen_kit.udp.endpoint()
     run = listen_kit.run(ep, "udp-client", ep.host, str(ep.port))
