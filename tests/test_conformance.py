@@ -56,19 +56,6 @@ class TestUdp(DatagramConformance):
 
 # -- websocket: through `wassh relay` (corp-relay-v4) and the real websockify ----------------
 
-GETSOCKOPT_BUG = (
-    "websocket plugin: RelayTransport.wassh_sock_getsockopt answers 0 for every option "
-    "but SO_KEEPALIVE/TCP_NODELAY, so SO_REUSEADDR and IP_TOS read back 0 after the "
-    "guest set them (returning None, the core's copy, is the fix)"
-)
-CANCEL_BUG = (
-    "websocket plugin: cancelling wassh.run drops a corp-relay-v4 WebSocket without a "
-    "close frame (Driver._pump's nursery absorbs the Cancelled once the socket's scope "
-    "is shielded at guest close: IndexError in driver.py, UnboundLocalError in "
-    "driver_websockify.py), so the relay holds the session and its target connection "
-    "open for --resume-timeout (60 s) instead of closing it"
-)
-
 
 @pytest.fixture(scope="class")
 def wassh_relay() -> Iterator[RelayProcess]:
@@ -90,18 +77,6 @@ class TestWebsocketWasshRelay(StreamConformance):
                 local_address=False,  # the connection's local end is on the relay
             ),
         )
-
-    @pytest.mark.xfail(strict=True, reason=GETSOCKOPT_BUG)
-    def test_options(self, wassh_kit: Kit) -> None:
-        super().test_options(wassh_kit)
-
-    @pytest.mark.xfail(strict=True, reason=CANCEL_BUG)
-    def test_cancel_blocked_recv(self, wassh_kit: Kit) -> None:
-        super().test_cancel_blocked_recv(wassh_kit)
-
-    @pytest.mark.xfail(strict=True, reason=CANCEL_BUG)
-    def test_cancel_blocked_send(self, wassh_kit: Kit) -> None:
-        super().test_cancel_blocked_send(wassh_kit)
 
 
 class Websockify:
@@ -158,10 +133,6 @@ class TestWebsocketWebsockify(StreamConformance):
                 backpressure=False,  # websockify queues what its target does not read
             ),
         )
-
-    @pytest.mark.xfail(strict=True, reason=GETSOCKOPT_BUG)
-    def test_options(self, wassh_kit: Kit) -> None:
-        super().test_options(wassh_kit)
 
 
 # -- what the kit found in the core (not a transport's doing) -------------------------------

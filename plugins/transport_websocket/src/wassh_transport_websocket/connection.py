@@ -76,6 +76,10 @@ class RelayConnection:
         self.acked = 0
         self.sent = 0
         self.guest_closed = False
+        # The stream is being closed from this side: the guest closed the socket, or the
+        # runtime is stopping (``host_close``). The task sends what the guest had handed
+        # over, then ends the stream; nothing more is taken from the guest.
+        self.closing = False
         self.shut_wr = False
         # trio-side wake-ups (created and awaited on the trio thread only)
         self._reader_parked: trio.Event | None = None
@@ -164,7 +168,7 @@ class RelayConnection:
 
     def send(self, data: memoryview) -> int:
         with self.lock:
-            if self.ended or self.guest_closed:
+            if self.ended or self.closing:
                 if self.end_errno and not self._error_reported:
                     self._error_reported = True
                     err = self.end_errno
@@ -196,6 +200,7 @@ class RelayConnection:
         """The last guest descriptor is gone: tell the task, release the eventfds."""
         with self.lock:
             self.guest_closed = True
+            self.closing = True
             self._fds_closed = True
             os.close(self.read_fd)
             os.close(self.write_fd)
@@ -211,6 +216,21 @@ class RelayConnection:
             pass
 
     # -- trio thread -------------------------------------------------------------------
+    def host_close(self) -> None:
+        """The runtime is stopping before the guest closed the socket (the trio scope
+        that hosts the task was cancelled): close the stream as the guest's close would.
+
+        The guest keeps its descriptors (and the eventfds) until it closes them; a
+        blocked ``send`` wakes up and fails with ``EPIPE``.
+        """
+        with self.lock:
+            self.closing = True
+            self._set_write()
+            parked = [e for e in (self._reader_parked, self._writer_parked) if e is not None]
+            self._reader_parked = self._writer_parked = None
+        for event in parked:
+            event.set()
+
     def mark_connected(self) -> None:
         with self.lock:
             self.connected = True
@@ -251,21 +271,22 @@ class RelayConnection:
         while True:
             event = trio.Event()
             with self.lock:
-                if self.rlen < self.recv_high or self.guest_closed:
+                if self.rlen < self.recv_high or self.closing:
                     return
                 self._reader_parked = event
             await event.wait()
 
     def below_high(self) -> bool:
         """The guest's unread bytes are under the high-water mark (the reader may go on)."""
-        return self.rlen < self.recv_high or self.guest_closed
+        return self.rlen < self.recv_high or self.closing
 
     async def wait_drained(self) -> None:
-        """Wait until the guest has read the buffer down to the low-water mark (or closed)."""
+        """Wait until the guest has read the buffer down to the low-water mark (or the
+        stream is closing)."""
         while True:
             event = trio.Event()
             with self.lock:
-                if self.rlen <= self.recv_low or self.guest_closed:
+                if self.rlen <= self.recv_low or self.closing:
                     return
                 self._reader_parked = event
             await event.wait()
@@ -276,14 +297,14 @@ class RelayConnection:
         return self.acked + len(self.sbuf)
 
     async def wait_unsent(self, stop_on_shut: bool = False) -> bool:
-        """Wait until there are unsent bytes (True), or none are left and the guest
-        closed (or, with ``stop_on_shut``, shut down writing): False."""
+        """Wait until there are unsent bytes (True), or none are left and the stream is
+        closing (or, with ``stop_on_shut``, the guest shut down writing): False."""
         while True:
             event = trio.Event()
             with self.lock:
                 if self.acked + len(self.sbuf) > self.sent:
                     return True
-                if self.guest_closed or (stop_on_shut and self.shut_wr):
+                if self.closing or (stop_on_shut and self.shut_wr):
                     return False
                 self._writer_parked = event
             await event.wait()

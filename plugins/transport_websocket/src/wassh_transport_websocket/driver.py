@@ -6,6 +6,12 @@ socket's ``RelayConnection`` (``run``: returns the errno that ends the stream,
 0 for a clean end of stream). Reconnects happen inside ``run`` and are invisible
 to the socket layer.
 
+Closing (the guest closed the socket, or the runtime is stopping): the writer
+sends what the guest handed over, waits for the relay's acknowledgements until
+``CLOSE_HANDSHAKE`` seconds before the close deadline at most, then sends a close
+frame (1000), which ends the relay's session for good; the reader returns once
+the relay answers it. The socket's task scope cuts all of it off at the deadline.
+
 Flow control never couples the two directions (docs/relay-protocols.md, "Flow
 control"): the drivers of protocols with acknowledgements read the WebSocket at
 all times, because the acks that free the guest's send buffer arrive there, and
@@ -30,6 +36,11 @@ from .wsconn import WebSocket, connect
 log = logging.getLogger("wassh.relay")
 
 CLEAN_CODES = (1000, 1005)
+# The part of ``close_timeout`` kept for the closing handshake: waiting for acks
+# stops this long before the deadline (at most half of it), so the close frame
+# still goes out and the relay ends the session at once instead of holding it
+# for a resume.
+CLOSE_HANDSHAKE = 0.5
 
 
 class RelayError(Exception):
@@ -65,6 +76,10 @@ class Driver:
         # Acks held back while the guest leaves more than the high-water mark unread.
         self.withholding = False
         self._withheld = trio.Event()
+        self._acked = trio.Event()  # set (and replaced) whenever the relay acknowledges
+        # While closing: when waiting for the relay's acks stops (``start_closing``).
+        self._linger_until: float | None = None
+        self._linger_scope: trio.CancelScope | None = None
 
     async def _connect(
         self,
@@ -97,7 +112,7 @@ class Driver:
             await ws.aclose()
             if end is not None:
                 return end
-            if self.conn.guest_closed and self.conn.all_acked():
+            if self.conn.closing and self.conn.all_acked():
                 return 0  # lost after everything was delivered: nothing to resume
             if not self._can_resume():
                 log.warning("relay %s: %s; no resume", self.label, describe_end(ws))
@@ -109,6 +124,28 @@ class Driver:
 
     def _can_resume(self) -> bool:
         return self.settings.resume
+
+    # -- closing ------------------------------------------------------------------------
+    def start_closing(self, deadline: float) -> None:
+        """The socket is closing and its task ends by ``deadline`` (trio time): stop
+        waiting for acks early enough to end the session with a close frame."""
+        handshake = min(CLOSE_HANDSHAKE, self.settings.close_timeout / 2)
+        self._linger_until = deadline - handshake
+        if self._linger_scope is not None:
+            self._linger_scope.deadline = self._linger_until
+
+    async def _linger(self) -> None:
+        """While closing: wait until the relay has acknowledged everything it was sent,
+        until the linger deadline at most (it may be set only while this waits)."""
+        with trio.CancelScope() as scope:
+            self._linger_scope = scope
+            if self._linger_until is not None:
+                scope.deadline = self._linger_until
+            try:
+                while not self.conn.all_acked():
+                    await self._acked.wait()
+            finally:
+                self._linger_scope = None
 
     async def _reconnect(self) -> int:
         """Open a new WebSocket for the stream: 0, or the errno that ends it."""
@@ -182,18 +219,20 @@ class Driver:
 
     async def _pump(self, ws: WebSocket) -> int | None:
         """Move bytes until the socket ends; None means "lost, try to resume"."""
-        result: list[int | None] = []
+        # Defined on every path: should a cancellation ever end the reader and be
+        # absorbed on the way out, the stream ends with a reset (no resume).
+        end: int | None = errno.ECONNRESET
         async with trio.open_nursery() as nursery:
             for task in self._side_tasks(ws):
                 nursery.start_soon(task)
             try:
-                result.append(await self._reader(ws))
+                end = await self._reader(ws)
             except Fatal as exc:
                 self._fatal_log(str(exc))
                 await ws.send_close(1002, "protocol error")
-                result.append(errno.ECONNRESET)
+                end = errno.ECONNRESET
             nursery.cancel_scope.cancel()
-        return result[0]
+        return end
 
     # -- reconnects ---------------------------------------------------------------------
     def _give_up(self, why: str) -> int:

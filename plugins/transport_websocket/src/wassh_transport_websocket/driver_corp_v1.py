@@ -72,7 +72,6 @@ class CorpRelay(Driver):
         self.told = 0  # the read count last put on the wire
         self.attempts = 0
         self._just_resumed = False
-        self._acked = trio.Event()
         self._ack_due = trio.Event()
 
     async def open(self) -> None:
@@ -222,7 +221,7 @@ class CorpRelay(Driver):
             return errno.ECONNRESET
         if ws.end == "close":
             code = ws.close_code
-            if code in CLEAN_CODES or conn.guest_closed:
+            if code in CLEAN_CODES or conn.closing:
                 return 0  # the relay ended the session
             if not self.settings.resume:
                 log.warning("relay %s: %s", self.label, describe_end(ws))
@@ -237,8 +236,7 @@ class CorpRelay(Driver):
                 head = self._header()
                 frames = [head + data[i : i + V1_CHUNK] for i in range(0, len(data), V1_CHUNK)]
                 await ws.send_binaries(frames)
-            while not conn.all_acked():
-                await self._acked.wait()
+            await self._linger()  # closing: the acks, for a bounded time
             await ws.send_close(1000)
         except trio.BrokenResourceError:
             return

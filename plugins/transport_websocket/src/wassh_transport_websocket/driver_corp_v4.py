@@ -19,7 +19,6 @@ class CorpRelayV4(Driver):
         super().__init__(*args)
         self.sid: str | None = None
         self.read_count = 0  # R
-        self._acked = trio.Event()
         self._resync: int | None = None  # RECONNECT_SUCCESS value, once it arrived
         self.eof_ext = False  # the relay understands the half-close extension
 
@@ -166,7 +165,7 @@ class CorpRelayV4(Driver):
                 break
             await self._handle(ws, msg)
         if ws.end == "close":
-            if conn.guest_closed or ws.close_code in CLEAN_CODES:
+            if conn.closing or ws.close_code in CLEAN_CODES:
                 return 0
             log.info("relay %s: %s", self.label, describe_end(ws))
             return errno.ECONNRESET
@@ -185,17 +184,16 @@ class CorpRelayV4(Driver):
                     for i in range(0, len(data), v4.MAX_CLIENT_DATA)
                 ]
                 await ws.send_binaries(frames)
-            if conn.shut_wr and not conn.guest_closed:
+            if conn.shut_wr and not conn.closing:
                 # shutdown(SHUT_WR): tell a relay that understands it (again after a
                 # reconnect: it is idempotent), then wait for the guest's close.
                 if self.eof_ext:
                     await ws.send_binary(v4.eof(conn.total))
                 while await conn.wait_unsent():
                     pass  # the core refuses writes after shutdown: only the close is left
-            # The guest closed: wait (bounded by the task's deadline) for the acks,
-            # then end the session with a clean close.
-            while not conn.all_acked():
-                await self._acked.wait()
+            # Closing: wait (bounded) for the acks, then end the session with a clean
+            # close, which the relay takes as the end of the session for good.
+            await self._linger()
             await ws.send_close(1000)
         except trio.BrokenResourceError:
             return

@@ -28,15 +28,17 @@ class Websockify(Driver):
         assert self.ws is not None
         ws = self.ws
         s = self.settings
+        # Defined on every path (see ``Driver._pump``): a reset unless the reader ends.
+        end = errno.ECONNRESET
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ws.flusher)
             nursery.start_soon(self._writer, ws)
             # No acks: whether the relay ought to answer is unknowable, so only a
             # host that stopped acknowledging at the TCP level counts as gone.
             nursery.start_soon(ws.keepalive, s.keepalive, s.keepalive_timeout, lambda: False)
-            result = await self._reader(ws)
+            end = await self._reader(ws)
             nursery.cancel_scope.cancel()
-        return result
+        return end
 
     async def _wait_room(self, ws: WebSocket) -> None:
         """Stop reading while the guest's buffer is full: websockify's back-pressure is
@@ -64,7 +66,7 @@ class Websockify(Driver):
             conn.deliver(data)
         if ws.end == "close":
             code = ws.close_code
-            if code in CLEAN_CODES or conn.guest_closed:
+            if code in CLEAN_CODES or conn.closing:
                 return 0
             log.info("relay %s: %s", self.label, describe_end(ws))
             return errno.ECONNREFUSED if code == 1011 else errno.ECONNRESET

@@ -29,7 +29,9 @@ Command-line options (``wassh run --help``) and the keys an embedder passes as
 ``keepalive``                  seconds of silence before a ping (default 3.0)
 ``keepalive_timeout``          seconds a ping may go unanswered (default 3.0)
 ``max_message``                largest message accepted from a relay (default 1 MiB)
-``close_timeout``              seconds to flush and close after the guest closes (2.0)
+``close_timeout``              seconds to flush and close after the guest closes, or
+                               after the run is cancelled (2.0); the close frame that
+                               ends the relay's session goes out before it ends
 =============================  =======================================================
 """
 

@@ -31,11 +31,6 @@ log = logging.getLogger("wassh.relay")
 
 RANK = 1000  # above every direct transport (tcp is 100): a configured relay comes first
 
-_STORED_OPTIONS = {
-    (socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-    (socket.IPPROTO_TCP, socket.TCP_NODELAY),
-}
-
 
 class RelayClaim:
     """``Offer.accepts`` of one runtime: which connects the relay takes.
@@ -186,11 +181,9 @@ class RelayTransport:
         conn = sock.state.conn
         return (conn.write_fd if write else conn.read_fd), select.POLLIN
 
-    @hookimpl
-    def wassh_sock_getsockopt(self, sock: Handle, level: int, name: int) -> int | None:
-        if (level, name) in _STORED_OPTIONS:
-            return None  # the core's stored value
-        return 0
+    # No wassh_sock_setsockopt/getsockopt: a relay socket has no OS socket of its
+    # own, so the core's defaults apply (it keeps what the guest set and answers
+    # getsockopt from that copy).
 
     @hookimpl
     def wassh_sock_shutdown(self, sock: Handle, how: int) -> None:
