@@ -3,10 +3,9 @@
 tcp (stream), listen (listening TCP and UDP), websocket through `wassh relay`
 (corp-relay-v4) and through the real websockify; the fourth, proxy, runs it
 through danted and tinyproxy in plugins/transport_proxy/tests/test_proxy_conformance.py.
-Where the kit found a bug, the case is marked xfail(strict=True) with the bug:
-it fails loudly once fixed.
-The last classes pin what the kit found in the core itself, and show that the
-kit catches broken transports.
+Every bug the kit found (in the relay plugin, the SDK and the core) is fixed;
+the last cases pin what it found in the core itself, and show that the kit
+catches broken transports.
 """
 
 from __future__ import annotations

@@ -164,14 +164,14 @@ async def test_half_close_through_wassh_relay(
 async def test_relay_socket_options(
     netclient: Path, echo_server: EchoServer, relay_for: RelayProcess
 ) -> None:
-    # Keep-alive and no-delay are stored and read back; the others read 0.
+    # A relay socket has no OS socket: every option reads back what was set.
     config = relay_config(f"ws://127.0.0.1:{relay_for.port}", "corp-relay-v4")
     r = await run_guest_async(netclient, "opts", "127.0.0.1", str(echo_server.port), config=config)
     assert r.stdout.splitlines() == [
         "SO_KEEPALIVE set=0 get=0 value=1",
-        "SO_REUSEADDR set=0 get=0 value=0",
+        "SO_REUSEADDR set=0 get=0 value=1",
         "TCP_NODELAY set=0 get=0 value=1",
-        "IP_TOS set=0 get=0 value=0",
+        "IP_TOS set=0 get=0 value=16",
         "IP_MTU_DISCOVER set=0 get=0 value=0",
         "IPV6_TCLASS set=50 get=50 value=-1",
         "IPV6_V6ONLY set=50 get=50 value=-1",
