@@ -206,7 +206,9 @@ class RefusedIsUnreachable(TcpTransport):
 def _broken_kit(plugin: type, kit: Kit, **expects: Any) -> Kit:
     name = str(plugin.name)  # type: ignore[attr-defined]
     transport = TransportUnderTest(name=name, plugins=[plugin], expects=Capabilities(**expects))
-    return Kit(transport, kit.peer, kit.udp, kit.guest)
+    broken = Kit(transport, kit.peer, kit.udp, kit.guest)
+    broken.run_timeout = 10.0  # a planted fault may leave the guest waiting: fail sooner
+    return broken
 
 
 @pytest.mark.parametrize(

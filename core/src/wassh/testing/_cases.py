@@ -84,6 +84,8 @@ class Kit:
         self.udp = udp
         self.guest = guest
         self.expects = transport.expects
+        # How long one guest run may take before the case fails.
+        self.run_timeout = RUN_TIMEOUT
 
     def token(self) -> str:
         """A name for this case's connections at the peer server, unique in the session."""
@@ -96,7 +98,7 @@ class Kit:
         self,
         endpoint: Endpoint,
         *argv: str,
-        timeout: float = RUN_TIMEOUT,
+        timeout: float | None = None,
         state: GuestRun | None = None,
     ) -> GuestRun:
         """Run the guest to its end on the current trio loop (``state`` to watch it run)."""
@@ -104,11 +106,12 @@ class Kit:
         config = self.transport.config(endpoint)
         options = self.transport.run_options()
         start = time.monotonic()
-        await run_guest(self.guest, run, config, options, timeout=timeout)
+        limit = self.run_timeout if timeout is None else timeout
+        await run_guest(self.guest, run, config, options, timeout=limit)
         run.seconds = time.monotonic() - start
         return run
 
-    def run(self, endpoint: Endpoint, *argv: str, timeout: float = RUN_TIMEOUT) -> GuestRun:
+    def run(self, endpoint: Endpoint, *argv: str, timeout: float | None = None) -> GuestRun:
         """Run the guest to its end (a trio loop of its own); fails if it exits non-zero."""
         run = trio.run(lambda: self.arun(endpoint, *argv, timeout=timeout))
         expect(run.code, 0, "the guest's exit status", run)
