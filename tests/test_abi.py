@@ -86,7 +86,7 @@ WAT = f"""
       (i32.const 132) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
   (func (export "recv_bad_flags") (result i32)
     (call $recvfrom (i32.load (i32.const 128)) (i32.const 1024) (i32.const 16) (i32.const 132)
-      (i32.const 0x2) (i32.const 0) (i32.const 0) (i32.const 0)))
+      (i32.const 0x4) (i32.const 0) (i32.const 0) (i32.const 0)))
   (func (export "dup2_out_of_range") (result i32) (call $dup2 (i32.const 1) (i32.const 99999)))
   (func (export "gai_wild_node") (result i32)
     (call $gai (i32.const 0xFFFFFFF0) (i32.const 100) (i32.const 0) (i32.const 6) (i32.const 0)

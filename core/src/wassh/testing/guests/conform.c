@@ -267,7 +267,7 @@ static const char *revents(short r) {
 }
 
 /* recv(MSG_PEEK) through preview1's sock_recv, which carries the peek flag to the
- * transport (the SDK's recv() takes only MSG_DONTWAIT and MSG_WAITALL). */
+ * transport: the path every wasi-libc program takes, whatever SDK it was built with. */
 static ssize_t peek(int fd, void *buf, size_t len) {
   __wasi_iovec_t iov = {buf, len};
   __wasi_size_t n = 0;
