@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 import wassh
-from conftest import EchoServer, run_guest
+from suitekit import EchoServer, run_guest
 from wassh import (
     STREAM,
     Offer,
@@ -331,3 +331,70 @@ def test_plugin_options_class_validates_flags() -> None:
         options.add("-x", dest="x", help="short")
     with pytest.raises(ValueError, match="not an identifier"):
         options.add("--x", dest="x-y", help="bad dest")
+
+
+class Lingering(Loopback):
+    """A stream transport whose connections each keep a trio task running, which lets
+    ``Cancelled`` escape when cancelled (as a careless plugin's task would); its peer
+    never answers, so the guest blocks in ``recv``."""
+
+    name = "lingering"
+    started: ClassVar[list[str]] = []
+    ended: ClassVar[list[str]] = []
+
+    @hookimpl
+    def wassh_transport_offer(self) -> Offer:
+        return Offer("lingering", frozenset({STREAM}), rank=902)
+
+    @hookimpl
+    def wassh_sock_connect(self, sock: SocketHandle[socket.socket], host: str, port: int) -> bool:
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        self.peers.append(theirs)
+        sock.state = ours
+        sock.portal.start_soon(self._background, host)
+        return True
+
+    async def _background(self, host: str) -> None:
+        import trio
+
+        Lingering.started.append(host)
+        try:
+            await trio.sleep_forever()
+        finally:
+            Lingering.ended.append(host)
+
+
+async def test_cancelling_a_guest_raises_a_bare_cancelled_whatever_plugins_tasks_do(
+    netclient: Path,
+) -> None:
+    import trio
+
+    Lingering.started.clear()
+    Lingering.ended.clear()
+    caught: list[BaseException] = []
+    with trio.CancelScope() as scope:
+
+        async def cancel_when_connected() -> None:
+            while not Lingering.started:
+                await trio.sleep(0.01)
+            await trio.sleep(0.2)  # the guest is blocked in recv by now
+            scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel_when_connected)
+            try:
+                await wassh.run(
+                    netclient,
+                    ["netclient", "echo", "stuck.test", "7", "hi"],
+                    plugins=[Lingering],
+                    stdout=wassh.Capture(),
+                    stderr=wassh.Capture(),
+                )
+            except BaseException as exc:
+                caught.append(exc)
+                raise
+    assert scope.cancelled_caught
+    assert len(caught) == 1 and type(caught[0]).__name__ == "Cancelled", caught
+    # The plugin's task was cancelled too, after the guest had stopped.
+    assert Lingering.ended == ["stuck.test"]

@@ -105,7 +105,12 @@ async def run_process(proc: Process) -> int:
     token = trio.lowlevel.current_trio_token()
     results: list[outcome.Outcome[int]] = []
     async with trio.open_nursery() as nursery:
-        proc.attach_loop(token, nursery)  # plugins' background tasks live here
+        # Plugins' background tasks live in a nursery shielded from the embedder's
+        # cancellation until the guest has stopped and closed its sockets: each
+        # connection ends the way the guest ends it, and no plugin task's Cancelled
+        # reaches the embedder wrapped in an exception group.
+        plugin_scope, plugin_nursery = await nursery.start(_plugin_tasks)
+        proc.attach_loop(token, plugin_nursery)
         task = trio.lowlevel.current_task()
 
         def deliver(result: outcome.Outcome[int]) -> None:
@@ -118,13 +123,23 @@ async def run_process(proc: Process) -> int:
 
         trio.lowlevel.start_thread_soon(proc.run, deliver)
         await trio.lowlevel.wait_task_rescheduled(abort)
-        nursery.cancel_scope.cancel()
+        plugin_scope.cancel()
     # Unwrapped outside the nursery so the guest's own error is not wrapped in a group.
     try:
         return results[0].unwrap()
     except GuestCancelled:
         await trio.lowlevel.checkpoint()  # re-raises the Cancelled that stopped the guest
         raise
+
+
+async def _plugin_tasks(*, task_status: Any) -> None:
+    """Host plugins' tasks until ``run_process`` cancels the returned scope."""
+    import trio
+
+    with trio.CancelScope(shield=True) as scope:
+        async with trio.open_nursery() as nursery:
+            task_status.started((scope, nursery))
+            await trio.sleep_forever()
 
 
 def run_sync(
