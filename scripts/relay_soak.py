@@ -45,7 +45,7 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import GUESTS, EchoServer  # noqa: E402
+from suitekit import GUESTS, EchoServer  # noqa: E402
 from guestbuild import build_guest  # noqa: E402
 from relayhelpers import (  # noqa: E402
     BIN,

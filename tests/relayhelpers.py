@@ -16,7 +16,7 @@ from typing import Any
 
 import trio
 import wassh
-from conftest import EchoServer
+from suitekit import EchoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

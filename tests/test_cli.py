@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import EchoServer
+from suitekit import EchoServer
 
 WASSH = str(Path(sys.executable).parent / "wassh")
 ROOT = Path(__file__).parent.parent

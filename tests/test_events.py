@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 import wassh
-from conftest import EchoServer, run_guest
 from guestserver import guest_server
 from relayhelpers import RelayProcess, relay_config, run_guest_async
+from suitekit import EchoServer, run_guest
 from test_listen import echo_client
 from wassh.events import Closed, Connected, Event, PolicyDecision, SocketOpened, TransportChosen
 

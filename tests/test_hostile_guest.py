@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 import wasmtime
 import wassh
-from conftest import EchoServer
 from fuzzguest import (
     ALIASES,
     IOV_ALIAS,
@@ -40,6 +39,7 @@ from fuzzguest import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from suitekit import EchoServer
 from wassh import Errno
 from wassh.abi.errno import UNEXPECTED, to_errno
 from wassh.abi.hostcall import HostImport

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import GUESTS
 from guestbuild import build_guest
+from suitekit import GUESTS
 
 WASSH = str(Path(sys.executable).parent / "wassh")
 

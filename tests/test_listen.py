@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from conftest import EchoServer, run_guest
 from guestserver import guest_server
+from suitekit import EchoServer, run_guest
 from wassh import TransportConfig
 
 WASSH = Path(sys.executable).parent / "wassh"

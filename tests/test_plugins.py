@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import wassh
-from conftest import EchoServer, run_guest
+from suitekit import EchoServer, run_guest
 from wassh import STREAM, Offer, TransportConfig, Transports, hookimpl, make_plugin_manager
 from wassh.plugins import ConnectRequest
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from conftest import EchoServer, run_guest
+from suitekit import EchoServer, run_guest
 from wassh import PluginError
 from wassh.events import Connected, Event, TransportChosen
 

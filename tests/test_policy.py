@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GUESTS, EchoServer, run_guest
 from guestbuild import build_guest
 from relayhelpers import RelayProcess, relay_config, run_guest_async
+from suitekit import GUESTS, EchoServer, run_guest
 from wassh import TransportConfig, hookimpl
 from wassh.policy import Denied, NetworkPolicy, PolicyError, parse_address, parse_rule
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import wasmtime
 import wassh
-from conftest import GUESTS, run_guest
 from guestbuild import build_guest
+from suitekit import GUESTS, run_guest
 from wassh.engine import get_engine
 from wassh.signals import SignalAction
 

@@ -29,7 +29,6 @@ import pytest
 import trio
 import trio.testing
 import wassh
-from conftest import GUESTS, EchoServer
 from guestbuild import build_guest
 from relayhelpers import (
     IndependentRelay,
@@ -38,6 +37,7 @@ from relayhelpers import (
     relay_config,
     run_guest_async,
 )
+from suitekit import GUESTS, EchoServer
 from wassh_transport_websocket import RelayTransport, v4
 from wassh_transport_websocket.connection import RelayConnection
 from wassh_transport_websocket.relay import DRIVERS, Fatal

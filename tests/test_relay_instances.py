@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import EchoServer
 from relayhelpers import (
     BIN,
     BalancerProcess,
@@ -35,6 +34,7 @@ from relayhelpers import (
     relay_config,
     run_guest_async,
 )
+from suitekit import EchoServer
 from wassh_transport_websocket import v4
 from wassh_transport_websocket.settings import RelaySettings
 from wassh_transport_websocket.wsconn import HandshakeError

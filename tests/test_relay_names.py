@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GUESTS, EchoServer
 from guestbuild import build_guest
 from relayhelpers import RelayProcess, relay_config, run_guest_async
+from suitekit import GUESTS, EchoServer
 
 EHOSTUNREACH = 23
 EACCES = 2

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from conftest import GUESTS, EchoServer
 from corprelay import MASK, CorpRelayV1
 from guestbuild import build_guest
 from relayhelpers import relay_config, run_guest_async
+from suitekit import GUESTS, EchoServer
 from wassh_transport_websocket import v4
 from wassh_transport_websocket.wsconn import WebSocket, accept
 from websockets.http11 import Request, Response

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EchoServer
 from relayhelpers import BIN, RelayProcess
+from suitekit import EchoServer
 from wassh_transport_websocket import v4
 
 TIMEOUT = 5.0

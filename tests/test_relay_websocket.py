@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import trio
 import trustme
-from conftest import GUESTS, EchoServer
 from guestbuild import build_guest
 from relayhelpers import (
     FaultProxy,
@@ -20,6 +19,7 @@ from relayhelpers import (
     relay_config,
     run_guest_async,
 )
+from suitekit import GUESTS, EchoServer
 
 ECONNREFUSED, ENETUNREACH = 14, 40
 

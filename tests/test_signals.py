@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import wassh
-from conftest import GUESTS, EchoServer
 from guestbuild import build_guest
+from suitekit import GUESTS, EchoServer
 from wassh.signals import STATE, SignalAction, decide
 
 WASSH = str(Path(sys.executable).parent / "wassh")

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from conftest import EchoServer, run_guest
+from suitekit import EchoServer, run_guest
 
 
 def test_resolve_name_gives_fake_addresses(netclient: Path) -> None:

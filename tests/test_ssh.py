@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 import trio
-from conftest import EchoServer
 from relayhelpers import FaultProxy, RelayProcess, WebsockifyProcess
 from sshkit import ROOT, Client, Sshd, copy_key, free_port, keygen, need, ssh_options
+from suitekit import EchoServer
 
 pytestmark = pytest.mark.ssh
 

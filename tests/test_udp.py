@@ -7,8 +7,8 @@ import socket
 from pathlib import Path
 
 import trio
-from conftest import run_guest
 from guestserver import guest_server
+from suitekit import run_guest
 from wassh import TransportConfig
 
 MAX_UDP = 65507

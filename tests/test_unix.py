@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_guest
+from suitekit import run_guest
 from wassh import TransportConfig
 
 WASSH = Path(sys.executable).parent / "wassh"
