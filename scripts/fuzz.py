@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from suitekit import EchoServer  # noqa: E402
 from fuzzguest import Example, Fuzzer, peak_rss_mib  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from suitekit import EchoServer  # noqa: E402
 
 
 def _has_terminal() -> bool:

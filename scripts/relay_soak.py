@@ -45,7 +45,6 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from suitekit import GUESTS, EchoServer  # noqa: E402
 from guestbuild import build_guest  # noqa: E402
 from relayhelpers import (  # noqa: E402
     BIN,
@@ -58,6 +57,7 @@ from relayhelpers import (  # noqa: E402
     run_guest_async,
     wait_listening,
 )
+from suitekit import GUESTS, EchoServer  # noqa: E402
 
 MIB = 1 << 20
 STALL = 30.0  # seconds without progress that make a guest stalled
