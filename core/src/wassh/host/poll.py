@@ -57,6 +57,17 @@ def _clock_deadline(clock: int, timeout: int, flags: int) -> float:
     return timeout / 1e9
 
 
+def _connect_deadline(
+    proc: Process, pending: list[tuple[int, int, OpenObject, int, int]]
+) -> float | None:
+    """The soonest deadline of a non-blocking connect this poll waits on, if any."""
+    connecting = proc.sockets.connecting
+    for sock in [s for s in connecting if not s.is_connecting()]:
+        del connecting[sock]  # finished (or closed) since: forget it
+    watched = [connecting[p[2]] for p in pending if p[2] in connecting]
+    return min(watched) if watched else None
+
+
 def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int) -> int:
     mem = proc.memory
     mem.check(nevents_out, 4)
@@ -88,6 +99,7 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
 
     waiter = proc.waiter
     lookup = proc.fds.lookup
+    connecting = proc.sockets.connecting
     while True:
         events = list(bad)
         masks: dict[int, int] = {}
@@ -109,12 +121,15 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
                 masks[osfd] = masks.get(osfd, 0) | mask
                 pending.append((userdata, tag, obj, osfd, mask))
         wait_for: float | None
+        # A non-blocking connect's deadline wakes the wait too (Socket.connect).
+        connects = _connect_deadline(proc, pending) if connecting else None
         if events:
             wait_for = 0.0
-        elif deadline is None:
+        elif deadline is None and connects is None:
             wait_for = None
         else:
-            wait_for = min(_MAX_WAIT, max(0.0, deadline - time.monotonic()))
+            soonest = min(d for d in (deadline, connects) if d is not None)
+            wait_for = min(_MAX_WAIT, max(0.0, soonest - time.monotonic()))
         if pending or wait_for != 0.0:
             ready, _woken = waiter.wait(masks, wait_for)
         else:
@@ -125,6 +140,13 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
                 revents = revents_by_fd.get(osfd, 0)
                 if revents & (mask | _ANY_TROUBLE):
                     event = pobj.poll_event(tag == EVENTTYPE_FD_WRITE, revents)
+                    if event is not None:
+                        events.append((userdata, event[0], tag, event[1], event[2]))
+        if connects is not None and time.monotonic() >= connects:
+            seen = {e[0] for e in events}
+            for userdata, tag, pobj, _osfd, _mask in pending:
+                if userdata not in seen and pobj in connecting:
+                    event = pobj.poll_event(tag == EVENTTYPE_FD_WRITE, 0)
                     if event is not None:
                         events.append((userdata, event[0], tag, event[1], event[2]))
         if deadline is not None and time.monotonic() >= deadline:

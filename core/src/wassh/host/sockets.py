@@ -7,6 +7,7 @@ hooks move bytes without blocking and name an OS handle to wait on, so a
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import socket
@@ -80,6 +81,7 @@ class Socket(OpenObject):
         self.bytes_sent = 0
         self.bytes_received = 0
         self.end_error = ""  # the errno name that ended the connection, if one did
+        self.connect_deadline = 0.0  # while CONNECTING: when the connect fails with ETIMEDOUT
         self._reported: set[tuple[str, int]] | None = None  # datagram destinations seen
 
     @property
@@ -208,16 +210,16 @@ class Socket(OpenObject):
             self._connected()
             return
         self.state = CONNECTING
+        # The connect timeout holds for non-blocking connects too (as the kernel's
+        # own SYN retries end one): poll wakes at the deadline and reports the
+        # failure, whatever the transport's handle does meanwhile.
+        self.connect_deadline = time.monotonic() + self.config.connect_timeout
         if self.nonblocking:
+            self.process.sockets.connecting[self] = self.connect_deadline
             raise WasiError(Errno.EINPROGRESS)
-        deadline = time.monotonic() + self.config.connect_timeout
         while not self._refresh_connect():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._drop_transport()
-                self.state = NEW
-                raise WasiError(Errno.ETIMEDOUT, f"connect to {host}:{port} timed out")
             fd, mask = owner.wassh_sock_poll_handle(self.handle, True)
+            remaining = max(0.0, self.connect_deadline - time.monotonic())
             self.process.waiter.wait_one(fd, mask, remaining)
         if self.state == FAILED:
             err, self.error = self.error, 0
@@ -307,6 +309,9 @@ class Socket(OpenObject):
         self.remote_host = host
         self.state = CONNECTED
 
+    def is_connecting(self) -> bool:
+        return self.state == CONNECTING
+
     def _refresh_connect(self) -> bool:
         """Advance a connect in progress; True once it has finished either way."""
         if self.state != CONNECTING:
@@ -314,7 +319,9 @@ class Socket(OpenObject):
         assert self.owner is not None
         try:
             if not self.owner.wassh_sock_connect_check(self.handle):
-                return False
+                if time.monotonic() < self.connect_deadline:
+                    return False
+                raise TimeoutError(errno.ETIMEDOUT, "connect timed out")
         except Exception as exc:
             self.error = int(to_errno(exc))
             self.end_error = Errno(self.error).name
@@ -847,6 +854,7 @@ class Socket(OpenObject):
         self._drop_transport()
         self.state = NEW
         self.process.sockets.forget(self)
+        self.process.sockets.connecting.pop(self, None)
         sink = self.process.events
         if sink is not None:
             sink(
@@ -909,6 +917,8 @@ class SocketLayer:
         self.live: set[Socket] = set()
         self._slots = process.fds.table
         self._ids = 0
+        # Non-blocking connects in progress and their deadlines, for poll_oneoff.
+        self.connecting: dict[Socket, float] = {}
 
     def next_id(self) -> int:
         self._ids += 1
