@@ -47,7 +47,7 @@ DRIVERS: dict[str, Callable[..., Driver]] = {
 
 
 class RelaySocket:
-    """``transport_state`` of a relay socket: its buffers, its driver and its task's scope."""
+    """``sock.state`` of a relay socket: its buffers, its driver and its task's scope."""
 
     __slots__ = ("active", "active_lock", "claim", "closing_by", "conn", "driver", "port", "scope")
 
