@@ -212,17 +212,36 @@ def test_a_name_that_is_no_address_from_getname_is_ignored_not_a_crash(
     assert "Traceback" not in r.stderr
 
 
-def test_default_hooks_answer_as_linux_does(netclient: Path) -> None:
-    """A stream transport without shutdown: the guest's shutdown gets EOPNOTSUPP, not a crash."""
-    pm = make_plugin_manager(entry_points=False, plugins=[Loopback])
-    transports = Transports(pm, TransportConfig())
-    owner = transports.choose(wassh.ConnectRequest(STREAM, socket.AF_INET, "h", 1))
-    assert owner is not None and owner.name == "loopback"
-    # OSSocketHooks gives shutdown; bind/listen/accept fall back to EOPNOTSUPP.
-    with pytest.raises(OSError) as info:
-        owner.wassh_sock_bind(None, "127.0.0.1", 0)  # type: ignore[arg-type]
-    assert info.value.errno == errno.EOPNOTSUPP
-    assert owner.wassh_sock_getsockopt is not None
+def test_default_hooks_answer_as_linux_does() -> None:
+    """A transport that implements only its required hooks: the rest answer as Linux
+    would (shutdown, bind, listen, accept: EOPNOTSUPP), options stay the core's, and
+    names are unknown (the core then reports the dialled or unspecified address)."""
+
+    class Minimal(NoRecv):
+        name = "minimal"
+
+        @hookimpl
+        def wassh_sock_recv(self, sock: SocketHandle[object], buf: memoryview, peek: bool) -> int:
+            return 0
+
+    pm = make_plugin_manager(entry_points=False, plugins=[Minimal])
+    owner = Transports(pm, TransportConfig()).choose(
+        wassh.ConnectRequest(STREAM, socket.AF_INET, "h", 1)
+    )
+    assert owner is not None and owner.plugin_name == "minimal"
+    handle: SocketHandle[object] = None  # type: ignore[assignment]  # defaults never look
+    for call in (
+        lambda: owner.wassh_sock_shutdown(handle, socket.SHUT_WR),
+        lambda: owner.wassh_sock_bind(handle, "127.0.0.1", 0),
+        lambda: owner.wassh_sock_listen(handle, 1),
+        lambda: owner.wassh_sock_accept(handle),
+    ):
+        with pytest.raises(OSError) as info:
+            call()
+        assert info.value.errno == errno.EOPNOTSUPP
+    assert owner.wassh_sock_setsockopt(handle, socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) is None
+    assert owner.wassh_sock_getsockopt(handle, socket.SOL_SOCKET, socket.SO_KEEPALIVE) is None
+    assert owner.wassh_sock_getname(handle, True) is None
 
 
 # -- the command line --------------------------------------------------------------------

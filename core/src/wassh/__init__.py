@@ -9,7 +9,7 @@ from .commands import PluginCommand
 from .embed import Capture, prepare, run, run_process, run_sync
 from .handle import SocketHandle
 from .hookspecs import hookimpl, hookspec
-from .options import PluginOptions
+from .options import PluginOptions, parse_pairs
 from .plugins import (
     DGRAM,
     LISTEN,
@@ -61,6 +61,7 @@ __all__ = [
     "hookspec",
     "make_plugin_manager",
     "os_socket",
+    "parse_pairs",
     "prepare",
     "resolve",
     "run",

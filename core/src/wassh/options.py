@@ -10,7 +10,7 @@ the same keys).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
 Action = Literal["store", "append", "store_true", "count"]
@@ -85,6 +85,25 @@ class PluginOptions:
                 f"(block it with --block-plugin {self.plugin})"
             ) from None
         self._owners.update(dict.fromkeys(flags, self.plugin))
+
+
+def parse_pairs(value: object, option: str) -> dict[str, str]:
+    """A setting of ``NAME=VALUE`` pairs: texts as an ``append`` option gives them
+    (the last of a name wins), or a mapping as an embedder passes it.
+
+    :raises ValueError: one line naming ``option`` and the bad item.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"{option}: expected NAME=VALUE texts or a mapping, not {value!r}")
+    out: dict[str, str] = {}
+    for item in value:
+        key, sep, text = str(item).partition("=")
+        if not sep or not key or not text:
+            raise ValueError(f"bad {option} {item!r}: expected NAME=VALUE")
+        out[key] = text
+    return out
 
 
 def plugin_settings(ns: argparse.Namespace) -> dict[str, dict[str, object]]:

@@ -128,6 +128,39 @@ def connect_step(conn: socket.socket, address: Any) -> bool:
     raise OSError(err, os.strerror(err))
 
 
+class Dialled(socket.socket):
+    """An OS socket that remembers where its connect is heading (``target``), so a
+    connect in progress can be advanced with ``dial_check``."""
+
+    __slots__ = ("target",)
+    target: Any
+
+
+D = TypeVar("D", bound=Dialled)
+
+
+def dial(sock: SocketHandle[D], conn: D, address: Any) -> bool:
+    """Start connecting ``conn`` to ``address``; on success it becomes ``sock.state``.
+
+    Returns True when connected already, False while in progress (the core then
+    calls ``wassh_sock_connect_check``: answer it with ``dial_check``). A failed
+    start closes ``conn`` and raises the errno.
+    """
+    conn.target = address
+    try:
+        done = connect_step(conn, address)
+    except BaseException:
+        conn.close()
+        raise
+    sock.state = conn
+    return done
+
+
+def dial_check(sock: SocketHandle[D]) -> bool:
+    """Advance the connect ``dial`` started: True once connected, False while pending."""
+    return connect_step(sock.state, sock.state.target)
+
+
 class OSSocketHooks(Generic[C]):
     """The per-socket hooks of an OS-socket transport, as methods to inherit.
 

@@ -32,6 +32,7 @@ from wassh import (
     TransportConfig,
     hookimpl,
     os_socket,
+    parse_pairs,
     resolve,
 )
 
@@ -40,11 +41,10 @@ RANK = 100
 log = logging.getLogger("wassh.listen")
 
 
-class Bound(socket.socket):
+class Bound(os_socket.Dialled):
     """An OS socket the guest bound, or an AF_UNIX one; ``target`` is where it connects."""
 
-    __slots__ = ("target",)
-    target: Any
+    __slots__ = ()
 
 
 class Datagram(Bound):
@@ -54,22 +54,6 @@ class Datagram(Bound):
 
 
 Handle = SocketHandle[Any]
-
-
-def parse_unix_map(values: object) -> dict[str, str]:
-    """``GUEST_PATH=HOST_PATH`` texts (or a mapping) -> guest path -> host path."""
-    if isinstance(values, Mapping):
-        items = [(str(k), str(v)) for k, v in values.items()]
-    elif isinstance(values, list | tuple):
-        items = []
-        for text in values:
-            guest, sep, host = str(text).partition("=")
-            if not sep or not guest or not host:
-                raise ValueError(f"bad --unix {text!r}: expected GUEST_PATH=HOST_PATH")
-            items.append((guest, host))
-    else:
-        raise ValueError(f"unix: expected a mapping or a list of GUEST=HOST, not {values!r}")
-    return dict(items)
 
 
 class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
@@ -99,7 +83,7 @@ class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
         unknown = set(settings) - {"unix"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))} (known: unix)")
-        self.unix_map = parse_unix_map(settings.get("unix", {}))
+        self.unix_map = parse_pairs(settings.get("unix", {}), "--unix")
         has_unix = hasattr(socket, "AF_UNIX")
         return [
             Offer("listen", frozenset({LISTEN}), RANK, checks_addresses=True),
@@ -153,9 +137,7 @@ class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
             sock.state.connect(address)  # no packet is sent; only this peer is heard now
             return True
         # A bound TCP socket connecting from its address.
-        bound: Bound = sock.state
-        bound.target = address
-        return os_socket.connect_step(bound, address)
+        return os_socket.dial(sock, sock.state, address)
 
     def _connect_unix(self, sock: Handle, path: str) -> bool:
         host_path = self.unix_map.get(path)
@@ -167,18 +149,11 @@ class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
         type_ = socket.SOCK_STREAM if sock.kind == STREAM else socket.SOCK_DGRAM
         conn = Bound(socket.AF_UNIX, type_)
         conn.setblocking(False)
-        conn.target = host_path
-        try:
-            done = os_socket.connect_step(conn, host_path)
-        except BaseException:
-            conn.close()
-            raise
-        sock.state = conn
-        return done
+        return os_socket.dial(sock, conn, host_path)
 
     @hookimpl
     def wassh_sock_connect_check(self, sock: SocketHandle[Bound]) -> bool:
-        return os_socket.connect_step(sock.state, sock.state.target)
+        return os_socket.dial_check(sock)
 
     # -- datagrams -----------------------------------------------------------------------
     @hookimpl

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
-from typing import Any
 
 from wassh import STREAM, Offer, SocketHandle, TransportConfig, hookimpl, os_socket, resolve
 
 RANK = 100
 
 
-class TcpConnection(socket.socket):
-    """The OS socket plus the address a connect in progress is heading for."""
-
-    __slots__ = ("target",)
-    target: Any
-
-
-class TcpTransport(os_socket.OSSocketHooks[TcpConnection]):
+class TcpTransport(os_socket.OSSocketHooks[os_socket.Dialled]):
     """Dials the address a name resolves to (checked by the network policy)."""
 
     name = "tcp"
@@ -32,19 +23,12 @@ class TcpTransport(os_socket.OSSocketHooks[TcpConnection]):
         return Offer(name="tcp", kinds=frozenset({STREAM}), rank=RANK, checks_addresses=True)
 
     @hookimpl
-    def wassh_sock_connect(self, sock: SocketHandle[TcpConnection], host: str, port: int) -> bool:
+    def wassh_sock_connect(
+        self, sock: SocketHandle[os_socket.Dialled], host: str, port: int
+    ) -> bool:
         address = resolve(sock, host, port)
-        conn: TcpConnection = os_socket.open_socket(sock, socket.SOCK_STREAM, TcpConnection)
-        conn.target = address
-        try:
-            done = os_socket.connect_step(conn, address)
-        except BaseException:
-            conn.close()
-            raise
-        sock.state = conn
-        return done
+        return os_socket.dial(sock, os_socket.open_socket(sock, cls=os_socket.Dialled), address)
 
     @hookimpl
-    def wassh_sock_connect_check(self, sock: SocketHandle[TcpConnection]) -> bool:
-        conn = sock.state
-        return os_socket.connect_step(conn, conn.target)
+    def wassh_sock_connect_check(self, sock: SocketHandle[os_socket.Dialled]) -> bool:
+        return os_socket.dial_check(sock)

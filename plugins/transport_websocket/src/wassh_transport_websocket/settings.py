@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wassh import parse_pairs
+
 if TYPE_CHECKING:
     import ssl
 
@@ -86,21 +88,6 @@ def _number(given: Mapping[str, object], key: str, default: float) -> float:
     if not number >= 0 or number == float("inf"):
         raise ValueError(f"relay setting {key}: expected a finite number >= 0, not {value!r}")
     return number
-
-
-def _pairs(value: object, option: str) -> dict[str, str]:
-    """A mapping, or ``NAME=VALUE`` texts as the command line gives them (last wins)."""
-    if isinstance(value, Mapping):
-        return {str(k): str(v) for k, v in value.items()}
-    if not isinstance(value, list | tuple):
-        raise ValueError(f"{option}: expected NAME=VALUE texts or a mapping, not {value!r}")
-    out: dict[str, str] = {}
-    for item in value:
-        key, sep, text = str(item).partition("=")
-        if not sep or not key or not text:
-            raise ValueError(f"bad {option} {item!r}: expected NAME=VALUE")
-        out[key] = text
-    return out
 
 
 def _bool(value: Any) -> bool:
@@ -175,8 +162,8 @@ class RelaySettings:
             url=url,
             protocol=protocol,
             claim=claim,
-            headers=_pairs(given.get("headers", {}), "--relay-header"),
-            params=_pairs(given.get("params", {}), "--relay-param"),
+            headers=parse_pairs(given.get("headers", {}), "--relay-header"),
+            params=parse_pairs(given.get("params", {}), "--relay-param"),
             ca_file=None if ca_file is None else str(ca_file),
             user=str(given.get("user", "")),
             egress_domain=None if egress is None else str(egress),
