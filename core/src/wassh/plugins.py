@@ -91,6 +91,12 @@ class Offer:
     # dialling, which checks each address against the network policy. Otherwise
     # (a relay or proxy resolves at the far end) the policy decides on the name alone.
     checks_addresses: bool = False
+    # True when a connected stream socket of this transport is the OS socket in
+    # ``handle.state``: its ``fileno()`` carries the bytes, and the transport's
+    # recv/send/poll hooks are ``wassh.os_socket``'s (``OSSocketHooks``), which
+    # the core checks at start-up. The core may then move a connected stream's
+    # bytes itself, in compiled code, without calling those three hooks.
+    os_sockets: bool = False
 
 
 @dataclass
@@ -171,6 +177,7 @@ class Owner:
     __slots__ = (
         "name",
         "offer",
+        "os_sockets",
         "plugin",
         "plugin_name",
         "wassh_sock_accept",
@@ -201,6 +208,7 @@ class Owner:
         self.name = offer.name
         self.plugin = plugin
         self.plugin_name = plugin_name
+        self.os_sockets = offer.os_sockets
 
         def pick(hook: str, default: F) -> F:
             return cast(F, impls.get(hook, default))
@@ -265,6 +273,25 @@ def _socket_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callabl
     return found
 
 
+# What an offer declaring ``os_sockets`` must use for these hooks: the core's
+# compiled path does exactly what they do, so both paths behave alike.
+OS_SOCKET_HOOKS = ("wassh_sock_recv", "wassh_sock_send", "wassh_sock_poll_handle")
+
+
+def _check_os_sockets(name: str, offer: Offer, impls: Mapping[str, Callable[..., object]]) -> None:
+    from . import os_socket
+
+    for hook in OS_SOCKET_HOOKS:
+        fn = impls.get(hook)
+        standard = getattr(os_socket.OSSocketHooks, hook)
+        module_fn = getattr(os_socket, hook.removeprefix("wassh_sock_"))
+        if getattr(fn, "__func__", fn) not in (standard, module_fn):
+            raise PluginError(
+                f"plugin {name!r} declares os_sockets for {offer.name!r} but its {hook} is its "
+                "own: inherit it from wassh.os_socket.OSSocketHooks, or drop os_sockets"
+            )
+
+
 def _adapt(fn: Callable[..., object], picks: list[int]) -> Callable[..., object]:
     return lambda *args: fn(*(args[i] for i in picks))
 
@@ -320,6 +347,8 @@ class Transports:
                         f"plugin {name!r} offers {kind} sockets ({offer.name!r}) but does not "
                         f"implement {', '.join(missing)}"
                     )
+            if offer.os_sockets:
+                _check_os_sockets(name, offer, impls)
             self._owners[id(offer)] = Owner(impls, offer, owners_of[name], name)
         log.info(
             "transport ranking: %s",

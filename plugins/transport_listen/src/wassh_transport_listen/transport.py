@@ -86,7 +86,7 @@ class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
         self.unix_map = parse_pairs(settings.get("unix", {}), "--unix")
         has_unix = hasattr(socket, "AF_UNIX")
         return [
-            Offer("listen", frozenset({LISTEN}), RANK, checks_addresses=True),
+            Offer("listen", frozenset({LISTEN}), RANK, checks_addresses=True, os_sockets=True),
             Offer("udp", frozenset({DGRAM}), RANK, checks_addresses=True),
             Offer(
                 "unix",
@@ -94,6 +94,7 @@ class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
                 RANK,
                 available=has_unix,
                 reason="" if has_unix else "this host has no AF_UNIX sockets",
+                os_sockets=True,
             ),
         ]
 

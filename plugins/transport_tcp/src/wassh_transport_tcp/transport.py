@@ -20,7 +20,13 @@ class TcpTransport(os_socket.OSSocketHooks[os_socket.Dialled]):
     ) -> Offer:
         if settings:
             raise ValueError(f"takes no settings (given: {', '.join(sorted(settings))})")
-        return Offer(name="tcp", kinds=frozenset({STREAM}), rank=RANK, checks_addresses=True)
+        return Offer(
+            name="tcp",
+            kinds=frozenset({STREAM}),
+            rank=RANK,
+            checks_addresses=True,
+            os_sockets=True,
+        )
 
     @hookimpl
     def wassh_sock_connect(
