@@ -1,17 +1,30 @@
 """wassh benchmarks: one command, every server side by side, ratios to native C.
 
     .venv/bin/python bench/run.py [--quick] [--rounds N] [--only NAME,...]
+                                  [--shape event|blocking|both] [--json PATH] [--no-client]
 
-Servers: native C (gcc), plain Python, ``wassh run`` of the guest, and the
-wasmtime CLI running the same program with a preopened listener. Clients are
-plain Python sockets (no trio). Latency figures pin client and server to the
-same CPU, as cross-CPU wake-ups on small VMs cost ~100 us and drown the signal.
+Two server shapes, each built from one C file natively (gcc), for wassh (``wassh cc``)
+and for the wasmtime CLI (a preopened listener, ``-S tcplisten``):
+
+* ``event``: bench/guests/server.c, one poll() over every socket (non-blocking);
+* ``blocking``: bench/guests/blocking_server.c, accept then read/write until EOF,
+  one connection at a time on blocking sockets, no poll.
+
+Servers (columns): native C, plain Python (bench/pyserver.py in the same shape),
+``wassh run`` of the guest, the same with ``WASSH_PURE_PYTHON=1`` (the core without
+its optional compiled fast path), and the wasmtime CLI. Every round measures every
+server in turn, so the ratios to native C compare figures from the same minutes.
+Clients are plain Python sockets (no trio). Latency figures pin client and server
+to the same CPU, as cross-CPU wake-ups on small VMs cost ~100 us and drown the
+signal. Each figure with a goal says whether wassh meets it, and every figure
+whether wassh is behind the wasmtime CLI.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import socket
@@ -32,6 +45,21 @@ VENV = Path(sys.executable).parent
 WASSH = VENV / "wassh"
 WASMTIME = VENV / "wasmtime"
 PIN_CPU = 0
+PURE_ENV = "WASSH_PURE_PYTHON"
+
+# shape -> (C source, binary stem): server_native, server.wasm, server_pre.wasm, ...
+SHAPES = {
+    "event": ("server.c", "server"),
+    "blocking": ("blocking_server.c", "blocking"),
+}
+SHAPE_LABELS = {"event": "event loop", "blocking": "blocking"}
+SHAPE_TITLES = {
+    "event": "event-loop shape (bench/guests/server.c: one poll() over every socket)",
+    "blocking": (
+        "blocking shape (bench/guests/blocking_server.c: accept, read/write until EOF, "
+        "one connection at a time)"
+    ),
+}
 
 
 def sh(*cmd: str | Path) -> None:
@@ -40,17 +68,18 @@ def sh(*cmd: str | Path) -> None:
 
 def build() -> None:
     BUILD.mkdir(parents=True, exist_ok=True)
-    src = BENCH / "guests" / "server.c"
     push = BENCH / "guests" / "push_client.c"
-    sh("gcc", "-O2", "-o", BUILD / "server_native", src)
-    sh("gcc", "-O2", "-o", BUILD / "push_native", push)
     # -msimd128 for the wasm builds, as gcc vectorises with SSE2 by default on x86-64:
     # both wasm runtimes run SIMD, so the sink's checksum is not what gets measured.
     wasm_flags = ["-O2", "-msimd128"]
-    sh(WASSH, "cc", *wasm_flags, src, "-o", BUILD / "server.wasm")
-    sh(WASSH, "cc", *wasm_flags, push, "-o", BUILD / "push.wasm")
     zig = [sys.executable, "-m", "ziglang", "cc", "-target", "wasm32-wasi", *wasm_flags]
-    sh(*zig, "-DPREOPENED_LISTENER", src, "-o", BUILD / "server_pre.wasm")
+    for source, stem in SHAPES.values():
+        src = BENCH / "guests" / source
+        sh("gcc", "-O2", "-o", BUILD / f"{stem}_native", src)
+        sh(WASSH, "cc", *wasm_flags, src, "-o", BUILD / f"{stem}.wasm")
+        sh(*zig, "-DPREOPENED_LISTENER", src, "-o", BUILD / f"{stem}_pre.wasm")
+    sh("gcc", "-O2", "-o", BUILD / "push_native", push)
+    sh(WASSH, "cc", *wasm_flags, push, "-o", BUILD / "push.wasm")
 
 
 def free_port() -> int:
@@ -62,24 +91,45 @@ def free_port() -> int:
 @dataclass
 class Server:
     name: str
-    argv: Callable[[str, int], list[str]]  # (mode, port) -> argv
+    key: str  # short name for --only
+    argv: Callable[[str, str, int], list[str]]  # (shape, mode, port) -> argv
     prints_port: bool = True
+    env: dict[str, str] = field(default_factory=dict)  # added to a copy of ours
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
+        env.update(self.env)
+        return env
+
+
+def _stem(shape: str) -> str:
+    return SHAPES[shape][1]
+
+
+def _wassh_argv(shape: str, mode: str, port: int) -> list[str]:
+    return [str(WASSH), "run", str(BUILD / f"{_stem(shape)}.wasm"), "--", mode]
 
 
 SERVERS = [
-    Server("native C", lambda m, p: [str(BUILD / "server_native"), m]),
-    Server("Python", lambda m, p: [sys.executable, str(BENCH / "pyserver.py"), m]),
-    Server("wassh", lambda m, p: [str(WASSH), "run", str(BUILD / "server.wasm"), "--", m]),
+    Server("native C", "native", lambda sh_, m, p: [str(BUILD / f"{_stem(sh_)}_native"), m]),
+    Server(
+        "Python",
+        "python",
+        lambda sh_, m, p: [sys.executable, str(BENCH / "pyserver.py"), m, "0", sh_],
+    ),
+    Server("wassh", "wassh", _wassh_argv),
+    Server("wassh (pure Python)", "wassh-pure", _wassh_argv, env={PURE_ENV: "1"}),
     Server(
         "wasmtime CLI",
-        lambda m, p: [
+        "wasmtime",
+        lambda sh_, m, p: [
             str(WASMTIME),
             "run",
             "-S",
             "preview2=n",
             "-S",
             f"tcplisten=127.0.0.1:{p}",
-            str(BUILD / "server_pre.wasm"),
+            str(BUILD / f"{_stem(sh_)}_pre.wasm"),
             m,
         ],
         prints_port=False,
@@ -88,17 +138,23 @@ SERVERS = [
 
 
 class Running:
-    def __init__(self, server: Server, mode: str, pin: bool) -> None:
+    def __init__(self, server: Server, shape: str, mode: str, pin: bool) -> None:
         port = free_port()
-        argv = server.argv(mode, port)
+        argv = server.argv(shape, mode, port)
         if pin:
             argv = ["taskset", "-c", str(PIN_CPU), *argv]
         start = time.perf_counter()
         self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=server.environ(),
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"{server.name} ({shape}, {mode}) exited before it was ready")
         self.port = int(line) if server.prints_port else port
         while True:  # ready = accepts a connection
             try:
@@ -218,36 +274,60 @@ class Figures:
         self.values.setdefault(key, []).append(value)
 
     def median(self, key: str) -> float:
-        return statistics.median(self.values[key]) if key in self.values else float("nan")
+        return statistics.median(self.values[key]) if key in self.values else math.nan
 
 
-def measure(server: Server, sizes: dict[str, int], rounds: int) -> Figures:
-    fig = Figures()
-    for _ in range(rounds):
-        run = Running(server, "sink", pin=False)
+def measure_once(server: Server, shape: str, sizes: dict[str, int], fig: Figures) -> None:
+    """One round of every figure for one server."""
+    run = Running(server, shape, "sink", pin=False)
+    try:
         fig.add("startup_ms", run.startup * 1000)
         fig.add("bulk_MBps", bulk(run.port, sizes["bulk"]) / 1e6)
         fig.add("rss_MiB", run.peak_rss_kib() / 1024)
+    finally:
         run.stop()
-        run = Running(server, "echo", pin=False)
+    run = Running(server, shape, "echo", pin=False)
+    try:
         fig.add("echo_MBps", echo(run.port, sizes["echo"]) / 1e6)
         fig.add("conn_per_s", connect_rate(run.port, sizes["connects"]))
+    finally:
         run.stop()
-        run = Running(server, "echo", pin=True)
-        os.sched_setaffinity(0, {PIN_CPU})
-        try:
-            cpu0 = run.cpu_ns()
-            times = pingpong(run.port, sizes["pings"])
-            cpu = run.cpu_ns() - cpu0
-        finally:
-            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-        times.sort()
-        fig.add("rtt_median_us", times[len(times) // 2])
-        fig.add("rtt_p99_us", times[int(len(times) * 0.99)])
-        fig.add("cpu_per_ping_us", cpu / sizes["pings"] / 1000)
+    run = Running(server, shape, "echo", pin=True)
+    os.sched_setaffinity(0, {PIN_CPU})
+    try:
+        cpu0 = run.cpu_ns()
+        times = pingpong(run.port, sizes["pings"])
+        cpu = run.cpu_ns() - cpu0
         fig.add("rss_MiB", run.peak_rss_kib() / 1024)
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
         run.stop()
-    return fig
+    times.sort()
+    fig.add("rtt_median_us", times[len(times) // 2])
+    fig.add("rtt_p99_us", times[int(len(times) * 0.99)])
+    fig.add("cpu_per_ping_us", cpu / sizes["pings"] / 1000)
+
+
+def measure(
+    servers: list[Server], shape: str, sizes: dict[str, int], rounds: int
+) -> dict[str, Figures]:
+    """Every round measures every server in turn (a slow minute hits them all)."""
+    results = {s.name: Figures() for s in servers}
+    for r in range(rounds):
+        for server in servers:
+            t0 = time.perf_counter()
+            try:
+                measure_once(server, shape, sizes, results[server.name])
+            except Exception as e:  # one server failing leaves its cells empty
+                print(f"  {shape} round {r + 1}: {server.name} failed: {e!r}", file=sys.stderr)
+                continue
+            print(
+                f"  {shape} round {r + 1}/{rounds}: {server.name} "
+                f"({time.perf_counter() - t0:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
 
 
 def _start_relay(sink_port: int) -> tuple[subprocess.Popen[str], int]:
@@ -286,7 +366,7 @@ def client_side(sizes: dict[str, int], rounds: int) -> dict[str, float]:
     out: dict[str, list[float]] = {}
     push = [str(WASSH), "run"]
     for _ in range(rounds):
-        sink = Running(SERVERS[0], "sink", pin=False)
+        sink = Running(SERVERS[0], "event", "sink", pin=False)
         relay, relay_port = _start_relay(sink.port)
         wsfy, wsfy_port = _start_websockify(sink.port)
         cases = [
@@ -342,23 +422,131 @@ def client_side(sizes: dict[str, int], rounds: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
+@dataclass
+class Row:
+    label: str
+    key: str
+    higher_is_better: bool
+    goal: float | None = None  # ratio to native C (a time ratio for `as_time`)
+    fmt: str = ",.1f"
+    ratio: bool = True  # print the ratio to native C
+    as_time: bool = False  # a rate whose goal is on the time per operation
+
+    def ratio_to(self, value: float, native: float) -> float:
+        """The ratio the goal is on: value/native, or native/value for `as_time`."""
+        return native / value if self.as_time else value / native
+
+    def goal_text(self) -> str:
+        if self.goal is None:
+            return ""
+        if self.as_time:
+            return f"time ≤ {self.goal:g}x"
+        return f"{'≥' if self.higher_is_better else '≤'} {self.goal:g}x"
+
+    def meets(self, value: float, native: float) -> bool | None:
+        if self.goal is None or math.isnan(value) or math.isnan(native):
+            return None
+        r = self.ratio_to(value, native)
+        if self.as_time or not self.higher_is_better:
+            return r <= self.goal
+        return r >= self.goal
+
+    def not_behind(self, value: float, other: float) -> bool | None:
+        if math.isnan(value) or math.isnan(other):
+            return None
+        return value >= other if self.higher_is_better else value <= other
+
+
+# The goals per shape, from issue 13.
 ROWS = [
-    ("bulk throughput, guest server (MB/s)", "bulk_MBps", True),
-    ("echo throughput, guest server (MB/s)", "echo_MBps", True),
-    ("1-byte round trip, median (us)", "rtt_median_us", False),
-    ("1-byte round trip, p99 (us)", "rtt_p99_us", False),
-    ("connect + echo + close (/s)", "conn_per_s", True),
-    ("server CPU per ping-pong (us)", "cpu_per_ping_us", False),
-    ("start-up to ready (ms)", "startup_ms", False),
-    ("peak RSS (MiB)", "rss_MiB", False),
+    Row("bulk to a sink (MB/s)", "bulk_MBps", True, 0.95, ",.0f"),
+    Row("echo (MB/s)", "echo_MBps", True, 0.95, ",.0f"),
+    Row("1-byte round trip, median (µs)", "rtt_median_us", False, 1.2),
+    Row("1-byte round trip, p99 (µs)", "rtt_p99_us", False),
+    Row("connect + echo + close (/s)", "conn_per_s", True, 1.3, ",.0f", as_time=True),
+    Row("server CPU per ping-pong (µs)", "cpu_per_ping_us", False, 1.3),
+    Row("start-up to ready (ms)", "startup_ms", False),
+    Row("peak RSS (MiB)", "rss_MiB", False, ratio=False),
 ]
+
+MARK = {True: "✓", False: "✗", None: "?"}
+
+
+def table(shape: str, results: dict[str, Figures]) -> tuple[list[str], str]:
+    """The markdown table of one shape, and its one-line verdict."""
+    names = list(results)
+    native = results.get("native C")
+    has_pure = "wassh (pure Python)" in results
+    has_cli = "wasmtime CLI" in results and "wassh" in results
+    goal_head = "goal met: wassh / pure" if has_pure else "goal met: wassh"
+    lines = [
+        f"| figure ({SHAPE_LABELS[shape]}) | {' | '.join(names)} | goal | {goal_head} "
+        "| wassh vs wasmtime CLI |",
+        "|" + "---|" * (len(names) + 4),
+    ]
+    met: dict[str, list[bool]] = {"wassh": [], "wassh (pure Python)": []}
+    behind: list[str] = []
+    for row in ROWS:
+        cells = []
+        base = native.median(row.key) if native is not None else math.nan
+        for name in names:
+            v = results[name].median(row.key)
+            if math.isnan(v):
+                cells.append("n/a")
+                continue
+            cell = format(v, row.fmt)
+            if name != "native C" and row.ratio and not math.isnan(base):
+                if row.as_time:
+                    cell += f" ({v / base:.2f}x: {row.ratio_to(v, base):.2f}x the time)"
+                else:
+                    cell += f" ({v / base:.2f}x)"
+            cells.append(cell)
+        marks = []
+        for name in ("wassh", "wassh (pure Python)") if has_pure else ("wassh",):
+            ok = row.meets(results[name].median(row.key), base) if name in results else None
+            if ok is not None:
+                met[name].append(ok)
+            marks.append(MARK[ok])
+        goal_cell = " / ".join(marks) if row.goal is not None else ""
+        vs_cell = ""
+        if has_cli:
+            ahead = row.not_behind(
+                results["wassh"].median(row.key), results["wasmtime CLI"].median(row.key)
+            )
+            if ahead is not None:
+                vs_cell = "✓ not behind" if ahead else "✗ behind"
+                if not ahead:
+                    behind.append(row.label.split(" (")[0])
+        lines.append(
+            f"| {row.label} | {' | '.join(cells)} | {row.goal_text()} | {goal_cell} | {vs_cell} |"
+        )
+    verdict = []
+    for name, oks in met.items():
+        if oks:
+            verdict.append(f"{name} meets {sum(oks)} of {len(oks)} goals")
+    if has_cli:
+        verdict.append(
+            "wassh is behind the wasmtime CLI in "
+            + (f"{len(behind)} figure(s): {'; '.join(behind)}" if behind else "no figure")
+        )
+    return lines, f"{SHAPE_LABELS[shape]} shape: " + "; ".join(verdict) + "."
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes, one round")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--only", default="", help="comma-separated server names")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds (medians of; default 3)")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated servers, by name or key: "
+        + ", ".join(f"{s.key} ({s.name})" for s in SERVERS),
+    )
+    ap.add_argument("--shape", choices=("event", "blocking", "both"), default="both")
+    ap.add_argument("--json", type=Path, help="also write every round's figures here")
+    ap.add_argument("--no-client", action="store_true", help="skip the client-side (push) table")
     ns = ap.parse_args()
     sizes = {
         "bulk": 512 << 20,
@@ -377,34 +565,48 @@ def main() -> int:
             "relay": 32 << 20,
         }
         rounds = 1
+    wanted = {w.strip() for w in ns.only.split(",") if w.strip()}
+    servers = [s for s in SERVERS if not wanted or s.name in wanted or s.key in wanted]
+    unknown = wanted - {s.name for s in SERVERS} - {s.key for s in SERVERS}
+    if unknown or not servers:
+        ap.error(f"--only: unknown server(s) {sorted(unknown)}")
+    shapes = ["event", "blocking"] if ns.shape == "both" else [ns.shape]
+    started = time.perf_counter()
     build()
-    servers = [s for s in SERVERS if not ns.only or s.name in ns.only.split(",")]
-    results = {s.name: measure(s, sizes, rounds) for s in servers}
-    print(
-        f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-        f"Python {platform.python_version()}; medians of {rounds} round(s)\n"
+    machine = (
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
+        f"Python {platform.python_version()}; medians of {rounds} round(s)"
     )
-    names = [s.name for s in servers]
-    head = f"| figure | {' | '.join(names)} |"
-    print(head)
-    print("|" + "---|" * (len(names) + 1))
-    native = results.get("native C")
-    for label, key, _higher_is_better in ROWS:
-        cells = []
-        for name in names:
-            v = results[name].median(key)
-            cell = f"{v:,.1f}"
-            if native is not None and name != "native C" and key not in ("rss_MiB",):
-                base = native.median(key)
-                cell += f" ({v / base:.2f}x)"
-            cells.append(cell)
-        print(f"| {label} | {' | '.join(cells)} |")
-    client = client_side(sizes, rounds)
-    base = client["native C"]
-    print("\n| guest client pushing to a native sink | MB/s | ratio to native C |")
-    print("|---|---|---|")
-    for name, rate in client.items():
-        print(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
+    out: dict[str, object] = {"machine": machine, "rounds": rounds, "sizes": sizes}
+    tables: list[str] = []
+    timings: list[str] = []
+    for shape in shapes:
+        t0 = time.perf_counter()
+        results = measure(servers, shape, sizes, rounds)
+        timings.append(f"{shape} shape {time.perf_counter() - t0:.0f} s")
+        lines, verdict = table(shape, results)
+        tables += ["", SHAPE_TITLES[shape], "", *lines, "", verdict]
+        out[shape] = {name: fig.values for name, fig in results.items()}
+        print("\n".join(["", *lines, "", verdict]), file=sys.stderr, flush=True)
+    if not ns.no_client:
+        t0 = time.perf_counter()
+        client = client_side(sizes, rounds)
+        timings.append(f"client side {time.perf_counter() - t0:.0f} s")
+        out["client"] = client
+        base = client["native C"]
+        tables += [
+            "",
+            "| guest client pushing to a native sink | MB/s | ratio to native C |",
+            "|---|---|---|",
+        ]
+        for name, rate in client.items():
+            tables.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
+    timings.append(f"total {time.perf_counter() - started:.0f} s")
+    print(f"\n{machine}")
+    print("\n".join(tables))
+    print(f"\nrun time: {', '.join(timings)}")
+    if ns.json:
+        ns.json.write_text(json.dumps(out, indent=1))
     return 0
 
 
