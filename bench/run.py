@@ -12,8 +12,9 @@ and for the wasmtime CLI (a preopened listener, ``-S tcplisten``):
 
 Servers (columns): native C, plain Python (bench/pyserver.py in the same shape),
 ``wassh run`` of the guest, the same with ``WASSH_PURE_PYTHON=1`` (the core without
-its optional compiled fast path), and the wasmtime CLI. Every round measures every
-server in turn, so the ratios to native C compare figures from the same minutes.
+its optional compiled fast path), and the wasmtime CLI. Every round runs each phase
+on every server in turn, so the ratios to native C compare figures taken seconds
+apart; medians of 5 rounds by default.
 Clients are plain Python sockets (no trio). Latency figures pin client and server
 to the same CPU, as cross-CPU wake-ups on small VMs cost ~100 us and drown the
 signal. Each figure with a goal says whether wassh meets it, and every figure
@@ -277,8 +278,7 @@ class Figures:
         return statistics.median(self.values[key]) if key in self.values else math.nan
 
 
-def measure_once(server: Server, shape: str, sizes: dict[str, int], fig: Figures) -> None:
-    """One round of every figure for one server."""
+def measure_sink(server: Server, shape: str, sizes: dict[str, int], fig: Figures) -> None:
     run = Running(server, shape, "sink", pin=False)
     try:
         fig.add("startup_ms", run.startup * 1000)
@@ -286,12 +286,19 @@ def measure_once(server: Server, shape: str, sizes: dict[str, int], fig: Figures
         fig.add("rss_MiB", run.peak_rss_kib() / 1024)
     finally:
         run.stop()
+
+
+def measure_echo(server: Server, shape: str, sizes: dict[str, int], fig: Figures) -> None:
     run = Running(server, shape, "echo", pin=False)
     try:
         fig.add("echo_MBps", echo(run.port, sizes["echo"]) / 1e6)
         fig.add("conn_per_s", connect_rate(run.port, sizes["connects"]))
     finally:
         run.stop()
+
+
+def measure_ping(server: Server, shape: str, sizes: dict[str, int], fig: Figures) -> None:
+    """Latency and server CPU, client and server pinned to one CPU."""
     run = Running(server, shape, "echo", pin=True)
     os.sched_setaffinity(0, {PIN_CPU})
     try:
@@ -308,25 +315,32 @@ def measure_once(server: Server, shape: str, sizes: dict[str, int], fig: Figures
     fig.add("cpu_per_ping_us", cpu / sizes["pings"] / 1000)
 
 
+PHASES = [("sink", measure_sink), ("echo", measure_echo), ("ping", measure_ping)]
+
+
 def measure(
     servers: list[Server], shape: str, sizes: dict[str, int], rounds: int
 ) -> dict[str, Figures]:
-    """Every round measures every server in turn (a slow minute hits them all)."""
+    """Every round runs each phase (bulk, echo + connects, ping-pong) on every server
+    in turn, so a figure's servers are measured seconds apart: a slow minute on a
+    shared machine hits them all."""
     results = {s.name: Figures() for s in servers}
     for r in range(rounds):
-        for server in servers:
-            t0 = time.perf_counter()
-            try:
-                measure_once(server, shape, sizes, results[server.name])
-            except Exception as e:  # one server failing leaves its cells empty
-                print(f"  {shape} round {r + 1}: {server.name} failed: {e!r}", file=sys.stderr)
-                continue
-            print(
-                f"  {shape} round {r + 1}/{rounds}: {server.name} "
-                f"({time.perf_counter() - t0:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+        t0 = time.perf_counter()
+        for phase, fn in PHASES:
+            for server in servers:
+                try:
+                    fn(server, shape, sizes, results[server.name])
+                except Exception as e:  # one server failing leaves its cells empty
+                    print(
+                        f"  {shape} round {r + 1}, {phase}: {server.name} failed: {e!r}",
+                        file=sys.stderr,
+                    )
+        print(
+            f"  {shape} round {r + 1}/{rounds} ({time.perf_counter() - t0:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -537,7 +551,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--quick", action="store_true", help="small sizes, one round")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds (medians of; default 3)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds (medians of; default 5)")
     ap.add_argument(
         "--only",
         default="",
