@@ -83,6 +83,26 @@ def build() -> None:
     sh(WASSH, "cc", *wasm_flags, push, "-o", BUILD / "push.wasm")
 
 
+def describe_code() -> str:
+    """Which wassh the run measures: where it imports from, and its commit if a checkout."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import wassh; print(wassh.__file__)"],
+        capture_output=True,
+        text=True,
+    )
+    where = Path(found.stdout.strip()).parent.parent if found.returncode == 0 else "?"
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return f"wassh from {where} (not a git checkout)"
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "core", "plugins"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"wassh from {where}, commit {head.stdout.strip()}" + (
+        " + uncommitted changes in core/ or plugins/" if dirty else ""
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -589,7 +609,7 @@ def main() -> int:
     build()
     machine = (
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-        f"Python {platform.python_version()}; medians of {rounds} round(s)"
+        f"Python {platform.python_version()}; medians of {rounds} round(s)\n{describe_code()}"
     )
     out: dict[str, object] = {"machine": machine, "rounds": rounds, "sizes": sizes}
     tables: list[str] = []

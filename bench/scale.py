@@ -32,6 +32,7 @@ from pathlib import Path
 
 import trio
 import wassh
+from run import describe_code  # bench/run.py
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
@@ -267,7 +268,7 @@ def main() -> int:
     build()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}\n{describe_code()}"
     )
     timings = []
     server, port = start_server("echo")
