@@ -15,6 +15,7 @@ import wasmtime
 
 from .arguments import OneLineArgumentParser
 from .commands import PluginCommand, plugin_commands
+from .entrypoints import pinned
 from .events import JsonLines
 from .options import OptionConflict, PluginOptions, plugin_settings
 from .plugins import (
@@ -373,6 +374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cc import main as cc_main
 
         return cc_main(argv[1:])
+    # One reading of the installed plugins serves the options, the commands and the run.
+    with pinned():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     try:
         commands = plugin_commands()
         at = _split_command(argv, commands)

@@ -11,6 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .entrypoints import EntryPoint
 
 COMMANDS_GROUP = "wassh.commands"
 BUILT_IN = frozenset({"run", "cc", "transports"})
@@ -28,21 +32,26 @@ class PluginCommand:
 
 def plugin_commands() -> dict[str, PluginCommand | str]:
     """Installed commands by name; a text instead of a command says why it cannot load."""
-    from importlib.metadata import entry_points
+    from .entrypoints import entry_points
 
     found: dict[str, PluginCommand | str] = {}
-    for ep in sorted(entry_points(group=COMMANDS_GROUP), key=lambda e: e.name):
+    for ep in sorted(entry_points(COMMANDS_GROUP), key=lambda e: e.name):
         if ep.name in BUILT_IN or not ep.name.isidentifier():
             log.debug("ignoring plugin command %r: reserved or not a plain name", ep.name)
             continue
-        dist = ep.dist.name if ep.dist is not None else "unknown distribution"
         try:
             loaded = ep.load()
         except Exception as exc:
-            found[ep.name] = f"{ep.value} from {dist} failed to load: {type(exc).__name__}: {exc}"
+            found[ep.name] = (
+                f"{ep.value} from {_dist(ep)} failed to load: {type(exc).__name__}: {exc}"
+            )
             continue
         if not isinstance(loaded, PluginCommand):
-            found[ep.name] = f"{ep.value} from {dist} is not a wassh.PluginCommand"
+            found[ep.name] = f"{ep.value} from {_dist(ep)} is not a wassh.PluginCommand"
             continue
         found[ep.name] = loaded
     return found
+
+
+def _dist(ep: EntryPoint) -> str:
+    return ep.dist_name or "unknown distribution"

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 import pluggy
 
 from . import hookspecs
+from .entrypoints import entry_points as find_entry_points
 from .handle import SocketHandle
 from .policy import NetworkPolicy
 
@@ -465,13 +466,11 @@ def make_plugin_manager(
     is no plugin's, or an entry point that fails to load, raises ``PluginError``:
     a typo must not leave a transport running that the user meant to remove.
     """
-    from importlib.metadata import entry_points as find_entry_points
-
     from .default_plugins import DEFAULT_PLUGINS
 
     pm = pluggy.PluginManager("wassh")
     pm.add_hookspecs(hookspecs)
-    installed = {ep.name: ep for ep in find_entry_points(group=ENTRY_POINT_GROUP)}
+    installed = {ep.name: ep for ep in find_entry_points(ENTRY_POINT_GROUP)}
     given = [plugin_name(p) for p in plugins]
     known = set(installed) | {name for name, _ in DEFAULT_PLUGINS} | {n for n in given if n}
     env_block = _names(os.environ.get("WASSH_BLOCK_PLUGINS", ""))
@@ -500,7 +499,7 @@ def make_plugin_manager(
             try:
                 loaded = _instance(ep.load())
             except Exception as exc:
-                dist = ep.dist.name if ep.dist is not None else "unknown distribution"
+                dist = ep.dist_name or "unknown distribution"
                 raise PluginError(
                     f"plugin {name!r} ({ep.value} from {dist}) failed to load: {_reason(exc)} "
                     f"(block it with --block-plugin {name} to run without it)"
@@ -529,10 +528,8 @@ def plugin_name(plugin: object) -> str | None:
 
 def installed_plugins() -> list[tuple[str, object]]:
     """Every installed plugin that loads, blocked or not (for ``wassh_addoption``)."""
-    from importlib.metadata import entry_points as find_entry_points
-
     found: list[tuple[str, object]] = []
-    for ep in sorted(find_entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+    for ep in sorted(find_entry_points(ENTRY_POINT_GROUP), key=lambda e: e.name):
         try:
             found.append((ep.name, _instance(ep.load())))
         except Exception as exc:  # reported, fail closed, when a run loads it
