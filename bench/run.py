@@ -606,6 +606,7 @@ def main() -> int:
         ap.error(f"--only: unknown server(s) {sorted(unknown)}")
     shapes = ["event", "blocking"] if ns.shape == "both" else [ns.shape]
     started = time.perf_counter()
+    load0 = os.getloadavg()[0]  # before our own build
     build()
     machine = (
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
@@ -636,7 +637,10 @@ def main() -> int:
         for name, rate in client.items():
             tables.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
     timings.append(f"total {time.perf_counter() - started:.0f} s")
-    print(f"\n{machine}")
+    # Anything else running on the machine moves the figures: say how busy it was.
+    print(
+        f"\n{machine}\n1-minute load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}"
+    )
     print("\n".join(tables))
     print(f"\nrun time: {', '.join(timings)}")
     if ns.json:

@@ -265,6 +265,7 @@ def main() -> int:
     parts = set(ns.only.split(","))
     total, rounds = (1 << 30, ns.rounds) if not ns.quick else (128 << 20, 1)
     started = time.perf_counter()
+    load0 = os.getloadavg()[0]  # before our own build
     build()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
@@ -304,6 +305,7 @@ def main() -> int:
             sink.wait()
         timings.append(f"busy {time.perf_counter() - t0:.0f} s")
     timings.append(f"total {time.perf_counter() - started:.0f} s")
+    print(f"\n1-minute load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}")
     print(f"\nrun time: {', '.join(timings)}")
     return 0
 
