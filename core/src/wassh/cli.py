@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import gc
 import logging
 import os
 import sys
@@ -289,6 +289,7 @@ def _run_guest(proc: Process, program: str, verbose: int) -> int:
     from .traps import GuestTrap
 
     try:
+        _collector.resume()
         with _forward_signals(proc):
             return proc.run()
     except GuestTrap as trap:
@@ -317,6 +318,8 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
         )
     policy = transports.policy
     if ns.json:
+        import json
+
         print(
             json.dumps(
                 {
@@ -375,8 +378,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cc_main(argv[1:])
     # One reading of the installed plugins serves the options, the commands and the run.
-    with pinned():
-        return _main(argv)
+    _collector.pause()
+    try:
+        with pinned():
+            return _main(argv)
+    finally:
+        _collector.resume()
+
+
+class _Collector:
+    """The cyclic garbage collector waits while the command line sets up.
+
+    What set-up builds (plugins, parsers, the module, its host functions) lives
+    as long as the run: it goes straight to the oldest generation when the guest
+    or a plugin's command starts, and the collector runs again as it did before.
+    """
+
+    def __init__(self) -> None:
+        self.paused = False
+
+    def pause(self) -> None:
+        if gc.isenabled():
+            gc.disable()
+            self.paused = True
+
+    def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
+        gc.enable()
+
+
+_collector = _Collector()
 
 
 def _main(argv: list[str]) -> int:
@@ -396,6 +432,7 @@ def _main(argv: list[str]) -> int:
             return _cmd_transports(ns)
         command = commands.get(ns.command) if ns.command else None
         if isinstance(command, PluginCommand):
+            _collector.resume()
             return int(command.main(rest) or 0)
         if isinstance(command, str):
             _fail(f"{ns.command}: {command}")

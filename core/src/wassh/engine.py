@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -19,6 +17,11 @@ from .abi.wasmtime_private import (
     error_new,
     set_epoch_deadline_callback,
 )
+
+try:  # hashlib would load OpenSSL's libcrypto first: ~3 ms of every start-up
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without it
+    from hashlib import blake2b
 
 log = logging.getLogger("wassh.engine")
 
@@ -64,7 +67,9 @@ def load_module(path: str | os.PathLike[str], use_cache: bool = True) -> wasmtim
     data = Path(path).read_bytes()
     if not use_cache:
         return wasmtime.Module(engine, data)
-    key = hashlib.sha256(data + _engine_fingerprint().encode()).hexdigest()
+    digest = blake2b(data, digest_size=32)
+    digest.update(_engine_fingerprint().encode())
+    key = digest.hexdigest()
     cached = cache_dir() / f"{key}.cwasm"
     if cached.exists():
         try:
@@ -73,6 +78,8 @@ def load_module(path: str | os.PathLike[str], use_cache: bool = True) -> wasmtim
             log.warning("dropping unusable cached module %s", cached)
             cached.unlink(missing_ok=True)
     module = wasmtime.Module(engine, data)
+    import tempfile  # only when there is something to cache: ~5 ms to import
+
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")

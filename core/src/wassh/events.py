@@ -14,7 +14,6 @@ decision), ``connected`` (or ``closed`` with the error), ..., ``closed``
 
 from __future__ import annotations
 
-import json
 import logging
 import socket as _socket
 import threading
@@ -129,11 +128,14 @@ class JsonLines:
     """``--events FILE``: one JSON object per line, flushed per event."""
 
     def __init__(self, stream: IO[str]) -> None:
+        import json  # here: a run without --events does not import it
+
         self.stream = stream
         self._lock = threading.Lock()
+        self._dumps = json.dumps
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(event.to_json(), separators=(",", ":"))
+        line = self._dumps(event.to_json(), separators=(",", ":"))
         with self._lock:
             self.stream.write(line + "\n")
             self.stream.flush()
