@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import gc
 import logging
@@ -377,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .cc import main as cc_main
 
         return cc_main(argv[1:])
+    _collector.exit_quickly()
     # One reading of the installed plugins serves the options, the commands and the run.
     _collector.pause()
     try:
@@ -396,6 +398,19 @@ class _Collector:
 
     def __init__(self) -> None:
         self.paused = False
+        self.at_exit = False
+
+    def exit_quickly(self) -> None:
+        """At exit, no cyclic collection over everything wassh built (~30 ms).
+
+        The interpreter's last collections would only free memory the process
+        is about to give back (wasmtime's stores, host functions, parsers):
+        those objects are frozen once the process is exiting (``atexit``, after
+        the guest and its sockets are closed and the threads are joined).
+        """
+        if not self.at_exit:
+            self.at_exit = True
+            atexit.register(gc.freeze)
 
     def pause(self) -> None:
         if gc.isenabled():
