@@ -84,8 +84,11 @@ class Guest:
         """Send ``signum``; the exit status, the seconds it took, and stderr."""
         start = time.monotonic()
         self.proc.send_signal(signum)
-        out, err = self.proc.communicate(timeout=30)
+        # Waited for before communicate(), which closes stdin: a guest blocked
+        # reading it would otherwise see the end of input and race the signal.
+        self.proc.wait(timeout=30)
         elapsed = time.monotonic() - start
+        out, err = self.proc.communicate(timeout=30)
         self.out += out
         return self.proc.returncode, elapsed, err
 

@@ -93,10 +93,10 @@ class Offer:
     # (a relay or proxy resolves at the far end) the policy decides on the name alone.
     checks_addresses: bool = False
     # True when a connected stream socket of this transport is the OS socket in
-    # ``handle.state``: its ``fileno()`` carries the bytes, and the transport's
-    # recv/send/poll hooks are ``wassh.os_socket``'s (``OSSocketHooks``), which
-    # the core checks at start-up. The core may then move a connected stream's
-    # bytes itself, in compiled code, without calling those three hooks.
+    # ``handle.state``: its ``fileno()`` carries the bytes. When the transport's
+    # recv/send/poll hooks are also ``wassh.os_socket``'s (``OSSocketHooks``, as
+    # checked at start-up), the core may move a connected stream's bytes itself,
+    # in compiled code, without calling those three hooks.
     os_sockets: bool = False
 
 
@@ -274,23 +274,24 @@ def _socket_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callabl
     return found
 
 
-# What an offer declaring ``os_sockets`` must use for these hooks: the core's
-# compiled path does exactly what they do, so both paths behave alike.
+# What an offer declaring ``os_sockets`` must use for these hooks for the core to
+# move its bytes in compiled code: that code does exactly what they do.
 OS_SOCKET_HOOKS = ("wassh_sock_recv", "wassh_sock_send", "wassh_sock_poll_handle")
 
 
-def _check_os_sockets(name: str, offer: Offer, impls: Mapping[str, Callable[..., object]]) -> None:
+def _own_os_socket_hooks(impls: Mapping[str, Callable[..., object]]) -> list[str]:
+    """The hooks of ``OS_SOCKET_HOOKS`` a plugin implements itself (a subclass that
+    counts bytes, say): then its sockets' data goes through Python."""
     from . import os_socket
 
+    own = []
     for hook in OS_SOCKET_HOOKS:
         fn = impls.get(hook)
         standard = getattr(os_socket.OSSocketHooks, hook)
         module_fn = getattr(os_socket, hook.removeprefix("wassh_sock_"))
         if getattr(fn, "__func__", fn) not in (standard, module_fn):
-            raise PluginError(
-                f"plugin {name!r} declares os_sockets for {offer.name!r} but its {hook} is its "
-                "own: inherit it from wassh.os_socket.OSSocketHooks, or drop os_sockets"
-            )
+            own.append(hook)
+    return own
 
 
 def _adapt(fn: Callable[..., object], picks: list[int]) -> Callable[..., object]:
@@ -348,9 +349,15 @@ class Transports:
                         f"plugin {name!r} offers {kind} sockets ({offer.name!r}) but does not "
                         f"implement {', '.join(missing)}"
                     )
-            if offer.os_sockets:
-                _check_os_sockets(name, offer, impls)
-            self._owners[id(offer)] = Owner(impls, offer, owners_of[name], name)
+            owner = self._owners[id(offer)] = Owner(impls, offer, owners_of[name], name)
+            own = _own_os_socket_hooks(impls) if offer.os_sockets else []
+            if own:
+                owner.os_sockets = False
+                log.info(
+                    "transport %r: data through Python, not compiled code (its own %s)",
+                    offer.name,
+                    ", ".join(own),
+                )
         log.info(
             "transport ranking: %s",
             ", ".join(

@@ -18,6 +18,7 @@ from typing import Any
 
 import wasmtime
 
+from . import fastpath
 from .abi.errno import Errno, WasiError
 from .abi.hostcall import HostCallTable, Unwind
 from .abi.memory import GuestMemory
@@ -28,6 +29,7 @@ from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
 from .engine import EpochGuard, get_engine
 from .events import EventSink, guarded
+from .fastpath import FastPath
 from .host.fdtable import FdTable
 from .host.files import dev_preopen, open_preopen
 from .host.objects import OpenObject
@@ -141,6 +143,9 @@ class Process:
         self._store: wasmtime.Store | None = None
         self._instance: wasmtime.Instance | None = None
         self._unwind = Unwind()
+        # The compiled host calls (wassh.fastpath), when built and allowed; set up
+        # with the linker, as they replace the ctypes callbacks.
+        self.fast: FastPath | None = None
         self.exit_code: int | None = None
         self._transports_stopped = False
 
@@ -225,8 +230,14 @@ class Process:
                 self._guard.interrupt()
         linker = wasmtime.Linker(engine)
         tracer = Tracer(self.config.trace_file or sys.stderr) if self.config.trace else None
-        # The table owns the ctypes callbacks: it must live as long as the store.
-        table = self._table = HostCallTable(linker, self._unwind, tracer)
+        if tracer is None and fastpath.enabled():
+            self.fast = fastpath.FastPath(self, self._unwind)
+            self.fds.on_change = self.fast.forget_fd
+            self.waiter.on_signals = self.fast.signals_queued
+            if self.waiter.signals:
+                self.fast.signals_queued(len(self.waiter.signals))
+        # The table owns the callbacks: it must live as long as the store.
+        table = self._table = HostCallTable(linker, self._unwind, tracer, self.fast)
         self._preview1 = Preview1(self)
         self._preview1.register(table)
         Preview1Fs(self).register(table)
@@ -245,6 +256,8 @@ class Process:
             raise WasiError(Errno.ENOEXEC, "guest exports no memory")
         base = ctypes.addressof(mem.data_ptr(store).contents)
         self.memory = GuestMemory(base, lambda: mem.data_len(store))
+        if self.fast is not None:
+            self.fast.runtime.set_memory(base, self.memory.size)
         self._preview1.mem = self.memory
         self._signal_deliver = exports.get("__wassh_signal_deliver")
         self._signal_state = self._find_signal_state(store, exports.get("__wassh_signal_state"))
@@ -366,6 +379,13 @@ class Process:
             self.close()
 
     def close(self) -> None:
+        if self.fast is not None and log.isEnabledFor(logging.DEBUG):
+            served = ", ".join(
+                f"{name.removeprefix('OP_').lower()} {fast}/{calls}"
+                for name, (calls, fast) in self.fast.stats().items()
+                if calls
+            )
+            log.debug("host calls served in C: %s", served or "none")
         self.terminals.restore()
         self.fds.close_all()
         self.sockets.close_all()

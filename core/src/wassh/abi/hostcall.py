@@ -21,7 +21,13 @@ from typing import Any
 import wasmtime
 
 from .errno import Errno, WasiError, to_errno
-from .wasmtime_private import RAW_VALUE_SLOTS, UncheckedCallback, define_func_unchecked, trap_new
+from .wasmtime_private import (
+    RAW_VALUE_SLOTS,
+    UncheckedCallback,
+    define_func_raw,
+    define_func_unchecked,
+    trap_new,
+)
 
 log = logging.getLogger("wassh.abi")
 
@@ -100,6 +106,41 @@ def callback(env, caller, a, n):
     return next(c for c in module.co_consts if isinstance(c, types.CodeType))
 
 
+@functools.cache
+def _entry_code(params: str, returns: bool) -> types.CodeType:
+    """The code of an import's Python implementation as ``wassh._fastpath`` calls it.
+
+    C passes the arguments as ints already read by their letters, takes back the
+    result, or None once ``unwind.pending`` holds what stops the guest (C traps).
+    """
+    names = [f"a{i}" for i in range(len(params))]
+    args = ", ".join(names)
+    body = f"return fn({args})" if returns else f"fn({args})\n        return 0"
+    failure = "return to_errno(e)" if returns else "raise"
+    src = f"""
+def entry({args}):
+    try:
+        {body}
+    except Exception as e:
+        try:
+            {failure}
+        except BaseException as inner:
+            unwind.pending = inner
+            return None
+    except BaseException as e:
+        unwind.pending = e
+        return None
+"""
+    module = compile(src, "<hostcall>", "exec")
+    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+
+
+def _make_entry(name: str, fn: HostFn, params: str, returns: bool, unwind: Unwind) -> Any:
+    code = _entry_code(params, returns)
+    namespace: dict[str, Any] = {"fn": fn, "to_errno": to_errno, "unwind": unwind}
+    return types.FunctionType(code.replace(co_filename=f"<hostcall {name}>"), namespace)
+
+
 def _make_callback(
     name: str, fn: HostFn, params: str, returns: bool, unwind: Unwind, tracer: Any
 ) -> Any:
@@ -125,12 +166,20 @@ def _new_trap() -> int:
 
 
 class HostCallTable:
-    """Defines host functions into a Linker and keeps their callbacks alive."""
+    """Defines host functions into a Linker and keeps their callbacks alive.
 
-    def __init__(self, linker: wasmtime.Linker, unwind: Unwind, tracer: Any = None) -> None:
+    With ``fast`` (``wassh.fastpath.FastPath``), every import is a C callback of
+    ``wassh._fastpath`` that serves the hot calls in C and calls the same Python
+    implementation for the rest; otherwise each is a ctypes callback.
+    """
+
+    def __init__(
+        self, linker: wasmtime.Linker, unwind: Unwind, tracer: Any = None, fast: Any = None
+    ) -> None:
         self._linker = linker
         self._unwind = unwind
         self._tracer = tracer
+        self._fast = fast
         self._keep: list[Any] = []
         self._defined: dict[tuple[str, str], HostImport] = {}
 
@@ -146,11 +195,20 @@ class HostCallTable:
         ty = wasmtime.FuncType(
             [vt[_WASM_TYPE[p]] for p in params], [wasmtime.ValType.i32()] if returns else []
         )
-        cb = UncheckedCallback(
-            _make_callback(name, fn, params, returns, self._unwind, self._tracer)
-        )
-        self._keep.append(cb)
-        define_func_unchecked(self._linker, module, name, ty, cb)
+        if self._fast is not None:
+            from ..fastpath import op_number
+
+            entry = _make_entry(name, fn, params, returns, self._unwind)
+            callback, data = self._fast.runtime.define(
+                op_number(module, name), params, returns, entry
+            )
+            define_func_raw(self._linker, module, name, ty, callback, data)
+        else:
+            cb = UncheckedCallback(
+                _make_callback(name, fn, params, returns, self._unwind, self._tracer)
+            )
+            self._keep.append(cb)
+            define_func_unchecked(self._linker, module, name, ty, cb)
         self._defined[(module, name)] = HostImport(module, name, params, returns)
 
     def define_enosys(self, module: str, name: str, ty: wasmtime.FuncType) -> None:

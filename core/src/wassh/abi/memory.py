@@ -45,6 +45,11 @@ class GuestMemory:
             if ptr < 0 or length < 0 or end > self.size:
                 raise WasiError(Errno.EFAULT, f"guest pointer {ptr:#x}+{length} out of bounds")
 
+    def current_size(self) -> int:
+        """The size now, read from the engine (memory may have grown)."""
+        self.size = self._query_size()
+        return self.size
+
     def slice(self, ptr: int, length: int) -> memoryview:
         """A zero-copy view of guest bytes (valid until the guest runs again)."""
         self.check(ptr, length)

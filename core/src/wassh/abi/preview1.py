@@ -190,6 +190,8 @@ class Preview1:
         if flags & ~0x1F:
             raise WasiError(Errno.EINVAL)
         obj.set_fdflags(flags)
+        if self.proc.fast is not None:
+            self.proc.fast.forget_object(obj)  # C keeps its own copy of O_NONBLOCK
         return 0
 
     def fd_fdstat_set_rights(self, fd: int, base: int, inheriting: int) -> int:

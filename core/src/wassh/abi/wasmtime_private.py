@@ -371,6 +371,35 @@ def define_func_unchecked(
         raise _error_from_ptr(err)
 
 
+def define_func_raw(
+    linker: wasmtime.Linker,
+    module: str,
+    name: str,
+    ty: wasmtime.FuncType,
+    callback: int,
+    data: int,
+) -> None:
+    """Define ``module.name`` as a C callback at address ``callback`` with ``data``.
+
+    For ``wassh._fastpath``, whose callbacks have ``UncheckedCallback``'s signature;
+    the caller keeps ``data`` alive as long as the linker and its instances.
+    """
+    mod_b, name_b = module.encode(), name.encode()
+    err = _define_func_unchecked(
+        linker.ptr(),
+        mod_b,
+        len(mod_b),
+        name_b,
+        len(name_b),
+        ty.ptr(),
+        ctypes.cast(ctypes.c_void_p(callback), _DEFINE_CALLBACK_T),
+        ctypes.c_void_p(data),
+        ctypes.cast(_NO_FINALIZER, _DEFINE_FINALIZER_T),
+    )
+    if err:
+        raise _error_from_ptr(err)
+
+
 def set_epoch_deadline_callback(store: wasmtime.Store, callback: CFuncPtr) -> None:
     """Have ``callback`` (an ``EpochDeadlineCallback``) decide at each deadline of ``store``.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..abi.errno import Errno, WasiError
 from .objects import OpenObject
@@ -13,10 +13,13 @@ FD_LIMIT = 1024  # matches FD_SETSIZE: select() cannot handle more
 class FdTable:
     """Maps descriptor numbers to shared, reference-counted open objects."""
 
-    __slots__ = ("_slots",)
+    __slots__ = ("_slots", "on_change")
 
     def __init__(self) -> None:
         self._slots: dict[int, OpenObject] = {}
+        # Told each number whose object changes (the compiled fast path detaches it),
+        # before the object it named is released.
+        self.on_change: Callable[[int], None] | None = None
 
     @property
     def table(self) -> dict[int, OpenObject]:
@@ -40,15 +43,18 @@ class FdTable:
 
     def add(self, obj: OpenObject) -> int:
         fd = self._lowest_free()
+        if self.on_change is not None:
+            self.on_change(fd)
         self._slots[fd] = obj
         obj.refs += 1
         return fd
 
     def close(self, fd: int) -> None:
-        obj = self._slots.pop(fd, None)
-        if obj is None:
+        if fd not in self._slots:
             raise WasiError(Errno.EBADF, f"fd {fd} is not open")
-        self._release(obj)
+        if self.on_change is not None:
+            self.on_change(fd)
+        self._release(self._slots.pop(fd))
 
     def _release(self, obj: OpenObject) -> None:
         obj.refs -= 1
@@ -65,6 +71,8 @@ class FdTable:
         if old == new:
             return
         previous = self._slots.get(new)
+        if self.on_change is not None:
+            self.on_change(new)
         self._slots[new] = obj
         obj.refs += 1
         if previous is not None:

@@ -334,6 +334,8 @@ class Socket(OpenObject):
     def _connected(self, outgoing: bool = True) -> None:
         self.state = CONNECTED
         assert self.owner is not None
+        if self.process.fast is not None:
+            self.process.fast.new_epoch()  # its descriptor may be served in C now
         # Remembered now: once both sides have closed, the OS forgets the peer.
         owner = self.owner
         real = checked_name(owner, owner.wassh_sock_getname(self.handle, True))
@@ -467,7 +469,14 @@ class Socket(OpenObject):
     def _recv_error(self, exc: OSError) -> int:
         if isinstance(exc, ConnectionResetError | ConnectionAbortedError):
             self.reset = True
+            self._changed()
         raise exc
+
+    def _changed(self) -> None:
+        """State the compiled fast path relies on changed (shut, reset): it lets go."""
+        fast = self.process.fast
+        if fast is not None:
+            fast.forget_object(self)
 
     def recv_one(self, buf: memoryview, dontwait: bool = False) -> int:
         """``recv`` into one buffer: the hot path of every stream read."""
@@ -740,6 +749,7 @@ class Socket(OpenObject):
             self.shut_rd = True
         if how & 2:
             self.shut_wr = True
+        self._changed()
 
     # -- options -------------------------------------------------------------------------
     def setsockopt(self, level: int, name: int, value: int) -> None:

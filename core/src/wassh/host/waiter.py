@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import os
 import select
+from collections.abc import Callable
 
 POLLIN = select.POLLIN
 POLLOUT = select.POLLOUT
@@ -32,6 +33,14 @@ class Waiter:
         self._poller = select.poll()
         self._poller.register(self._rfd, POLLIN)
         self._registered: dict[int, int] = {}
+        # Told how many signals are queued (the compiled fast path, which cannot
+        # look at the deque without the GIL and leaves them to the Python poll).
+        self.on_signals: Callable[[int], None] | None = None
+
+    @property
+    def read_fd(self) -> int:
+        """The wake pipe's read end: readable while a wake-up is pending."""
+        return self._rfd
 
     def wake(self) -> None:
         try:
@@ -47,15 +56,31 @@ class Waiter:
         # No lock: this may run in a Python signal handler on the guest thread,
         # interrupting take_signals. deque.append/popleft are atomic.
         self.signals.append(signum)
+        note = self.on_signals
+        if note is not None:
+            note(1)
         self.wake()
 
     def take_signals(self) -> list[int]:
         out: list[int] = []
+        note = self.on_signals
         while True:
             try:
                 out.append(self.signals.popleft())
             except IndexError:
                 return out
+            if note is not None:
+                note(-1)
+
+    def drain(self) -> None:
+        """Empty the wake pipe; raises GuestTerminated once cancelled."""
+        try:
+            while os.read(self._rfd, 64):
+                pass
+        except BlockingIOError:
+            pass
+        if self.cancelled:
+            raise GuestTerminated
 
     def check_cancelled(self) -> None:
         if self.cancelled:
