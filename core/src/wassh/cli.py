@@ -17,7 +17,6 @@ import wasmtime
 from .arguments import OneLineArgumentParser
 from .commands import PluginCommand, plugin_commands
 from .entrypoints import pinned
-from .events import JsonLines
 from .options import OptionConflict, PluginOptions, plugin_settings
 from .plugins import (
     PluginError,
@@ -235,6 +234,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     config = _transport_config(ns)
     events = None
     if ns.events:
+        from .events import JsonLines
+
         try:
             events_file = open(ns.events, "w", encoding="utf-8")  # noqa: SIM115 (lives as long as the run)
         except OSError as exc:

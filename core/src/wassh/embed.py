@@ -6,14 +6,16 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
 from .engine import load_module
-from .events import EventSink
 from .plugins import TransportConfig, Transports, make_plugin_manager
 from .runtime import GuestCancelled, GuestConfig, Process, Stdin, Stdout
+
+if TYPE_CHECKING:
+    from .events import EventSink
 
 
 def _parse_dir(spec: str | tuple[str, str]) -> tuple[str, str]:
