@@ -150,7 +150,8 @@ async def busy_guests(port: int, count: int, size: int, chunk: int) -> dict[str,
     return {
         "wall": elapsed,
         "MBps": moved / elapsed / 1e6,
-        "rss_MiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from our parent
+        "rss_MiB": rss_mib(os.getpid()),
     }
 
 
