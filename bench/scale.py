@@ -190,6 +190,8 @@ def busy_table(port: int, counts: list[int], total: int, chunk: int, rounds: int
     """Total MB/s of N busy guests; each round runs every (N, variant) in turn."""
     columns = ["native C (N processes)", *BUSY_VARIANTS]
     got: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for variant in BUSY_VARIANTS:  # warm-up: the module cache, the page cache
+        busy_in_subprocess(variant, port, 1, 1 << 20, chunk)
     for r in range(rounds):
         for count in counts:
             size = max(total // count, 1 << 20)  # every case moves about `total` bytes
