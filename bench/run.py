@@ -85,21 +85,27 @@ def build() -> None:
 
 def describe_code() -> str:
     """Which wassh the run measures: where it imports from, and its commit if a checkout."""
-    found = subprocess.run(
-        [sys.executable, "-c", "import wassh; print(wassh.__file__)"],
-        capture_output=True,
-        text=True,
+    probe = (
+        "import wassh\nprint(wassh.__file__)\n"
+        "try:\n from wassh import fastpath\nexcept ImportError:\n print('absent')\n"
+        "else:\n print('built' if fastpath.built() else 'not built')"
     )
-    where = Path(found.stdout.strip()).parent.parent if found.returncode == 0 else "?"
+    env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    lines = found.stdout.split("\n")
+    where = Path(lines[0]).parent.parent if found.returncode == 0 else "?"
+    fast = f"compiled fast path {lines[1]}" if found.returncode == 0 else "?"
     git = ["git", "-C", str(ROOT)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:
-        return f"wassh from {where} (not a git checkout)"
+        return f"wassh from {where} (not a git checkout), {fast}"
     dirty = subprocess.run(
         [*git, "status", "--porcelain", "--", "core", "plugins"], capture_output=True, text=True
     ).stdout.strip()
-    return f"wassh from {where}, commit {head.stdout.strip()}" + (
-        " + uncommitted changes in core/ or plugins/" if dirty else ""
+    return (
+        f"wassh from {where}, commit {head.stdout.strip()}"
+        + (" + uncommitted changes in core/ or plugins/" if dirty else "")
+        + f", {fast}"
     )
 
 
