@@ -10,11 +10,15 @@ The guest thread (socket hooks) and the relay's trio task meet here, under one
   the relay's window stops the relay; for websockify, whose only back-pressure is
   the TCP stream, it stops reading. Either way it resumes once the guest has
   drained the buffer to ``RECV_LOW`` (``wait_drained``, ``wait_recv_room``).
-* send side: the guest appends to ``sbuf`` (``send``), which holds every byte not
-  yet acknowledged by the relay: ``[acked, total)``; ``sent`` is how far the task
-  has handed bytes to a WebSocket. At ``SEND_MAX`` unacknowledged bytes the guest
-  gets ``BlockingIOError`` until the relay acknowledges (or, for protocols
-  without acks, until bytes are handed to the WebSocket).
+* send side: the guest's bytes (``send``) stay until the relay acknowledges them:
+  ``[acked, total)``, ``unacked`` bytes in blocks; ``sent`` is how far the task
+  has handed bytes to a WebSocket. A guest write of ``OWN_BLOCK`` bytes or more
+  becomes a block of its own (``bytes``: the task frames views of it, no copy);
+  smaller ones collect in a ``bytearray`` block (copied out when taken, as it may
+  still grow). Acknowledged blocks are dropped whole, so no byte is moved twice.
+  At ``SEND_MAX`` unacknowledged bytes the guest gets ``BlockingIOError`` until
+  the relay acknowledges (or, for protocols without acks, until bytes are handed
+  to the WebSocket).
 * readiness: two eventfds. ``read_fd`` is readable while bytes, end of stream
   or an error are pending; ``write_fd`` while there is room to send (or the
   stream is over, so a blocked writer learns it). The guest thread never waits
@@ -35,6 +39,27 @@ RECV_HIGH = 1 << 20
 RECV_LOW = 1 << 19
 SEND_MAX = 1 << 20
 SEND_LOW = 1 << 19
+OWN_BLOCK = 1 << 14  # a guest write this large is kept as a block of its own
+SMALL_BLOCK = 1 << 16  # smaller writes collect in one block up to this size
+
+
+def split(pieces: list[memoryview], size: int) -> list[list[memoryview]]:
+    """``pieces`` (from ``take_unsent``) cut into messages of at most ``size`` bytes."""
+    messages: list[list[memoryview]] = []
+    current: list[memoryview] = []
+    room = size
+    for piece in pieces:
+        while piece:
+            part = piece[:room]
+            current.append(part)
+            room -= len(part)
+            piece = piece[len(part) :]
+            if not room:
+                messages.append(current)
+                current, room = [], size
+    if current:
+        messages.append(current)
+    return messages
 
 
 class RelayConnection:
@@ -71,8 +96,10 @@ class RelayConnection:
         self.connected = False
         self.connect_errno = 0
         self.connect_done = False
-        # send side: sbuf holds [acked, total)
-        self.sbuf = bytearray()
+        # send side: _blocks hold [acked, total), from offset _head of the first
+        self._blocks: deque[bytes | bytearray] = deque()
+        self._head = 0
+        self.unacked = 0
         self.acked = 0
         self.sent = 0
         self.guest_closed = False
@@ -174,12 +201,21 @@ class RelayConnection:
                     err = self.end_errno
                     raise OSError(err, os.strerror(err))
                 raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
-            room = self.send_max - len(self.sbuf)
+            room = self.send_max - self.unacked
             if room <= 0:
                 self._clear_write()
                 raise BlockingIOError
             n = min(room, len(data))
-            self.sbuf += data[:n]
+            if not n:
+                return 0
+            blocks = self._blocks
+            if n >= OWN_BLOCK:
+                blocks.append(bytes(data[:n]))
+            elif blocks and isinstance(blocks[-1], bytearray) and len(blocks[-1]) < SMALL_BLOCK:
+                blocks[-1] += data[:n]
+            else:
+                blocks.append(bytearray(data[:n]))
+            self.unacked += n
             if n == room:
                 self._clear_write()
             parked = self._writer_parked
@@ -235,7 +271,7 @@ class RelayConnection:
         with self.lock:
             self.connected = True
             self.connect_done = True
-            if len(self.sbuf) < self.send_max:
+            if self.unacked < self.send_max:
                 self._set_write()
 
     def mark_connect_failed(self, err: int) -> None:
@@ -294,7 +330,7 @@ class RelayConnection:
     # send side ------------------------------------------------------------------------
     @property
     def total(self) -> int:
-        return self.acked + len(self.sbuf)
+        return self.acked + self.unacked
 
     async def wait_unsent(self, stop_on_shut: bool = False) -> bool:
         """Wait until there are unsent bytes (True), or none are left and the stream is
@@ -302,25 +338,43 @@ class RelayConnection:
         while True:
             event = trio.Event()
             with self.lock:
-                if self.acked + len(self.sbuf) > self.sent:
+                if self.acked + self.unacked > self.sent:
                     return True
                 if self.closing or (stop_on_shut and self.shut_wr):
                     return False
                 self._writer_parked = event
             await event.wait()
 
-    def take_unsent(self, limit: int, release: bool) -> bytes:
-        """Hand out the next ``limit`` bytes after ``sent`` and advance ``sent``.
+    def take_unsent(self, limit: int, release: bool) -> list[memoryview]:
+        """Hand out the next ``limit`` bytes after ``sent`` (as pieces, in order) and
+        advance ``sent``.
 
         ``release`` frees them at once (protocols without acks).
         """
+        pieces: list[memoryview] = []
         with self.lock:
-            start = self.sent - self.acked
-            data = bytes(self.sbuf[start : start + limit])
-            self.sent += len(data)
+            skip = self.sent - self.acked + self._head
+            want = limit
+            for block in self._blocks:
+                size = len(block)
+                if skip >= size:
+                    skip -= size
+                    continue
+                n = min(size - skip, want)
+                view = memoryview(block)[skip : skip + n]
+                if isinstance(block, bytearray):  # it may still grow: a view would stop that
+                    copy = memoryview(view.tobytes())
+                    view.release()
+                    view = copy
+                pieces.append(view)
+                want -= n
+                skip = 0
+                if not want:
+                    break
+            self.sent += limit - want
             if release:
                 self._release_locked(self.sent)
-            return data
+        return pieces
 
     def release(self, upto: int) -> None:
         """The relay acknowledged everything before absolute position ``upto``."""
@@ -331,9 +385,14 @@ class RelayConnection:
         n = upto - self.acked
         if n <= 0:
             return
-        del self.sbuf[:n]
         self.acked = upto
-        if len(self.sbuf) <= self.send_low:
+        self.unacked -= n
+        blocks = self._blocks
+        n += self._head
+        while blocks and n >= len(blocks[0]):
+            n -= len(blocks.popleft())
+        self._head = n
+        if self.unacked <= self.send_low:
             self._set_write()
 
     def rewind(self, to: int) -> None:
@@ -343,8 +402,8 @@ class RelayConnection:
 
     def all_sent(self) -> bool:
         with self.lock:
-            return self.sent >= self.acked + len(self.sbuf)
+            return self.sent >= self.acked + self.unacked
 
     def all_acked(self) -> bool:
         with self.lock:
-            return not self.sbuf
+            return not self.unacked

@@ -9,6 +9,7 @@ from typing import Any
 
 import trio
 
+from .connection import split
 from .driver import CLEAN_CODES, Driver, Fatal, RelayError, describe_end, log
 from .settings import RelaySettings, next_backoff
 from .wsconn import HandshakeError, WebSocket, open_stream
@@ -232,10 +233,9 @@ class CorpRelay(Driver):
         conn = self.conn
         try:
             while await conn.wait_unsent():
-                data = conn.take_unsent(4 * V1_CHUNK, release=False)
+                pieces = conn.take_unsent(4 * V1_CHUNK, release=False)
                 head = self._header()
-                frames = [head + data[i : i + V1_CHUNK] for i in range(0, len(data), V1_CHUNK)]
-                await ws.send_binaries(frames)
+                await ws.send_messages([head, *m] for m in split(pieces, V1_CHUNK))
             await self._linger()  # closing: the acks, for a bounded time
             await ws.send_close(1000)
         except trio.BrokenResourceError:

@@ -8,8 +8,14 @@ from typing import Any
 import trio
 
 from . import v4
+from .connection import split
 from .driver import CLEAN_CODES, Driver, Fatal, RelayError, describe_end, log
 from .wsconn import HandshakeError, WebSocket
+
+# The largest DATA payload this client sends to a relay that takes more than
+# 16 KiB, and how much it hands to the WebSocket in one write.
+MAX_DATA = 1 << 18
+SEND_BATCH = 1 << 20
 
 
 class CorpRelayV4(Driver):
@@ -21,14 +27,19 @@ class CorpRelayV4(Driver):
         self.read_count = 0  # R
         self._resync: int | None = None  # RECONNECT_SUCCESS value, once it arrived
         self.eof_ext = False  # the relay understands the half-close extension
+        self.max_data = v4.MAX_CLIENT_DATA  # payload bytes in one DATA (what the relay takes)
 
     async def _open_ws(self, url: str) -> WebSocket:
-        ws = await self._connect(url, ["ssh"], {v4.EXT_HEADER: "eof"})
+        ws = await self._connect(url, ["ssh"], {v4.EXT_HEADER: v4.EXT_OFFER})
         if ws.subprotocol != "ssh":
             await ws.aclose()
             raise HandshakeError("relay did not select the 'ssh' subprotocol")
         headers = ws.response_headers
-        self.eof_ext = headers is not None and headers.get(v4.EXT_HEADER, "") == "eof"
+        answer = headers.get(v4.EXT_HEADER, "") if headers is not None else ""
+        self.eof_ext, data = v4.parse_ext(answer)
+        # What the relay takes, up to what this side frames in one go; the same
+        # after a reconnect, which may reach a relay that takes less.
+        self.max_data = min(data, MAX_DATA)
         return ws
 
     async def open(self) -> None:
@@ -178,12 +189,10 @@ class CorpRelayV4(Driver):
         conn = self.conn
         try:
             while await conn.wait_unsent(stop_on_shut=True):
-                data = conn.take_unsent(4 * v4.MAX_CLIENT_DATA, release=False)
-                frames = [
-                    v4.data(data[i : i + v4.MAX_CLIENT_DATA])
-                    for i in range(0, len(data), v4.MAX_CLIENT_DATA)
-                ]
-                await ws.send_binaries(frames)
+                pieces = conn.take_unsent(SEND_BATCH, release=False)
+                await ws.send_messages(
+                    [v4.data_header(sum(map(len, m))), *m] for m in split(pieces, self.max_data)
+                )
             if conn.shut_wr and not conn.closing:
                 # shutdown(SHUT_WR): tell a relay that understands it (again after a
                 # reconnect: it is idempotent), then wait for the guest's close.

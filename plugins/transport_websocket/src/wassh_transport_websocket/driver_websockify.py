@@ -6,10 +6,12 @@ import errno
 
 import trio
 
+from .connection import split
 from .driver import CLEAN_CODES, Driver, RelayError, describe_end, log
 from .wsconn import HandshakeError, WebSocket
 
-WEBSOCKIFY_CHUNK = 65536
+WEBSOCKIFY_CHUNK = 65536  # what websockify itself moves fastest
+SEND_BATCH = 4 * WEBSOCKIFY_CHUNK  # handed to the WebSocket in one write
 # How often a websockify reader that stopped reading looks at its TCP connection.
 PARKED_CHECK = 0.5
 
@@ -80,7 +82,8 @@ class Websockify(Driver):
         conn = self.conn
         try:
             while await conn.wait_unsent():
-                await ws.send_binary(conn.take_unsent(WEBSOCKIFY_CHUNK, release=True))
+                pieces = conn.take_unsent(SEND_BATCH, release=True)
+                await ws.send_messages(split(pieces, WEBSOCKIFY_CHUNK))
             await ws.send_close(1000)
         except trio.BrokenResourceError:
             return

@@ -306,7 +306,7 @@ class RelayServer:
         proto = ServerProtocol(
             max_size=self.config.max_message, logger=logging.getLogger(_WS_LOGGER)
         )
-        ws = WebSocket(stream, proto)
+        ws = WebSocket(stream, proto, max_size=self.config.max_message)
         try:
             request = await read_request(ws, self.config.handshake_timeout)
         except HandshakeFailed as exc:
@@ -439,8 +439,12 @@ class RelayServer:
         if route.subprotocol is not None:
             response.headers["Sec-WebSocket-Protocol"] = route.subprotocol
             proto.subprotocol = route.subprotocol  # type: ignore[assignment]
-        if route.eof_ext:
-            response.headers[v4.EXT_HEADER] = "eof"
+        extensions = ["eof"] if route.eof_ext else []
+        data = self.config.max_message - 6  # any DATA the WebSocket's message limit lets through
+        if route.data_ext and data > v4.MAX_CLIENT_DATA:
+            extensions.append(f"data={data}")
+        if extensions:
+            response.headers[v4.EXT_HEADER] = ", ".join(extensions)
         return response, route
 
     # -- destinations ---------------------------------------------------------------------

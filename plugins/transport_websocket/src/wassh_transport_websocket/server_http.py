@@ -80,6 +80,7 @@ class Route:
     ack: int = 0
     subprotocol: str | None = None
     eof_ext: bool = False  # the v4 half-close extension was offered
+    data_ext: bool = False  # the v4 extension for DATA above 16 KiB was offered
     credential: Credential = ANONYMOUS
     slot: Slot | None = None  # the session it holds against the limits
 
@@ -169,7 +170,9 @@ def parse_route(request: Request, target: tuple[str, int] | None) -> Route:
         if "ssh" not in protocols:
             raise BadRequest("subprotocol 'ssh' required")
         route = Route("", path, subprotocol="ssh")
-        route.eof_ext = "eof" in offered(request, "X-Wassh-Relay-Ext")
+        extensions = offered(request, "X-Wassh-Relay-Ext")
+        route.eof_ext = "eof" in extensions
+        route.data_ext = "data" in extensions
         if path == V4_CONNECT:
             route.kind = "v4-connect"
             route.host = check_host(params.get("host", ""))
@@ -217,7 +220,7 @@ async def read_request(ws: WebSocket, timeout: float) -> Request:
                 cause = exc.__cause__ or exc
                 raise HandshakeFailed(f"connection lost: {cause}") from None
             try:
-                ws._feed(data)
+                ws._feed_handshake(data)
             except EOFError:
                 raise HandshakeFailed("closed before sending a whole request") from None
             for i, event in enumerate(ws._events):

@@ -109,7 +109,8 @@ class Session:
         self.registry = registry
         self.in_count = 0  # client bytes accepted (what RECONNECT_SUCCESS reports)
         self.written = 0  # client bytes written to the target (what ACK reports)
-        self.to_target = bytearray()
+        self.to_target: list[memoryview] = []  # DATA payloads not written to the target yet
+        self.to_target_len = 0
         self.out_buf = bytearray()  # server->client bytes the client has not acknowledged
         self.out_base = 0  # absolute position of out_buf[0]
         self.target_eof = False
@@ -215,8 +216,9 @@ class Session:
                     self.end("client closed", 1000)
                     return
                 await self._wait()
-            chunk = bytes(self.to_target)
-            self.to_target.clear()
+            parts, self.to_target = self.to_target, []
+            chunk = parts[0] if len(parts) == 1 else b"".join(parts)
+            self.to_target_len = 0
             self._poke()
             try:
                 await self.target.send_all(chunk)
@@ -298,7 +300,7 @@ class Session:
 
     async def _ws_reader(self, ws: WebSocket, sent: list[int]) -> str:
         while True:
-            while len(self.to_target) >= TARGET_QUEUE_MAX:
+            while self.to_target_len >= TARGET_QUEUE_MAX:
                 await self._wait()
             msg = await ws.recv_message()
             if msg is None:
@@ -307,17 +309,18 @@ class Session:
             try:
                 if is_text:
                     raise v4.CommandError("text message")
-                tag, value = v4.parse(raw)
+                tag, value = v4.parse(raw, view=True)
             except v4.CommandError as exc:
                 self.log.warning("v4_client_error", session=self.tag, error=str(exc))
                 self.end(f"client protocol error: {exc}", 1002)
                 await ws.send_close(1002, "malformed command")
                 return f"malformed: {exc}"
             if tag == v4.DATA:
-                assert isinstance(value, bytes)
+                assert isinstance(value, memoryview)
                 if value:
                     self.idle.touch()
-                self.to_target += value
+                    self.to_target.append(value)
+                    self.to_target_len += len(value)
                 self.in_count += len(value)
                 self._poke()
             elif tag == v4.EOF_EXT:

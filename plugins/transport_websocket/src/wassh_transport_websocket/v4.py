@@ -9,12 +9,17 @@ RECONNECT_SUCCESS = 2
 DATA = 4
 ACK = 7
 
-# wassh extension, used only when the relay's 101 answer carries
-# "X-Wassh-Relay-Ext: eof" in reply to the same request header: the client will
-# send no byte at or after this u64 position (shutdown(SHUT_WR)); the relay
-# half-closes its connection to the target once it has written everything before.
+# wassh extensions, offered by the client in the request header
+# "X-Wassh-Relay-Ext: eof, data" and used only as far as the relay's 101 answer
+# carries them in the same header:
+# * "eof": the client will send no byte at or after this u64 position
+#   (shutdown(SHUT_WR)); the relay half-closes its connection to the target once
+#   it has written everything before;
+# * "data=N": the client may put up to N bytes (at least MAX_CLIENT_DATA) in one
+#   DATA instead of MAX_CLIENT_DATA.
 EOF_EXT = 0x5745
 EXT_HEADER = "X-Wassh-Relay-Ext"
+EXT_OFFER = "eof, data"
 
 MAX_CLIENT_DATA = 16384  # what a client puts in one DATA (docs/relay-protocols.md)
 
@@ -40,6 +45,11 @@ def data(payload: bytes | bytearray | memoryview) -> bytes:
     return _HI.pack(DATA, len(payload)) + bytes(payload)
 
 
+def data_header(length: int) -> bytes:
+    """What goes before ``length`` bytes of payload in a DATA command."""
+    return _HI.pack(DATA, length)
+
+
 def ack(position: int) -> bytes:
     return _HQ.pack(ACK, position & _U64_MAX)
 
@@ -48,8 +58,21 @@ def eof(position: int) -> bytes:
     return _HQ.pack(EOF_EXT, position & _U64_MAX)
 
 
-def parse(msg: bytes) -> tuple[int, object]:
-    """``(tag, value)``: sid (str), ack (int), payload (bytes); unknown tags give None.
+def parse_ext(answer: str) -> tuple[bool, int]:
+    """The relay's answer to ``EXT_OFFER``: (half-close, largest client DATA payload)."""
+    eof, data = False, MAX_CLIENT_DATA
+    for item in answer.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "eof" and not value:
+            eof = True
+        elif name == "data" and value.isdigit() and len(value) < 12:
+            data = max(MAX_CLIENT_DATA, int(value))
+    return eof, data
+
+
+def parse(msg: bytes, view: bool = False) -> tuple[int, object]:
+    """``(tag, value)``: sid (str), ack (int), payload (bytes, or with ``view`` a
+    memoryview of ``msg``: no copy); unknown tags give None.
 
     :raises CommandError: a known tag with the wrong length, or a message under 2 bytes.
     """
@@ -62,9 +85,9 @@ def parse(msg: bytes) -> tuple[int, object]:
         (length,) = struct.unpack_from(">I", msg, 2)
         if len(msg) != 6 + length:
             raise CommandError(f"tag {tag} says {length} bytes, carries {len(msg) - 6}")
-        body = msg[6:]
         if tag == DATA:
-            return tag, body
+            return tag, memoryview(msg)[6:] if view else msg[6:]
+        body = msg[6:]
         try:
             sid = body.decode("ascii")
         except UnicodeDecodeError:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import array
 import fcntl
 import logging
+import secrets
 import socket
 import ssl
 import struct
 import termios
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 import trio
 from websockets.client import ClientProtocol
@@ -31,13 +32,28 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidStatus, PayloadTooBig
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import CLOSED, OPEN, Protocol
+from websockets.protocol import CLOSED, OPEN, Protocol, Side
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+try:  # the C masking of ``websockets.speedups`` (what the protocol itself uses)
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover - a build without the extension
+    from websockets.utils import apply_mask
+
 RECV_SIZE = 1 << 18
 DEFAULT_MAX_MESSAGE = 1 << 20
+
+Buffer: TypeAlias = "bytes | bytearray | memoryview"
+
+# The frames the fast path takes: FIN + binary, no reserved bits. Anything else
+# (text, fragments, control frames, garbage) goes through the protocol.
+_FIN_BINARY = 0x82
+_VALID_OPCODES = frozenset({0x0, 0x1, 0x2, 0x8, 0x9, 0xA})
+_U16 = struct.Struct("!H")
+_U64 = struct.Struct("!Q")
+_HEAD_END = b"\r\n\r\n"
 
 _NET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -61,11 +77,25 @@ class HandshakeError(Exception):
 
 
 class WebSocket:
-    """A message-oriented WebSocket over a trio stream."""
+    """A message-oriented WebSocket over a trio stream.
 
-    def __init__(self, stream: trio.abc.Stream, protocol: Protocol) -> None:
+    Whole binary messages in single frames, what relays exchange by the gigabyte,
+    are framed and parsed here, straight between the stream's buffers (one masking
+    copy on the side that masks). Every other frame — text, fragments, control
+    frames, anything malformed — goes through the ``websockets`` protocol, one whole
+    frame at a time, so the protocol decides on it as if it had seen every frame.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        protocol: Protocol,
+        *,
+        max_size: int | None = DEFAULT_MAX_MESSAGE,
+    ) -> None:
         self.stream = stream
         self.protocol = protocol
+        self.max_size = max_size  # as given to the protocol (the fast path checks it too)
         self._send_lock = trio.Lock()
         self._events: deque[Any] = deque()
         self._fragments: list[bytes] | None = None
@@ -76,6 +106,16 @@ class WebSocket:
         self._kick = trio.Event()
         self.flusher_active = False
         self.response_headers: Headers | None = None  # the server's 101 (client side)
+        # Frames received and not parsed yet: _rbuf[_rpos:], then _rmore.
+        self._rbuf: bytes | bytearray = b""
+        self._rpos = 0
+        self._rmore: list[bytes | bytearray] = []
+        self._rmore_len = 0
+        self._fast = True  # off for good once the protocol was given bytes past a frame
+        self._in_head = True  # the handshake's HTTP head is still arriving
+        self._head_tail = b""
+        self._masks = protocol.side is Side.CLIENT  # our frames are masked
+        self._masked = not self._masks  # the peer's frames must be
         try:
             self.last_rx = trio.current_time()  # when bytes last arrived
         except RuntimeError:
@@ -121,10 +161,38 @@ class WebSocket:
         finally:
             self.flusher_active = False
 
-    def queue_binary(self, data: bytes | bytearray | memoryview) -> None:
+    def _queue(self, parts: Sequence[Buffer]) -> None:
+        """Queue one binary message made of ``parts`` behind what the protocol queued.
+
+        The frame goes into the protocol's own output, so it keeps its place among
+        the protocol's frames (pongs, a close frame). Masking a part with the key
+        rotated by the part's offset masks the message as one piece, without joining.
+        """
+        length = sum(len(p) for p in parts)
+        mask_bit = 0x80 if self._masks else 0
+        if length < 126:
+            head = bytes((_FIN_BINARY, mask_bit | length))
+        elif length < 65536:
+            head = bytes((_FIN_BINARY, mask_bit | 126)) + _U16.pack(length)
+        else:
+            head = bytes((_FIN_BINARY, mask_bit | 127)) + _U64.pack(length)
+        writes = self.protocol.writes
+        if not self._masks:
+            writes.append(head)
+            writes.extend(p if isinstance(p, bytes) else bytes(p) for p in parts)
+            return
+        key = secrets.token_bytes(4)
+        writes.append(head + key)
+        offset = 0
+        for part in parts:
+            turn = offset & 3
+            writes.append(apply_mask(part, key[turn:] + key[:turn] if turn else key))
+            offset += len(part)
+
+    def queue_binary(self, data: Buffer) -> None:
         """Queue a binary message for the flusher (never blocks; dropped once closing)."""
         if self.protocol.state is OPEN:
-            self.protocol.send_binary(data)
+            self._queue((data,))
             self._kick.set()
 
     async def _flush_from_reader(self) -> None:
@@ -138,26 +206,27 @@ class WebSocket:
         except _NET_ERRORS:
             pass
 
-    async def send_binary(self, data: bytes | bytearray | memoryview) -> None:
-        """Send one binary message; raises ``trio.BrokenResourceError`` when the link is gone."""
+    async def send_messages(self, messages: Iterable[Sequence[Buffer]]) -> None:
+        """Send binary messages, each given as the parts it is made of, with one write.
+
+        Raises ``trio.BrokenResourceError`` when the link is gone.
+        """
         if self.protocol.state is not OPEN:
             raise trio.BrokenResourceError("websocket is closing")
-        self.protocol.send_binary(data)
+        for parts in messages:
+            self._queue(parts)
         try:
             await self._flush()
         except (trio.ClosedResourceError, OSError) as exc:
             raise trio.BrokenResourceError(str(exc)) from exc
 
-    async def send_binaries(self, payloads: Sequence[bytes | bytearray | memoryview]) -> None:
+    async def send_binary(self, data: Buffer) -> None:
+        """Send one binary message; raises ``trio.BrokenResourceError`` when the link is gone."""
+        await self.send_messages(((data,),))
+
+    async def send_binaries(self, payloads: Sequence[Buffer]) -> None:
         """Send several binary messages with one write."""
-        if self.protocol.state is not OPEN:
-            raise trio.BrokenResourceError("websocket is closing")
-        for data in payloads:
-            self.protocol.send_binary(data)
-        try:
-            await self._flush()
-        except (trio.ClosedResourceError, OSError) as exc:
-            raise trio.BrokenResourceError(str(exc)) from exc
+        await self.send_messages((p,) for p in payloads)
 
     async def send_text(self, text: str) -> None:
         if self.protocol.state is not OPEN:
@@ -196,6 +265,32 @@ class WebSocket:
             self.protocol.receive_eof()
         self._events.extend(self.protocol.events_received())
 
+    def _feed_handshake(self, data: bytes | bytearray) -> None:
+        """Bytes of the opening handshake: the HTTP head goes to the protocol, and what
+        follows it (frames sent right behind) waits for the frame parser.
+
+        Used until the protocol has the request or response (``handshake_done``); a
+        refusal's body, if any, goes to the protocol too.
+        """
+        if not data or not self._in_head:
+            self._feed(data)
+            return
+        probe = self._head_tail + data
+        end = probe.find(_HEAD_END)
+        if end < 0:
+            self._head_tail = probe[-3:]
+            self._feed(data)
+            return
+        cut = end + len(_HEAD_END) - len(self._head_tail)
+        self._in_head = False
+        self._feed(data[:cut])
+        head_done = any(isinstance(e, (Request, Response)) for e in self._events)
+        if head_done and (self.protocol.state is OPEN or isinstance(self.protocol, ServerProtocol)):
+            self._rbuf, self._rpos = data[cut:], 0
+            return
+        self._feed(data[cut:])  # not a 101 yet: the rest is the protocol's
+        self._fast = False
+
     def _finish(self) -> None:
         if self.end is not None:
             return
@@ -222,6 +317,80 @@ class WebSocket:
     def close_reason(self) -> str:
         rcvd = self.protocol.close_rcvd
         return rcvd.reason if rcvd is not None else ""
+
+    def _buffered(self) -> int:
+        return len(self._rbuf) - self._rpos + self._rmore_len
+
+    def _contiguous(self, n: int) -> None:
+        """Make the next ``n`` buffered bytes (``n <= _buffered()``) one piece."""
+        if len(self._rbuf) - self._rpos >= n:
+            return
+        self._rbuf = b"".join([memoryview(self._rbuf)[self._rpos :], *self._rmore])
+        self._rpos = 0
+        self._rmore.clear()
+        self._rmore_len = 0
+
+    def _take(self, n: int) -> memoryview:
+        """The next ``n`` buffered bytes, made contiguous, consumed."""
+        self._contiguous(n)
+        start = self._rpos
+        self._rpos += n
+        return memoryview(self._rbuf)[start : start + n]
+
+    def _to_protocol(self, n: int | None) -> None:
+        """Give the protocol the next frame (``n`` bytes), or everything (None: a header
+        it will refuse, or the end of the stream); from then on it gets everything."""
+        if n is None:
+            rest = self._buffered()
+            data = bytes(self._take(rest)) if rest else b""
+            self._fast = False
+        else:
+            data = bytes(self._take(n))
+        if data:
+            self._feed(data)
+
+    def _next_frame(self) -> bytes | bool:
+        """Parse the next buffered frame: a plain binary message's payload (bytes);
+        True when a frame went to the protocol (its events are queued); False when
+        more bytes are needed."""
+        avail = self._buffered()
+        if avail < 2:
+            return False
+        self._contiguous(min(avail, 14))
+        buf, p = self._rbuf, self._rpos
+        b0, b1 = buf[p], buf[p + 1]
+        length = b1 & 0x7F
+        head = 2
+        if length == 126:
+            head = 4
+        elif length == 127:
+            head = 10
+        if (b1 & 0x80 != 0) != self._masked or b0 & 0x70 or b0 & 0x0F not in _VALID_OPCODES:
+            self._to_protocol(None)  # the protocol refuses it: wrong masking, bad bits
+            return True
+        if avail < head:
+            return False
+        if length == 126:
+            (length,) = _U16.unpack_from(buf, p + 2)
+        elif length == 127:
+            (length,) = _U64.unpack_from(buf, p + 2)
+        if self.max_size is not None and length > self.max_size:
+            self._to_protocol(None)  # too big: refused from the header alone
+            return True
+        key_at = head
+        if self._masked:
+            head += 4
+        total = head + length
+        if avail < total:
+            return False
+        simple = b0 == _FIN_BINARY and self._fragments is None and self.protocol.state is OPEN
+        if not simple:
+            self._to_protocol(total)
+            return True
+        frame = self._take(total)
+        if not self._masked:
+            return bytes(frame[head:])
+        return apply_mask(frame[head:], bytes(frame[key_at:head]))
 
     async def recv_message(self) -> tuple[bool, bytes] | None:
         """The next message as ``(is_text, payload)``; None once the stream has ended."""
@@ -252,6 +421,14 @@ class WebSocket:
             if proto.parser_exc is not None or proto.state is CLOSED:
                 self._finish()
                 return None
+            if self._fast:
+                got = self._next_frame()
+                if isinstance(got, bytes):
+                    return False, got
+                if got:
+                    self._events.extend(proto.events_received())
+                    await self._flush_from_reader()  # pongs, the echo of a close frame
+                    continue
             try:
                 data = await self.stream.receive_some(RECV_SIZE)
             except _NET_ERRORS as exc:
@@ -259,6 +436,15 @@ class WebSocket:
                 data = b""
             if data:
                 self.last_rx = trio.current_time()
+                if self._fast:
+                    if self._rpos == len(self._rbuf) and not self._rmore:
+                        self._rbuf, self._rpos = data, 0
+                    else:
+                        self._rmore.append(data)
+                        self._rmore_len += len(data)
+                    continue
+            elif self._fast:
+                self._to_protocol(None)  # a partial frame, then the end of the stream
             try:
                 self._feed(data)
             except EOFError:
@@ -409,7 +595,7 @@ async def connect(
     stream = await open_stream(uri.host, uri.port, uri.secure, ssl_context)
     protos = [Subprotocol(s) for s in subprotocols] if subprotocols else None
     proto = ClientProtocol(uri, subprotocols=protos, max_size=max_size, logger=_quiet)
-    ws = WebSocket(stream, proto)
+    ws = WebSocket(stream, proto, max_size=max_size)
     try:
         request = proto.connect()
         for key, value in (headers or {}).items():
@@ -419,7 +605,7 @@ async def connect(
         await ws._flush()
         while True:
             data = await stream.receive_some(RECV_SIZE)
-            ws._feed(data)
+            ws._feed_handshake(data)
             if proto.handshake_exc is not None:
                 failure = proto.handshake_exc
                 if isinstance(failure, InvalidStatus):
@@ -465,7 +651,7 @@ async def accept(
     """
     protos = [Subprotocol(s) for s in subprotocols] if subprotocols else None
     proto = ServerProtocol(max_size=max_size, subprotocols=protos, logger=_quiet)
-    ws = WebSocket(stream, proto)
+    ws = WebSocket(stream, proto, max_size=max_size)
     request: Request | None = None
     with trio.move_on_after(timeout):
         while request is None:
@@ -473,7 +659,7 @@ async def accept(
                 data = await stream.receive_some(RECV_SIZE)
             except _NET_ERRORS:
                 return None, None
-            ws._feed(data)
+            ws._feed_handshake(data)
             for i, ev in enumerate(ws._events):
                 if isinstance(ev, Request):
                     request = ev
