@@ -38,8 +38,9 @@
 #define MSG_NOSIGNAL 0
 #endif
 
-/* What an attached descriptor is. */
-enum { K_NONE = 0, K_SOCKET = 1, K_STREAM = 2, K_FILE = 3 };
+/* What an attached descriptor is. A listener is attached for poll_oneoff only
+ * (its flags allow no transfer): an event loop polls it with its connections. */
+enum { K_NONE = 0, K_SOCKET = 1, K_STREAM = 2, K_FILE = 3, K_LISTENER = 4 };
 /* Entry flags. */
 enum { F_READ = 1, F_WRITE = 2, F_NONBLOCK = 4, F_REGULAR = 8 };
 /* Which fast handler an import has (the host names them; see fastpath.py). */
@@ -591,7 +592,7 @@ static int64_t clamp_ns(uint64_t v) { return v > (uint64_t)FAR_NS ? FAR_NS : (in
 static int socket_event(uint8_t kind, int write, short revents, Event *ev) {
     ev->error = 0;
     ev->flags = 0;
-    if (kind == K_SOCKET) {
+    if (kind == K_SOCKET || kind == K_LISTENER) {
         uint16_t hangup = (revents & (POLLHUP | POLLRDHUP)) ? HANGUP : 0;
         if (write) {
             if ((revents & POLLHUP) && !(revents & POLLOUT)) {
@@ -678,7 +679,7 @@ static Outcome fast_poll(Import *imp, void *args) {
                 ev->flags = 0;
                 continue;
             }
-            short mask = write ? POLLOUT : (e->kind == K_SOCKET ? POLLIN | POLLRDHUP : POLLIN);
+            short mask = write ? POLLOUT : (e->kind == K_STREAM ? POLLIN : POLLIN | POLLRDHUP);
             pend[npend++] = (Pending){userdata, tag, e->kind, mask, e->osfd};
             size_t j;
             for (j = 0; j < npfd && pfds[j].fd != e->osfd; j++) {}
@@ -906,7 +907,7 @@ static PyObject *Runtime_attach(Runtime *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "IiiiIy*I", &fd, &kind, &flags, &osfd, &wire_family, &addr,
                           &wire_port))
         return NULL;
-    if (fd >= FD_LIMIT || kind <= K_NONE || kind > K_FILE || osfd < 0 || addr.len > 16) {
+    if (fd >= FD_LIMIT || kind <= K_NONE || kind > K_LISTENER || osfd < 0 || addr.len > 16) {
         PyBuffer_Release(&addr);
         PyErr_SetString(PyExc_ValueError, "bad descriptor entry");
         return NULL;
@@ -1031,7 +1032,7 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
         {"OP_PLAIN", OP_PLAIN},     {"OP_FD_READ", OP_FD_READ},   {"OP_FD_WRITE", OP_FD_WRITE},
         {"OP_SOCK_RECV", OP_SOCK_RECV}, {"OP_SOCK_SEND", OP_SOCK_SEND}, {"OP_RECVFROM", OP_RECVFROM},
         {"OP_SENDTO", OP_SENDTO},   {"OP_POLL", OP_POLL},         {"K_SOCKET", K_SOCKET},
-        {"K_STREAM", K_STREAM},     {"K_FILE", K_FILE},           {"F_READ", F_READ},
+        {"K_STREAM", K_STREAM},     {"K_FILE", K_FILE},           {"K_LISTENER", K_LISTENER},           {"F_READ", F_READ},
         {"F_WRITE", F_WRITE},       {"F_NONBLOCK", F_NONBLOCK},   {"F_REGULAR", F_REGULAR},
         {"FD_LIMIT", FD_LIMIT},
     };

@@ -13,6 +13,7 @@ OP_POLL: int
 K_SOCKET: int
 K_STREAM: int
 K_FILE: int
+K_LISTENER: int
 F_READ: int
 F_WRITE: int
 F_NONBLOCK: int

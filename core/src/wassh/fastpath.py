@@ -26,7 +26,7 @@ from .abi.wasmtime_private import RAW_VALUE_SLOTS, trap_new
 from .host.files import RegularFile
 from .host.objects import OpenObject
 from .host.pipe import PipeEnd
-from .host.sockets import CONNECTED, Socket
+from .host.sockets import CONNECTED, LISTENING, Socket
 from .host.stdio import HostStream
 from .host.wasi_defs import Filetype
 from .plugins import STREAM
@@ -167,6 +167,20 @@ class FastPath:
 _Spec = tuple[int, int, int, int, bytes, int]
 
 
+def _listener(sock: Socket) -> _Spec | None:
+    """A listening OS socket: attached for poll_oneoff, never for a transfer."""
+    assert _fastpath is not None
+    conn: Any = sock.handle.state
+    try:
+        osfd = conn.fileno()
+    except (AttributeError, OSError):
+        return None
+    if not isinstance(osfd, int) or osfd < 0:
+        return None
+    nonblock = _fastpath.F_NONBLOCK if sock.nonblocking else 0
+    return _fastpath.K_LISTENER, nonblock, osfd, 0, b"", 0
+
+
 def _describe(obj: OpenObject) -> _Spec | None:
     """How C may serve ``obj`` now: ``(kind, flags, osfd, wire family, address, port)``."""
     assert _fastpath is not None
@@ -176,6 +190,8 @@ def _describe(obj: OpenObject) -> _Spec | None:
     if cls is Socket:
         assert isinstance(obj, Socket)
         owner = obj.owner
+        if obj.state == LISTENING and owner is not None and owner.os_sockets:
+            return _listener(obj)
         if (
             obj.state != CONNECTED
             or obj.kind != STREAM

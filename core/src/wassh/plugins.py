@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -242,10 +242,15 @@ def checked_name(owner: Owner, result: object) -> tuple[str, int] | None:
     port: object = None
     try:
         host, port = result  # type: ignore[misc]
-        ipaddress.ip_address(str(host).split("%", 1)[0])
+        # inet_pton, not ipaddress: this runs for every connection a guest makes.
+        literal = str(host).split("%", 1)[0]
+        try:
+            socket.inet_pton(socket.AF_INET, literal)
+        except OSError:
+            socket.inet_pton(socket.AF_INET6, literal)
         if not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(port)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OSError):
         log.error(
             "transport %r returned %r from wassh_sock_getname: not (IP literal, port); ignored",
             owner.name,

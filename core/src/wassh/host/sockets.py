@@ -419,6 +419,8 @@ class Socket(OpenObject):
             raise WasiError(Errno.EINVAL, "listen on an unbound socket")
         self.owner.wassh_sock_listen(self.handle, backlog)
         self.state = LISTENING
+        if self.process.fast is not None:
+            self.process.fast.new_epoch()  # a listener's poll may be served in C now
 
     def accept(self) -> Socket:
         if self.state != LISTENING or self.owner is None:
@@ -912,11 +914,14 @@ def _wire_address(addr: tuple[str, int] | None) -> tuple[int, bytes, int] | None
     """``(wasi family, packed address, port)`` as ``sock_recvfrom`` reports a peer."""
     if addr is None:
         return None
-    try:
-        ip = ipaddress.ip_address(addr[0].split("%", 1)[0])
-    except ValueError:
-        return None
-    return (WASI_AF_INET if ip.version == 4 else WASI_AF_INET6), ip.packed, addr[1]
+    literal = addr[0].split("%", 1)[0]
+    # inet_pton, not ipaddress: this runs for every connection a guest accepts.
+    for family, wasi in ((socket.AF_INET, WASI_AF_INET), (socket.AF_INET6, WASI_AF_INET6)):
+        try:
+            return wasi, socket.inet_pton(family, literal), addr[1]
+        except OSError:
+            continue
+    return None
 
 
 class SocketLayer:
