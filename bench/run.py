@@ -28,6 +28,7 @@ import json
 import math
 import os
 import platform
+import resource
 import socket
 import statistics
 import struct
@@ -107,6 +108,40 @@ def describe_code() -> str:
         + (" + uncommitted changes in core/ or plugins/" if dirty else "")
         + f", {fast}"
     )
+
+
+class MachineShare:
+    """How much CPU the rest of the machine took while we ran (a shared machine moves
+    the figures): busy time in /proc/stat less our own and our waited-for children's."""
+
+    def __init__(self) -> None:
+        self.start = self._busy()
+        self.ours = self._ours()
+        self.wall = time.monotonic()
+
+    @staticmethod
+    def _busy() -> tuple[float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        hz = os.sysconf("SC_CLK_TCK")
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+        return (user + nice + system + irq + softirq) / hz, steal / hz
+
+    @staticmethod
+    def _ours() -> float:
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def report(self) -> str:
+        busy, steal = self._busy()
+        others = max(0.0, busy - self.start[0] - (self._ours() - self.ours))
+        wall = time.monotonic() - self.wall
+        cpus = os.cpu_count() or 1
+        return (
+            f"other processes used {others:.0f} CPU-s of {wall * cpus:.0f} "
+            f"({others / (wall * cpus):.0%} of the machine) during the run; "
+            f"hypervisor steal {steal - self.start[1]:.0f} s"
+        )
 
 
 def free_port() -> int:
@@ -613,6 +648,7 @@ def main() -> int:
     shapes = ["event", "blocking"] if ns.shape == "both" else [ns.shape]
     started = time.perf_counter()
     load0 = os.getloadavg()[0]  # before our own build
+    share = MachineShare()
     build()
     machine = (
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
@@ -645,7 +681,8 @@ def main() -> int:
     timings.append(f"total {time.perf_counter() - started:.0f} s")
     # Anything else running on the machine moves the figures: say how busy it was.
     print(
-        f"\n{machine}\n1-minute load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}"
+        f"\n{machine}\n1-minute load average at start {load0:.2f}, at end "
+        f"{os.getloadavg()[0]:.2f}; {share.report()}"
     )
     print("\n".join(tables))
     print(f"\nrun time: {', '.join(timings)}")

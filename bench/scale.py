@@ -32,7 +32,7 @@ from pathlib import Path
 
 import trio
 import wassh
-from run import describe_code  # bench/run.py
+from run import MachineShare, describe_code  # bench/run.py
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
@@ -269,6 +269,7 @@ def main() -> int:
     total, rounds = (1 << 30, ns.rounds) if not ns.quick else (128 << 20, 1)
     started = time.perf_counter()
     load0 = os.getloadavg()[0]  # before our own build
+    share = MachineShare()
     build()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
@@ -308,7 +309,10 @@ def main() -> int:
             sink.wait()
         timings.append(f"busy {time.perf_counter() - t0:.0f} s")
     timings.append(f"total {time.perf_counter() - started:.0f} s")
-    print(f"\n1-minute load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}")
+    print(
+        f"\n1-minute load average at start {load0:.2f}, at end {os.getloadavg()[0]:.2f}; "
+        f"{share.report()}"
+    )
     print(f"\nrun time: {', '.join(timings)}")
     return 0
 
