@@ -521,7 +521,7 @@ class Row:
     def meets(self, value: float, native: float) -> bool | None:
         if self.goal is None or math.isnan(value) or math.isnan(native):
             return None
-        r = self.ratio_to(value, native)
+        r = round(self.ratio_to(value, native), 2)  # as printed: "0.95x" meets "≥ 0.95x"
         if self.as_time or not self.higher_is_better:
             return r <= self.goal
         return r >= self.goal
