@@ -37,7 +37,7 @@ import trio
 
 RECV_HIGH = 1 << 20
 RECV_LOW = 1 << 19
-SEND_MAX = 1 << 20
+SEND_MAX = 4 << 20
 SEND_LOW = 1 << 19
 OWN_BLOCK = 1 << 14  # a guest write this large is kept as a block of its own
 SMALL_BLOCK = 1 << 16  # smaller writes collect in one block up to this size

@@ -25,6 +25,7 @@ connections, routes them, and handles SIGHUP (reload) and SIGTERM (stop).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import logging
@@ -623,6 +624,29 @@ def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def keep_freed_memory() -> None:
+    """Have glibc keep freed memory (up to 64 MiB) for the next allocation.
+
+    A relay moving bytes allocates and frees a block the size of a WebSocket
+    message or more for every message. By default glibc maps such blocks fresh
+    (above its mmap threshold) or hands freed memory back to the kernel (above its
+    trim threshold), so every message costs page faults on memory just freed: a
+    fifth of the relay's CPU time at 256 KiB messages. Elsewhere (no glibc) nothing
+    changes.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 8 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``wassh relay``."""
     config, access = config_from_args(sys.argv[1:] if argv is None else argv)
@@ -637,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"wassh: cannot open --log {config.log}: {exc.strerror or exc}\n")
         return 2
     route_library_logs(log, _WS_LOGGER, "trio")
+    keep_freed_memory()
     server = RelayServer(config, access, log, tls)
     failures: list[BaseException] = []
     try:

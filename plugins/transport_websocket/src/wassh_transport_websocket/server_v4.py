@@ -26,13 +26,18 @@ from . import v4
 from .server_auth import Credential
 from .server_limits import IdleTimer, Slot
 from .server_log import JsonLog, fingerprint
-from .wsconn import WebSocket
+from .wsconn import WebSocket, send_parts
 
 SERVER_CHUNK = 65536
 # Client bytes queued for the target. The relay acknowledges bytes only once they
 # are written to the target, so a client's send window bounds this queue; the cap
 # only stops clients that do not wait for acks.
 TARGET_QUEUE_MAX = 8 << 20
+# Acks of the client's bytes go out once ACK_STEP more bytes are written to the
+# target, or ACK_DELAY after the first unacknowledged write, or with the next DATA
+# to the client: one ack per target write would cost a send per write.
+ACK_STEP = 1 << 18
+ACK_DELAY = 0.001
 # How long a client has to answer our close frame before the connection is dropped.
 CLOSE_WAIT = 2.0
 NET_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
@@ -217,16 +222,15 @@ class Session:
                     return
                 await self._wait()
             parts, self.to_target = self.to_target, []
-            chunk = parts[0] if len(parts) == 1 else b"".join(parts)
-            self.to_target_len = 0
+            size, self.to_target_len = self.to_target_len, 0
             self._poke()
             try:
-                await self.target.send_all(chunk)
+                await send_parts(self.target, parts)
             except NET_ERRORS as exc:
                 self.target_eof = True
                 self.end(f"target error: {exc}", 1014)
                 return
-            self.written += len(chunk)
+            self.written += size
             self._poke()
 
     async def _expiry(self) -> None:
@@ -352,6 +356,14 @@ class Session:
         except trio.BrokenResourceError:
             return  # the reader sees the loss and ends the attachment
 
+    def _ack_alone(self, acked_sent: int, sent: int) -> bool:
+        """Only a small ack is due: nothing to send with it and not much to acknowledge."""
+        return (
+            0 <= acked_sent < self.written < acked_sent + ACK_STEP
+            and sent >= self.out_base + len(self.out_buf)
+            and not self.ended.is_set()
+        )
+
     async def _ws_write_loop(self, ws: WebSocket, sent: list[int]) -> None:
         acked_sent = -1
         while True:
@@ -359,6 +371,11 @@ class Session:
                 await ws.send_close(self.close_code, close_reason(self.reason or "session ended"))
                 return
             frames: list[bytes] = []
+            if self._ack_alone(acked_sent, sent[0]):
+                # Let the target take more before acknowledging (ACK_DELAY at most).
+                with trio.move_on_after(ACK_DELAY):
+                    while self._ack_alone(acked_sent, sent[0]):
+                        await self._wait()
             if self.written != acked_sent:
                 acked_sent = self.written
                 frames.append(v4.ack(acked_sent))

@@ -42,7 +42,10 @@ try:  # the C masking of ``websockets.speedups`` (what the protocol itself uses)
 except ImportError:  # pragma: no cover - a build without the extension
     from websockets.utils import apply_mask
 
-RECV_SIZE = 1 << 18
+RECV_SIZE = 1 << 18  # the receive buffer of a WebSocket through which bytes stream
+RECV_MIN = 1 << 14  # ... and of one that carries small messages
+GATHER_MIN = 1 << 16  # writes at least this large go out as they are (sendmsg), not joined
+_IOV_MAX = 1024
 DEFAULT_MAX_MESSAGE = 1 << 20
 
 Buffer: TypeAlias = "bytes | bytearray | memoryview"
@@ -76,6 +79,31 @@ class HandshakeError(Exception):
         self.status = status
 
 
+async def send_parts(stream: trio.abc.Stream, parts: Sequence[Buffer]) -> None:
+    """Send ``parts`` in order: gathered by the kernel (sendmsg, no join) when they are
+    large and the stream is plain TCP."""
+    if (
+        len(parts) == 1
+        or sum(map(len, parts)) < GATHER_MIN
+        or not isinstance(stream, trio.SocketStream)
+    ):
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if data:
+            await stream.send_all(data)
+        return
+    views = [memoryview(p) for p in parts if p]
+    i = 0
+    while i < len(views):
+        sent: int = await stream.socket.sendmsg(views[i : i + _IOV_MAX])
+        while sent:
+            size = len(views[i])
+            if sent < size:
+                views[i] = views[i][sent:]
+                break
+            sent -= size
+            i += 1
+
+
 class WebSocket:
     """A message-oriented WebSocket over a trio stream.
 
@@ -106,11 +134,11 @@ class WebSocket:
         self._kick = trio.Event()
         self.flusher_active = False
         self.response_headers: Headers | None = None  # the server's 101 (client side)
-        # Frames received and not parsed yet: _rbuf[_rpos:], then _rmore.
-        self._rbuf: bytes | bytearray = b""
-        self._rpos = 0
-        self._rmore: list[bytes | bytearray] = []
-        self._rmore_len = 0
+        # Frames received and not parsed yet: _rbuf[_rstart:_rend].
+        self._rbuf = bytearray()
+        self._rstart = self._rend = 0
+        self._filled = False  # the last receive filled the buffer
+        self._sock = stream.socket if isinstance(stream, trio.SocketStream) else None
         self._fast = True  # off for good once the protocol was given bytes past a frame
         self._in_head = True  # the handshake's HTTP head is still arriving
         self._head_tail = b""
@@ -133,14 +161,15 @@ class WebSocket:
                 if writes[-1] == b"":
                     writes.pop()
                     eof = True
-                data = writes[0] if len(writes) == 1 else b"".join(writes)
-                if data:
-                    await self.stream.send_all(data)
+                await self._send(writes)
                 if eof and isinstance(self.stream, trio.abc.HalfCloseableStream):
                     try:
                         await self.stream.send_eof()
                     except _NET_ERRORS:
                         pass
+
+    async def _send(self, parts: list[bytes]) -> None:
+        await send_parts(self.stream, parts)
 
     async def flusher(self) -> None:
         """Send what the reader side queues (acks, pongs, the echo of a close frame).
@@ -286,7 +315,9 @@ class WebSocket:
         self._feed(data[:cut])
         head_done = any(isinstance(e, (Request, Response)) for e in self._events)
         if head_done and (self.protocol.state is OPEN or isinstance(self.protocol, ServerProtocol)):
-            self._rbuf, self._rpos = data[cut:], 0
+            rest = memoryview(data)[cut:]
+            self._rbuf[:] = rest
+            self._rend = len(rest)
             return
         self._feed(data[cut:])  # not a 101 yet: the rest is the protocol's
         self._fast = False
@@ -318,58 +349,44 @@ class WebSocket:
         rcvd = self.protocol.close_rcvd
         return rcvd.reason if rcvd is not None else ""
 
+    # The receive buffer: frames arrive in _rbuf[_rstart:_rend] (by recv_into on a plain
+    # TCP stream) and are parsed in place; only a payload is copied out (unmasked).
     def _buffered(self) -> int:
-        return len(self._rbuf) - self._rpos + self._rmore_len
+        return self._rend - self._rstart
 
-    def _contiguous(self, n: int) -> None:
-        """Make the next ``n`` buffered bytes (``n <= _buffered()``) one piece."""
-        if len(self._rbuf) - self._rpos >= n:
-            return
-        self._rbuf = b"".join([memoryview(self._rbuf)[self._rpos :], *self._rmore])
-        self._rpos = 0
-        self._rmore.clear()
-        self._rmore_len = 0
-
-    def _take(self, n: int) -> memoryview:
-        """The next ``n`` buffered bytes, made contiguous, consumed."""
-        self._contiguous(n)
-        start = self._rpos
-        self._rpos += n
-        return memoryview(self._rbuf)[start : start + n]
+    def _consume(self, n: int) -> bytes:
+        start = self._rstart
+        self._rstart += n
+        if self._rstart == self._rend:
+            self._rstart = self._rend = 0
+        with memoryview(self._rbuf) as view:
+            return bytes(view[start : start + n])
 
     def _to_protocol(self, n: int | None) -> None:
         """Give the protocol the next frame (``n`` bytes), or everything (None: a header
         it will refuse, or the end of the stream); from then on it gets everything."""
         if n is None:
-            rest = self._buffered()
-            data = bytes(self._take(rest)) if rest else b""
+            n = self._buffered()
             self._fast = False
-        else:
-            data = bytes(self._take(n))
-        if data:
-            self._feed(data)
+        if n:
+            self._feed(self._consume(n))
 
-    def _next_frame(self) -> bytes | bool:
+    def _next_frame(self) -> bytes | bool | int:
         """Parse the next buffered frame: a plain binary message's payload (bytes);
-        True when a frame went to the protocol (its events are queued); False when
-        more bytes are needed."""
-        avail = self._buffered()
+        True when a frame went to the protocol (its events are queued); otherwise the
+        number of bytes the frame needs (buffered ones included)."""
+        avail = self._rend - self._rstart
         if avail < 2:
-            return False
-        self._contiguous(min(avail, 14))
-        buf, p = self._rbuf, self._rpos
+            return 2
+        buf, p = self._rbuf, self._rstart
         b0, b1 = buf[p], buf[p + 1]
         length = b1 & 0x7F
-        head = 2
-        if length == 126:
-            head = 4
-        elif length == 127:
-            head = 10
+        head = 2 if length < 126 else 4 if length == 126 else 10
         if (b1 & 0x80 != 0) != self._masked or b0 & 0x70 or b0 & 0x0F not in _VALID_OPCODES:
             self._to_protocol(None)  # the protocol refuses it: wrong masking, bad bits
             return True
         if avail < head:
-            return False
+            return head
         if length == 126:
             (length,) = _U16.unpack_from(buf, p + 2)
         elif length == 127:
@@ -377,20 +394,59 @@ class WebSocket:
         if self.max_size is not None and length > self.max_size:
             self._to_protocol(None)  # too big: refused from the header alone
             return True
-        key_at = head
+        key_at = p + head
         if self._masked:
             head += 4
         total = head + length
         if avail < total:
-            return False
-        simple = b0 == _FIN_BINARY and self._fragments is None and self.protocol.state is OPEN
-        if not simple:
+            return total
+        if b0 != _FIN_BINARY or self._fragments is not None or self.protocol.state is not OPEN:
             self._to_protocol(total)
             return True
-        frame = self._take(total)
-        if not self._masked:
-            return bytes(frame[head:])
-        return apply_mask(frame[head:], bytes(frame[key_at:head]))
+        self._rstart += total
+        if self._rstart == self._rend:
+            self._rstart = self._rend = 0
+        with memoryview(buf) as view:
+            payload = view[p + head : p + total]
+            if not self._masked:
+                return bytes(payload)
+            return apply_mask(payload, bytes(view[key_at : key_at + 4]))
+
+    async def _receive(self, need: int) -> int:
+        """Receive into the buffer, with room for at least ``need`` buffered bytes; the
+        number of bytes received (0: the end of the stream).
+
+        The buffer starts at ``RECV_MIN`` and doubles (up to ``RECV_SIZE``) each time
+        a receive fills it. A frame larger than that gets twice its size, so that a
+        frame arriving behind it needs no move to the front; once empty, a buffer
+        grown past ``4 * RECV_SIZE`` goes back to ``RECV_SIZE``.
+        """
+        have = self._rend - self._rstart
+        size = len(self._rbuf)
+        want = max(RECV_MIN, min(2 * size, RECV_SIZE) if self._filled else 0, size)
+        if need > want:
+            want = 2 * need
+        elif not have and want > 4 * RECV_SIZE:
+            want = RECV_SIZE
+        if want != size:
+            fresh = bytearray(want)
+            fresh[:have] = memoryview(self._rbuf)[self._rstart : self._rend]
+            self._rbuf, self._rstart, self._rend = fresh, 0, have
+        elif self._rstart and size - self._rend < max(RECV_MIN, need - have):
+            with memoryview(self._rbuf) as view:  # the partial frame to the front
+                view[:have] = view[self._rstart : self._rend]
+            self._rstart, self._rend = 0, have
+        sock = self._sock
+        with memoryview(self._rbuf)[self._rend :] as room:
+            if sock is not None:
+                n: int = await sock.recv_into(room)
+            else:
+                data = await self.stream.receive_some(len(room))
+                n = len(data)
+                room[:n] = data
+            self._filled = n == len(room)
+        self._rend += n
+        return n
 
     async def recv_message(self) -> tuple[bool, bytes] | None:
         """The next message as ``(is_text, payload)``; None once the stream has ended."""
@@ -425,32 +481,37 @@ class WebSocket:
                 got = self._next_frame()
                 if isinstance(got, bytes):
                     return False, got
-                if got:
+                if got is True:
                     self._events.extend(proto.events_received())
                     await self._flush_from_reader()  # pongs, the echo of a close frame
                     continue
-            try:
-                data = await self.stream.receive_some(RECV_SIZE)
-            except _NET_ERRORS as exc:
-                self.end_detail = self.end_detail or f"connection lost: {exc or type(exc).__name__}"
-                data = b""
-            if data:
-                self.last_rx = trio.current_time()
-                if self._fast:
-                    if self._rpos == len(self._rbuf) and not self._rmore:
-                        self._rbuf, self._rpos = data, 0
-                    else:
-                        self._rmore.append(data)
-                        self._rmore_len += len(data)
+                try:
+                    received = await self._receive(int(got))
+                except _NET_ERRORS as exc:
+                    self._lost(exc)
+                    received = 0
+                if received:
+                    self.last_rx = trio.current_time()
                     continue
-            elif self._fast:
                 self._to_protocol(None)  # a partial frame, then the end of the stream
+                data: bytes | bytearray = b""
+            else:
+                try:
+                    data = await self.stream.receive_some(RECV_SIZE)
+                except _NET_ERRORS as exc:
+                    self._lost(exc)
+                    data = b""
+                if data:
+                    self.last_rx = trio.current_time()
             try:
                 self._feed(data)
             except EOFError:
                 self._finish()
                 return None
             await self._flush_from_reader()  # pongs, the echo of a close frame
+
+    def _lost(self, exc: BaseException) -> None:
+        self.end_detail = self.end_detail or f"connection lost: {exc or type(exc).__name__}"
 
     # -- liveness -------------------------------------------------------------------------
     def _tcp(self) -> Any:
