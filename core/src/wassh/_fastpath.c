@@ -42,7 +42,7 @@
  * (its flags allow no transfer): an event loop polls it with its connections. */
 enum { K_NONE = 0, K_SOCKET = 1, K_STREAM = 2, K_FILE = 3, K_LISTENER = 4 };
 /* Entry flags. */
-enum { F_READ = 1, F_WRITE = 2, F_NONBLOCK = 4, F_REGULAR = 8 };
+enum { F_READ = 1, F_WRITE = 2, F_NONBLOCK = 4, F_REGULAR = 8, F_ACCEPT = 16 };
 /* Which fast handler an import has (the host names them; see fastpath.py). */
 enum {
     OP_PLAIN = 0,
@@ -53,6 +53,8 @@ enum {
     OP_RECVFROM,
     OP_SENDTO,
     OP_POLL,
+    OP_ACCEPT,
+    OP_ACCEPT_P1,
     OP_COUNT
 };
 
@@ -115,6 +117,7 @@ typedef struct Runtime {
     PyObject *fail;
     PyObject *on_wake;
     PyObject *offer;
+    PyObject *adopt;
     PyObject *unwind;
     volatile int signals;
     volatile unsigned epoch;
@@ -230,6 +233,9 @@ static int call_host_bool(Runtime *rt, PyObject *fn, PyObject *arg) {
     return ok;
 }
 
+/* What failed, for the host's `fail`. */
+enum { FAILED_RECV = 0, FAILED_SEND = 1, FAILED_ACCEPT = 2 };
+
 /* The OS error `err` on guest descriptor `fd`: the host maps it (and notes a
  * reset). Returns the WASI errno, or -1 when the host raised (the guest traps). */
 static int host_fail(Runtime *rt, uint32_t fd, int write, int err) {
@@ -340,7 +346,7 @@ static int64_t sock_recv1(Runtime *rt, uint32_t fd, Entry *e, void *buf, size_t 
             if (wait_fd(rt, osfd, POLLIN) < 0) return TRAPPED;
             continue;
         }
-        int w = host_fail(rt, fd, 0, err);
+        int w = host_fail(rt, fd, FAILED_RECV, err);
         return w < 0 ? TRAPPED : -w;
     }
 }
@@ -559,6 +565,67 @@ static Outcome fast_sendto(Import *imp, void *args) {
     if (e == NULL || e->kind != K_SOCKET) return FALLBACK;
     int64_t n = sock_send1(rt, fd, e, rt->mem + buf, len, (e->flags & F_NONBLOCK) || flags);
     return finish_count(rt, args, n, out);
+}
+
+/* The SDK's sock_accept (fd, out) and preview1's (fd, flags, out) on an attached
+ * listener: the OS accept (and its wait) here, the new socket made by the host. */
+static Outcome fast_accept(Import *imp, void *args, int preview1) {
+    Runtime *rt = imp->rt;
+    uint32_t fd = arg_u32(imp, args, 0);
+    uint32_t flags = preview1 ? arg_u32(imp, args, 1) : 0;
+    uint32_t out = arg_u32(imp, args, preview1 ? 2 : 1);
+    if (flags & ~(uint32_t)4) return FALLBACK; /* only FDFLAGS_NONBLOCK */
+    Entry *e = entry_for(rt, fd);
+    if (e == NULL || e->kind != K_LISTENER || !(e->flags & F_ACCEPT)) return FALLBACK;
+    if (!in_bounds(rt, out, 4)) return FALLBACK_BOUNDS;
+    int osfd = e->osfd, conn;
+    for (;;) {
+        conn = accept4(osfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (conn >= 0) break;
+        int err = errno;
+        if (err == EINTR) {
+            if (interrupted(rt) < 0) return TRAP;
+            continue;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            if (e->flags & F_NONBLOCK) {
+                set_result(args, W_EAGAIN);
+                return DONE;
+            }
+            if (wait_fd(rt, osfd, POLLIN) < 0) return TRAP;
+            continue;
+        }
+        int w = host_fail(rt, fd, FAILED_ACCEPT, err);
+        if (w < 0) return TRAP;
+        set_result(args, (uint32_t)w);
+        return DONE;
+    }
+    /* The host wraps the connection as the transport's accept hook would have and
+     * installs it: the guest's descriptor, or -errno (the table is full). */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *r = PyObject_CallFunction(rt->adopt, "Iii", fd, conn, (flags & 4) ? 1 : 0);
+    long result = 0;
+    Outcome o = DONE;
+    if (r == NULL) {
+        keep_exception(rt);
+        o = TRAP;
+    } else {
+        result = PyLong_AsLong(r);
+        if (result == -1 && PyErr_Occurred()) {
+            keep_exception(rt);
+            o = TRAP;
+        }
+    }
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
+    if (o == TRAP) return TRAP;
+    if (result < 0) {
+        set_result(args, (uint32_t)-result);
+        return DONE;
+    }
+    put_u32(rt->mem + out, (uint32_t)result);
+    set_result(args, 0);
+    return DONE;
 }
 
 /* -- poll_oneoff ---------------------------------------------------------------------- */
@@ -789,6 +856,8 @@ static void *hostcall(void *env, void *caller, void *args, size_t nargs) {
         case OP_RECVFROM: o = fast_recvfrom(imp, args); break;
         case OP_SENDTO: o = fast_sendto(imp, args); break;
         case OP_POLL: o = fast_poll(imp, args); break;
+        case OP_ACCEPT: o = fast_accept(imp, args, 0); break;
+        case OP_ACCEPT_P1: o = fast_accept(imp, args, 1); break;
         default: break;
         }
     }
@@ -812,6 +881,7 @@ static int Runtime_traverse(Runtime *self, visitproc visit, void *arg) {
     Py_VISIT(self->fail);
     Py_VISIT(self->on_wake);
     Py_VISIT(self->offer);
+    Py_VISIT(self->adopt);
     Py_VISIT(self->unwind);
     for (Py_ssize_t i = 0; i < self->nimports; i++) Py_VISIT(self->imports[i]->entry);
     return 0;
@@ -822,6 +892,7 @@ static int Runtime_clear(Runtime *self) {
     Py_CLEAR(self->fail);
     Py_CLEAR(self->on_wake);
     Py_CLEAR(self->offer);
+    Py_CLEAR(self->adopt);
     Py_CLEAR(self->unwind);
     for (Py_ssize_t i = 0; i < self->nimports; i++) Py_CLEAR(self->imports[i]->entry);
     return 0;
@@ -837,13 +908,14 @@ static void Runtime_dealloc(Runtime *self) {
 
 static int Runtime_init(Runtime *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"trap_new", "stride", "wake_fd", "query_size", "fail",
-                             "on_wake",  "offer",  "unwind",  NULL};
+                             "on_wake",  "offer",  "adopt",   "unwind",     NULL};
     unsigned long long trap_new;
     Py_ssize_t stride;
     int wake_fd;
-    PyObject *query_size, *fail, *on_wake, *offer, *unwind;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KniOOOOO", kwlist, &trap_new, &stride, &wake_fd,
-                                     &query_size, &fail, &on_wake, &offer, &unwind))
+    PyObject *query_size, *fail, *on_wake, *offer, *adopt, *unwind;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KniOOOOOO", kwlist, &trap_new, &stride,
+                                     &wake_fd, &query_size, &fail, &on_wake, &offer, &adopt,
+                                     &unwind))
         return -1;
     if (trap_new == 0 || stride < 8) {
         PyErr_SetString(PyExc_ValueError, "bad trap_new address or value stride");
@@ -856,6 +928,7 @@ static int Runtime_init(Runtime *self, PyObject *args, PyObject *kwds) {
     Py_XSETREF(self->fail, Py_NewRef(fail));
     Py_XSETREF(self->on_wake, Py_NewRef(on_wake));
     Py_XSETREF(self->offer, Py_NewRef(offer));
+    Py_XSETREF(self->adopt, Py_NewRef(adopt));
     Py_XSETREF(self->unwind, Py_NewRef(unwind));
     for (int i = 0; i < FD_LIMIT; i++) self->fds[i].osfd = -1;
     return 0;
@@ -1031,7 +1104,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     } constants[] = {
         {"OP_PLAIN", OP_PLAIN},     {"OP_FD_READ", OP_FD_READ},   {"OP_FD_WRITE", OP_FD_WRITE},
         {"OP_SOCK_RECV", OP_SOCK_RECV}, {"OP_SOCK_SEND", OP_SOCK_SEND}, {"OP_RECVFROM", OP_RECVFROM},
-        {"OP_SENDTO", OP_SENDTO},   {"OP_POLL", OP_POLL},         {"K_SOCKET", K_SOCKET},
+        {"OP_SENDTO", OP_SENDTO},   {"OP_POLL", OP_POLL},         {"OP_ACCEPT", OP_ACCEPT},
+        {"OP_ACCEPT_P1", OP_ACCEPT_P1}, {"F_ACCEPT", F_ACCEPT},         {"K_SOCKET", K_SOCKET},
         {"K_STREAM", K_STREAM},     {"K_FILE", K_FILE},           {"K_LISTENER", K_LISTENER},           {"F_READ", F_READ},
         {"F_WRITE", F_WRITE},       {"F_NONBLOCK", F_NONBLOCK},   {"F_REGULAR", F_REGULAR},
         {"FD_LIMIT", FD_LIMIT},

@@ -10,6 +10,8 @@ OP_SOCK_SEND: int
 OP_RECVFROM: int
 OP_SENDTO: int
 OP_POLL: int
+OP_ACCEPT: int
+OP_ACCEPT_P1: int
 K_SOCKET: int
 K_STREAM: int
 K_FILE: int
@@ -18,6 +20,7 @@ F_READ: int
 F_WRITE: int
 F_NONBLOCK: int
 F_REGULAR: int
+F_ACCEPT: int
 FD_LIMIT: int
 
 class Runtime:
@@ -30,6 +33,7 @@ class Runtime:
         fail: Callable[[int, int, int], int],
         on_wake: Callable[[], bool],
         offer: Callable[[int], bool],
+        adopt: Callable[[int, int, int], int],
         unwind: object,
     ) -> None: ...
     def define(

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 from typing import TYPE_CHECKING, Any, Final
 
-from .abi.errno import to_errno
+from . import os_socket
+from .abi.errno import Errno, WasiError, to_errno
 from .abi.wasmtime_private import RAW_VALUE_SLOTS, trap_new
 from .host.files import RegularFile
 from .host.objects import OpenObject
@@ -54,7 +56,12 @@ FAST_OPS: Final[dict[tuple[str, str], str]] = {
     ("wassh", "sock_sendto"): "OP_SENDTO",
     ("wassh_experimental", "sock_recvfrom"): "OP_RECVFROM",
     ("wassh_experimental", "sock_sendto"): "OP_SENDTO",
+    ("wasi_snapshot_preview1", "sock_accept"): "OP_ACCEPT_P1",
+    ("wassh", "sock_accept"): "OP_ACCEPT",
+    ("wassh_experimental", "sock_accept"): "OP_ACCEPT",
 }
+# What C's ``fail`` says failed.
+_FAILED_SEND, _FAILED_ACCEPT = 1, 2
 
 
 def built() -> bool:
@@ -90,6 +97,7 @@ class FastPath:
             fail=self._fail,
             on_wake=self._on_wake,
             offer=self._offer,
+            adopt=self._adopt,
             unwind=unwind,
         )
 
@@ -110,13 +118,39 @@ class FastPath:
         self.runtime.attach(fd, kind, flags, osfd, family, address, port)
         return True
 
-    def _fail(self, fd: int, write: int, err: int) -> int:
-        """An OS error C met on ``fd`` after starting the transfer: the WASI errno."""
+    def _adopt(self, fd: int, osfd: int, nonblocking: int) -> int:
+        """C accepted ``osfd`` on listener ``fd``: the new socket's descriptor, or -errno.
+
+        What ``Socket.accept`` does after the transport's (standard) accept hook.
+        """
+        listener = self._fds.get(fd)
+        try:
+            if type(listener) is not Socket or listener.state != LISTENING:
+                raise WasiError(Errno.EINVAL, "accept on a socket that is not listening")
+            conn = socket.socket(listener.family, socket.SOCK_STREAM, 0, fileno=osfd)
+        except BaseException as exc:
+            os.close(osfd)
+            if isinstance(exc, Exception):
+                return -int(to_errno(exc))
+            raise
+        conn.setblocking(False)
+        try:
+            new = listener.adopt(conn)
+            if nonblocking:
+                new.nonblocking = True
+            new_fd = self._proc.sockets.install(new, listener=listener)
+        except WasiError as exc:  # the descriptor table is full: install closed it
+            return -int(exc.code)
+        self._offer(new_fd)  # attached now: its first recv needs no question to Python
+        return new_fd
+
+    def _fail(self, fd: int, what: int, err: int) -> int:
+        """An OS error C met on ``fd`` after starting the call: the WASI errno."""
         exc = OSError(err, os.strerror(err))
         obj = self._fds.get(fd)
         if (
             type(obj) is Socket
-            and not write
+            and what < _FAILED_SEND
             and isinstance(exc, ConnectionResetError | ConnectionAbortedError)
         ):
             obj.reset = True  # reported once; reads see EOF from now on
@@ -177,8 +211,14 @@ def _listener(sock: Socket) -> _Spec | None:
         return None
     if not isinstance(osfd, int) or osfd < 0:
         return None
-    nonblock = _fastpath.F_NONBLOCK if sock.nonblocking else 0
-    return _fastpath.K_LISTENER, nonblock, osfd, 0, b"", 0
+    flags = _fastpath.F_NONBLOCK if sock.nonblocking else 0
+    owner = sock.owner
+    accept = getattr(owner.wassh_sock_accept, "__func__", None) if owner else None
+    if accept is os_socket.OSSocketHooks.wassh_sock_accept or (
+        owner is not None and owner.wassh_sock_accept is os_socket.accept
+    ):
+        flags |= _fastpath.F_ACCEPT  # C may accept itself: the hook is the standard one
+    return _fastpath.K_LISTENER, flags, osfd, 0, b"", 0
 
 
 def _describe(obj: OpenObject) -> _Spec | None:

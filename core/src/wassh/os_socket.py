@@ -99,6 +99,16 @@ def shutdown(sock: SocketHandle[C], how: int) -> None:
             raise
 
 
+def accept(sock: SocketHandle[C]) -> socket.socket:
+    """A pending connection of a listening socket, non-blocking.
+
+    :raises BlockingIOError: nothing is pending.
+    """
+    conn, _ = sock.state.accept()
+    conn.setblocking(False)
+    return conn
+
+
 def close(sock: SocketHandle[C]) -> None:
     sock.state.close()
 
@@ -169,7 +179,8 @@ class OSSocketHooks(Generic[C]):
     means ``socket.socket``), so the subclass's own hooks agree. The subclass
     implements ``wassh_transport_offer``, ``wassh_sock_connect`` and
     ``wassh_sock_connect_check`` (see ``connect_step``), and what else its
-    kinds need (``bind``/``listen``/``accept``, ``sendto``).
+    kinds need (``bind``/``listen``, ``sendto``); ``accept`` takes a pending
+    connection of a listening ``sock.state``.
     """
 
     @hookimpl
@@ -197,6 +208,10 @@ class OSSocketHooks(Generic[C]):
     @hookimpl
     def wassh_sock_shutdown(self, sock: SocketHandle[C], how: int) -> None:
         shutdown(sock, how)
+
+    @hookimpl
+    def wassh_sock_accept(self, sock: SocketHandle[C]) -> socket.socket:
+        return accept(sock)
 
     @hookimpl
     def wassh_sock_close(self, sock: SocketHandle[C]) -> None:

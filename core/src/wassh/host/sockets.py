@@ -435,8 +435,12 @@ class Socket(OpenObject):
                     raise WasiError(Errno.EAGAIN) from None
                 fd, mask = owner.wassh_sock_poll_handle(self.handle, False)
                 self.process.waiter.wait_one(fd, mask)
+        return self.adopt(state)
+
+    def adopt(self, state: object) -> Socket:
+        """A connection this listener's transport accepted (its ``state``), as a socket."""
         new = Socket(self.process, self.family, self.kind, self.protocol)
-        new.owner = owner
+        new.owner = self.owner
         new.handle.state = state
         new._connected(outgoing=False)
         return new

@@ -122,12 +122,6 @@ class ListenTransport(os_socket.OSSocketHooks[socket.socket]):
         sock.state.listen(backlog)
 
     @hookimpl
-    def wassh_sock_accept(self, sock: SocketHandle[Bound]) -> socket.socket:
-        conn, _ = sock.state.accept()  # BlockingIOError when nothing is pending
-        conn.setblocking(False)
-        return conn
-
-    @hookimpl
     def wassh_sock_connect(self, sock: Handle, host: str, port: int) -> bool:
         if sock.family == socket.AF_UNIX:
             return self._connect_unix(sock, host)
