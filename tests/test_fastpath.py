@@ -180,3 +180,37 @@ def _uv() -> str:
         if candidate.exists():
             return str(candidate)
     return "uv"
+
+
+def test_accept_in_c_serves_a_blocking_server() -> None:
+    """A blocking accept loop: the accepts (and the non-blocking EAGAIN) never leave C,
+    and each accepted socket is the host's, with its peer and its events."""
+    wasm = build_guest(GUESTS / "net" / "acceptloop.c", sdk=True)
+    proc = subprocess.Popen(
+        [str(WASSH), "-vv", "run", str(wasm), "--", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        for i in range(20):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                payload = f"connection {i}".encode()
+                conn.sendall(payload)
+                got = b""
+                while len(got) < len(payload):
+                    got += conn.recv(100)
+                assert got == payload
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, out + err
+    # "connection 0" .. "connection 19": 10 of 12 bytes and 10 of 13
+    assert "served 20 connections, 250 bytes" in out
+    counts = served(err)
+    if PURE:
+        assert counts == {}
+    else:
+        assert counts["accept"] == (21, 21), counts  # the EAGAIN one too
