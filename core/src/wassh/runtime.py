@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
@@ -28,7 +28,6 @@ from .abi.preview1_fs import Preview1Fs
 from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
 from .engine import EpochGuard, get_engine
-from .events import EventSink, guarded
 from .fastpath import FastPath
 from .host.fdtable import FdTable
 from .host.files import dev_preopen, open_preopen
@@ -41,6 +40,9 @@ from .loop import LoopPortal, background_portal
 from .plugins import Transports
 from .signals import STATE, STATE_VERSION, SignalAction, decide, exit_status
 from .traps import GuestTrap
+
+if TYPE_CHECKING:
+    from .events import EventSink
 
 log = logging.getLogger("wassh.runtime")
 
@@ -121,7 +123,11 @@ class Process:
         self.config = config
         self.transports = transports
         # Read on every socket event: None costs one test where nobody listens.
-        self.events: EventSink | None = guarded(events) if events is not None else None
+        self.events: EventSink | None = None
+        if events is not None:
+            from .events import guarded  # only with a sink: importing events costs ~5 ms
+
+            self.events = guarded(events)
         self._portal: LoopPortal | None = None
         if trio_token is not None:
             self._portal = LoopPortal(trio_token, None)

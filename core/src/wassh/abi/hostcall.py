@@ -106,39 +106,46 @@ def callback(env, caller, a, n):
     return next(c for c in module.co_consts if isinstance(c, types.CodeType))
 
 
-@functools.cache
-def _entry_code(params: str, returns: bool) -> types.CodeType:
-    """The code of an import's Python implementation as ``wassh._fastpath`` calls it.
-
-    C passes the arguments as ints already read by their letters, takes back the
-    result, or None once ``unwind.pending`` holds what stops the guest (C traps).
-    """
-    names = [f"a{i}" for i in range(len(params))]
-    args = ", ".join(names)
-    body = f"return fn({args})" if returns else f"fn({args})\n        return 0"
-    failure = "return to_errno(e)" if returns else "raise"
-    src = f"""
-def entry({args}):
-    try:
-        {body}
-    except Exception as e:
+def _entry_returning(fn: HostFn, unwind: Unwind) -> Callable[..., int | None]:
+    def entry(*args: int) -> int | None:
         try:
-            {failure}
-        except BaseException as inner:
-            unwind.pending = inner
+            return fn(*args)
+        except Exception as e:
+            try:
+                return to_errno(e)
+            except BaseException as inner:
+                unwind.pending = inner
+                return None
+        except BaseException as e:
+            unwind.pending = e
             return None
-    except BaseException as e:
-        unwind.pending = e
-        return None
-"""
-    module = compile(src, "<hostcall>", "exec")
-    return next(c for c in module.co_consts if isinstance(c, types.CodeType))
+
+    return entry
+
+
+def _entry_void(fn: HostFn, unwind: Unwind) -> Callable[..., int | None]:
+    def entry(*args: int) -> int | None:
+        try:
+            fn(*args)
+            return 0
+        except BaseException as e:
+            unwind.pending = e
+            return None
+
+    return entry
 
 
 def _make_entry(name: str, fn: HostFn, params: str, returns: bool, unwind: Unwind) -> Any:
-    code = _entry_code(params, returns)
-    namespace: dict[str, Any] = {"fn": fn, "to_errno": to_errno, "unwind": unwind}
-    return types.FunctionType(code.replace(co_filename=f"<hostcall {name}>"), namespace)
+    """An import's Python implementation as ``wassh._fastpath`` calls it.
+
+    C passes the arguments as ints already read by their letters, takes back the
+    result, or None once ``unwind.pending`` holds what stops the guest (C traps).
+    One closure for every signature: nothing is compiled per process.
+    """
+    entry = (_entry_returning if returns else _entry_void)(fn, unwind)
+    # The import's name as the file name: a traceback says which host call it was in.
+    entry.__code__ = entry.__code__.replace(co_filename=f"<hostcall {name}>")
+    return entry
 
 
 def _make_callback(
@@ -163,6 +170,15 @@ def _new_trap() -> int:
     msg = b"wassh: guest unwound by the host"
     ptr = trap_new(ctypes.create_string_buffer(msg), len(msg))
     return ctypes.cast(ptr, ctypes.c_void_p).value or 0
+
+
+@functools.cache
+def _func_type(params: str, returns: bool) -> wasmtime.FuncType:
+    """One FuncType per signature for the whole process (a define only reads it)."""
+    vt = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
+    return wasmtime.FuncType(
+        [vt[_WASM_TYPE[p]] for p in params], [wasmtime.ValType.i32()] if returns else []
+    )
 
 
 class HostCallTable:
@@ -191,10 +207,7 @@ class HostCallTable:
         return list(self._defined.values())
 
     def define(self, module: str, name: str, params: str, fn: HostFn, returns: bool = True) -> None:
-        vt = {"i32": wasmtime.ValType.i32(), "i64": wasmtime.ValType.i64()}
-        ty = wasmtime.FuncType(
-            [vt[_WASM_TYPE[p]] for p in params], [wasmtime.ValType.i32()] if returns else []
-        )
+        ty = _func_type(params, returns)
         if self._fast is not None:
             from ..fastpath import op_number
 

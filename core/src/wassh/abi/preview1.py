@@ -169,7 +169,10 @@ class Preview1:
 
     # -- descriptors -------------------------------------------------------------
     def fd_close(self, fd: int) -> int:
-        obj = self.fds.get(fd)
+        obj = self.fds.lookup(fd)
+        if obj is None:
+            # closefrom() probes every number up to 1,024 (ssh -V: 1,021 calls): no exception each.
+            return Errno.EBADF
         if fd in self.proc.preopen_fds:
             # closefrom(3) in OpenSSH would otherwise cut the guest off its own files.
             del obj

@@ -123,6 +123,8 @@ class Preview1Fs:
 
     # -- preopens ------------------------------------------------------------------------
     def fd_prestat_get(self, fd: int, out: int) -> int:
+        if self.proc.fds.lookup(fd) is None:
+            return Errno.EBADF  # wasi-libc and closefrom() probe past the last preopen
         d = self._preopen(fd)
         self.mem.pack(_PRESTAT, out, 0, len(os.fsencode(d.guest_path or "")))
         return 0

@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..abi.errno import Errno, WasiError, to_errno
-from ..events import Closed, Connected, PolicyDecision, SocketOpened, TransportChosen, family_name
 from ..handle import SocketHandle
 from ..plugins import DGRAM, LISTEN, STREAM, UNIX, ConnectRequest, Owner, checked_name
 from ..policy import Denied, IPAddress, parse_address
@@ -110,6 +109,8 @@ class Socket(OpenObject):
         sink = self.process.events
         if sink is None:
             return
+        from ..events import TransportChosen  # only with an events sink: ~5 ms to import
+
         ranking = tuple(self.process.transports.ranking(kind))
         if not why:
             if ranking[:1] == (owner.name,):
@@ -133,6 +134,8 @@ class Socket(OpenObject):
         sink = self.process.events
         if sink is None:
             return
+        from ..events import PolicyDecision
+
         if denied is None:
             policy = self.process.transports.policy
             why = "matches the allow rules" if policy.restricts_connects else "no connect rules"
@@ -345,6 +348,8 @@ class Socket(OpenObject):
         self.peer = self.dialled if outgoing and self.dialled is not None else real
         sink = self.process.events
         if outgoing and sink is not None:
+            from ..events import Connected
+
             address = real[0] if real is not None and not _placeholder(real[0]) else None
             port = self.dialled[1] if self.dialled else (real[1] if real else 0)
             sink(Connected(self.id, self.remote_host, port, address, self.owner.name))
@@ -873,6 +878,8 @@ class Socket(OpenObject):
         self.process.sockets.connecting.pop(self, None)
         sink = self.process.events
         if sink is not None:
+            from ..events import Closed
+
             sink(
                 Closed(
                     self.id,
@@ -973,6 +980,8 @@ class SocketLayer:
         self.live.add(sock)
         sink = self.process.events
         if sink is not None:
+            from ..events import SocketOpened, family_name
+
             peer = None
             if listener is not None and sock.peer is not None:
                 peer = f"{sock.peer[0]}:{sock.peer[1]}"
