@@ -101,6 +101,8 @@ class RelayConnection:
         self._head = 0
         self.unacked = 0
         self.acked = 0
+        # The guest's sends wait for acks: from a full buffer down to the low-water mark.
+        self.send_full = False
         self.sent = 0
         self.guest_closed = False
         # The stream is being closed from this side: the guest closed the socket, or the
@@ -203,7 +205,6 @@ class RelayConnection:
                 raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
             room = self.send_max - self.unacked
             if room <= 0:
-                self._clear_write()
                 raise BlockingIOError
             n = min(room, len(data))
             if not n:
@@ -217,7 +218,15 @@ class RelayConnection:
                 blocks.append(bytearray(data[:n]))
             self.unacked += n
             if n == room:
+                # Full: the guest's sends wait until the relay's acks bring the buffer
+                # down to the low-water mark, and acks withheld from the relay must go
+                # now (``wait_drained``).
                 self._clear_write()
+                self.send_full = True
+                waiting = self._reader_parked
+                if waiting is not None:
+                    self._reader_parked = None
+                    self._wake_soon(waiting)
             parked = self._writer_parked
             if parked is not None:
                 self._writer_parked = None
@@ -317,12 +326,12 @@ class RelayConnection:
         return self.rlen < self.recv_high or self.closing
 
     async def wait_drained(self) -> None:
-        """Wait until the guest has read the buffer down to the low-water mark (or the
-        stream is closing)."""
+        """Wait until the guest has read the buffer down to the low-water mark, or its
+        send buffer is full (or the stream is closing)."""
         while True:
             event = trio.Event()
             with self.lock:
-                if self.rlen <= self.recv_low or self.closing:
+                if self.rlen <= self.recv_low or self.closing or self.send_full:
                     return
                 self._reader_parked = event
             await event.wait()
@@ -393,6 +402,7 @@ class RelayConnection:
             n -= len(blocks.popleft())
         self._head = n
         if self.unacked <= self.send_low:
+            self.send_full = False
             self._set_write()
 
     def rewind(self, to: int) -> None:

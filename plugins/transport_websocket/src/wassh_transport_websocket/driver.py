@@ -171,6 +171,11 @@ class Driver:
         Above the high-water mark the acks wait until the guest has read down to the
         low-water mark, so that a relay which windows its output stops sending. A
         relay that goes on regardless is cut off at ``recv_limit`` unread bytes.
+
+        Never while the guest's send buffer is full: the guest may be blocked sending,
+        waiting for the relay's acks, which can wait for the target, which can wait
+        for the relay to read it, which waits for our acks. Then the acks go out (a
+        guest that only sends, never reads, ends at ``recv_limit``).
         """
         conn = self.conn
         unread = conn.rlen
@@ -181,7 +186,7 @@ class Driver:
             )
         if self.withholding:
             return False
-        if unread > conn.recv_high:
+        if unread > conn.recv_high and not conn.send_full:
             self.withholding = True
             self._withheld.set()
             return False

@@ -371,9 +371,9 @@ class WebSocket:
         if n:
             self._feed(self._consume(n))
 
-    def _next_frame(self) -> bytes | bool | int:
+    def _next_frame(self) -> bytes | int:
         """Parse the next buffered frame: a plain binary message's payload (bytes);
-        True when a frame went to the protocol (its events are queued); otherwise the
+        0 when a frame went to the protocol (its events are queued); otherwise the
         number of bytes the frame needs (buffered ones included)."""
         avail = self._rend - self._rstart
         if avail < 2:
@@ -384,7 +384,7 @@ class WebSocket:
         head = 2 if length < 126 else 4 if length == 126 else 10
         if (b1 & 0x80 != 0) != self._masked or b0 & 0x70 or b0 & 0x0F not in _VALID_OPCODES:
             self._to_protocol(None)  # the protocol refuses it: wrong masking, bad bits
-            return True
+            return 0
         if avail < head:
             return head
         if length == 126:
@@ -393,7 +393,7 @@ class WebSocket:
             (length,) = _U64.unpack_from(buf, p + 2)
         if self.max_size is not None and length > self.max_size:
             self._to_protocol(None)  # too big: refused from the header alone
-            return True
+            return 0
         key_at = p + head
         if self._masked:
             head += 4
@@ -402,7 +402,7 @@ class WebSocket:
             return total
         if b0 != _FIN_BINARY or self._fragments is not None or self.protocol.state is not OPEN:
             self._to_protocol(total)
-            return True
+            return 0
         self._rstart += total
         if self._rstart == self._rend:
             self._rstart = self._rend = 0
@@ -477,41 +477,33 @@ class WebSocket:
             if proto.parser_exc is not None or proto.state is CLOSED:
                 self._finish()
                 return None
+            need = 1
             if self._fast:
                 got = self._next_frame()
                 if isinstance(got, bytes):
                     return False, got
-                if got is True:
+                if not got:  # a frame went to the protocol
                     self._events.extend(proto.events_received())
                     await self._flush_from_reader()  # pongs, the echo of a close frame
                     continue
-                try:
-                    received = await self._receive(int(got))
-                except _NET_ERRORS as exc:
-                    self._lost(exc)
-                    received = 0
-                if received:
-                    self.last_rx = trio.current_time()
-                    continue
-                self._to_protocol(None)  # a partial frame, then the end of the stream
-                data: bytes | bytearray = b""
-            else:
-                try:
-                    data = await self.stream.receive_some(RECV_SIZE)
-                except _NET_ERRORS as exc:
-                    self._lost(exc)
-                    data = b""
-                if data:
-                    self.last_rx = trio.current_time()
+                need = got
             try:
-                self._feed(data)
+                received = await self._receive(need)
+            except _NET_ERRORS as exc:
+                self.end_detail = self.end_detail or f"connection lost: {exc or type(exc).__name__}"
+                received = 0
+            if received:
+                self.last_rx = trio.current_time()
+                if self._fast:
+                    continue
+            try:
+                self._to_protocol(None)  # what arrived, or a partial frame before the end
+                if not received:
+                    self._feed(b"")
             except EOFError:
                 self._finish()
                 return None
             await self._flush_from_reader()  # pongs, the echo of a close frame
-
-    def _lost(self, exc: BaseException) -> None:
-        self.end_detail = self.end_detail or f"connection lost: {exc or type(exc).__name__}"
 
     # -- liveness -------------------------------------------------------------------------
     def _tcp(self) -> Any:
