@@ -10,6 +10,14 @@ oversized message (``"malformed"``, with the parser's reason).
 
 ``keepalive`` notices a peer that vanished without closing (a host that stopped
 answering: no FIN, no reset) and ends the stream as ``"lost"``.
+
+Whole binary messages in single frames, what relays move by the gigabyte, are
+framed and parsed here, not by the protocol: frames are received into one buffer
+per WebSocket and parsed in place, a message costs one copy (the masking, or the
+payload taken out), and large writes go to the kernel as they are (sendmsg).
+Every other frame (text, fragments, control frames, anything malformed) goes
+through the protocol, one whole frame at a time, so it decides on it as if it had
+seen every frame; our frames join the protocol's output queue, in order.
 """
 
 from __future__ import annotations
@@ -105,14 +113,7 @@ async def send_parts(stream: trio.abc.Stream, parts: Sequence[Buffer]) -> None:
 
 
 class WebSocket:
-    """A message-oriented WebSocket over a trio stream.
-
-    Whole binary messages in single frames, what relays exchange by the gigabyte,
-    are framed and parsed here, straight between the stream's buffers (one masking
-    copy on the side that masks). Every other frame — text, fragments, control
-    frames, anything malformed — goes through the ``websockets`` protocol, one whole
-    frame at a time, so the protocol decides on it as if it had seen every frame.
-    """
+    """A message-oriented WebSocket over a trio stream."""
 
     def __init__(
         self,
@@ -161,15 +162,12 @@ class WebSocket:
                 if writes[-1] == b"":
                     writes.pop()
                     eof = True
-                await self._send(writes)
+                await send_parts(self.stream, writes)
                 if eof and isinstance(self.stream, trio.abc.HalfCloseableStream):
                     try:
                         await self.stream.send_eof()
                     except _NET_ERRORS:
                         pass
-
-    async def _send(self, parts: list[bytes]) -> None:
-        await send_parts(self.stream, parts)
 
     async def flusher(self) -> None:
         """Send what the reader side queues (acks, pongs, the echo of a close frame).
