@@ -1011,20 +1011,6 @@ static PyObject *Runtime_detach(Runtime *self, PyObject *arg) {
     return counts;
 }
 
-static PyObject *Runtime_attached(Runtime *self, PyObject *arg) {
-    unsigned long fd = PyLong_AsUnsignedLong(arg);
-    if (fd == (unsigned long)-1 && PyErr_Occurred()) return NULL;
-    return PyBool_FromLong(fd < FD_LIMIT && self->fds[fd].kind != K_NONE);
-}
-
-static PyObject *Runtime_counts(Runtime *self, PyObject *arg) {
-    unsigned long fd = PyLong_AsUnsignedLong(arg);
-    if (fd == (unsigned long)-1 && PyErr_Occurred()) return NULL;
-    if (fd >= FD_LIMIT) return Py_BuildValue("(KK)", 0ULL, 0ULL);
-    return Py_BuildValue("(KK)", (unsigned long long)self->fds[fd].sent,
-                         (unsigned long long)self->fds[fd].received);
-}
-
 static PyObject *Runtime_new_epoch(Runtime *self, PyObject *unused) {
     (void)unused;
     self->epoch++;
@@ -1061,8 +1047,6 @@ static PyMethodDef Runtime_methods[] = {
     {"attach", (PyCFunction)Runtime_attach, METH_VARARGS,
      "attach(fd, kind, flags, osfd, wire_family, wire_addr, wire_port)"},
     {"detach", (PyCFunction)Runtime_detach, METH_O, "detach(fd) -> (sent, received)"},
-    {"attached", (PyCFunction)Runtime_attached, METH_O, "attached(fd) -> bool"},
-    {"counts", (PyCFunction)Runtime_counts, METH_O, "counts(fd) -> (sent, received)"},
     {"new_epoch", (PyCFunction)Runtime_new_epoch, METH_NOARGS,
      "forget every descriptor the host declined"},
     {"add_signals", (PyCFunction)Runtime_add_signals, METH_O,

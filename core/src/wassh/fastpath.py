@@ -186,10 +186,6 @@ class FastPath:
     def signals_queued(self, delta: int) -> None:
         self.runtime.add_signals(delta)
 
-    def counts(self, fd: int) -> tuple[int, int]:
-        sent, received = self.runtime.counts(fd)
-        return int(sent), int(received)
-
     def stats(self) -> dict[str, tuple[int, int]]:
         """Calls per fast operation (``OP_FD_READ``...): ``(all, served in C)``."""
         assert _fastpath is not None
@@ -201,15 +197,21 @@ class FastPath:
 _Spec = tuple[int, int, int, int, bytes, int]
 
 
-def _listener(sock: Socket) -> _Spec | None:
-    """A listening OS socket: attached for poll_oneoff, never for a transfer."""
-    assert _fastpath is not None
+def _os_fd(sock: Socket) -> int | None:
+    """The OS descriptor of the transport's socket, if it has a usable one."""
     conn: Any = sock.handle.state
     try:
         osfd = conn.fileno()
     except (AttributeError, OSError):
         return None
-    if not isinstance(osfd, int) or osfd < 0:
+    return osfd if isinstance(osfd, int) and osfd >= 0 else None
+
+
+def _listener(sock: Socket) -> _Spec | None:
+    """A listening OS socket: attached for poll_oneoff, never for a transfer."""
+    assert _fastpath is not None
+    osfd = _os_fd(sock)
+    if osfd is None:
         return None
     flags = _fastpath.F_NONBLOCK if sock.nonblocking else 0
     owner = sock.owner
@@ -245,12 +247,8 @@ def _describe(obj: OpenObject) -> _Spec | None:
         wire = obj.peer_wire
         if wire is None:
             return None  # sock_recvfrom reports the peer: Python's, without one
-        conn: Any = obj.handle.state
-        try:
-            osfd = conn.fileno()
-        except (AttributeError, OSError):
-            return None
-        if not isinstance(osfd, int) or osfd < 0:
+        osfd = _os_fd(obj)
+        if osfd is None:
             return None
         family, address, port = wire
         return fp.K_SOCKET, fp.F_READ | fp.F_WRITE | nonblock, osfd, family, address, port
