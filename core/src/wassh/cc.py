@@ -44,6 +44,16 @@ SDK_INCLUDE = SDK_DIR / "include"
 SDK_SRC = SDK_DIR / "src"
 
 TARGET_FLAGS: tuple[str, ...] = ("-target", "wasm32-wasi")
+# setjmp/longjmp: LLVM lowers them onto wasm exception handling, the
+# standardised instructions (exnref), which the host's engine enables. Code
+# that never calls setjmp compiles exactly as without these flags.
+SJLJ_FLAGS: tuple[str, ...] = (
+    "-mexception-handling",
+    "-mllvm",
+    "-wasm-enable-sjlj",
+    "-mllvm",
+    "-wasm-use-legacy-eh=false",
+)
 DEFINES: tuple[str, ...] = (
     "-D_WASI_EMULATED_SIGNAL",
     "-D_WASI_EMULATED_PROCESS_CLOCKS",
@@ -134,7 +144,7 @@ def _sdk_sources() -> list[Path]:
 def _sdk_hash() -> str:
     h = hashlib.sha256()
     h.update(f"zig={_zig_version()}\0".encode())
-    for flag in (*TARGET_FLAGS, *SDK_CFLAGS, *DEFINES):
+    for flag in (*TARGET_FLAGS, *SJLJ_FLAGS, *SDK_CFLAGS, *DEFINES):
         h.update(flag.encode() + b"\0")
     for path in sorted(p for p in SDK_DIR.rglob("*") if p.is_file()):
         if path.suffix not in (".c", ".h"):
@@ -156,6 +166,7 @@ def _compile_sdk_source(source: Path, out_dir: Path) -> None:
     cmd = [
         *_zig_cc(),
         *TARGET_FLAGS,
+        *SJLJ_FLAGS,
         *SDK_CFLAGS,
         *DEFINES,
         "-I",
@@ -210,7 +221,7 @@ def _links(args: Sequence[str]) -> bool:
 
 def build_command(args: Sequence[str]) -> list[str]:
     """The full ``zig cc`` command line for ``wassh cc args...``."""
-    cmd = [*_zig_cc(), *TARGET_FLAGS, DEFAULT_OPT, *DEFINES, "-I", str(SDK_INCLUDE)]
+    cmd = [*_zig_cc(), *TARGET_FLAGS, *SJLJ_FLAGS, DEFAULT_OPT, *DEFINES, "-I", str(SDK_INCLUDE)]
     if _links(args):
         cmd.extend(str(obj) for obj in sdk_objects())
     cmd.extend(args)

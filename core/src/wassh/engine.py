@@ -39,6 +39,8 @@ def get_engine() -> wasmtime.Engine:
             config.memory_may_move = False
             # Lets another thread stop a guest that is computing, not calling the host.
             config.epoch_interruption = True
+            # setjmp/longjmp in guests (wassh cc lowers them onto exceptions).
+            config.wasm_exceptions = True
             _engine = wasmtime.Engine(config)
         return _engine
 
@@ -56,7 +58,8 @@ def _engine_fingerprint() -> str:
     """
     try:
         st = os.stat(LIBRARY_PATH)
-        return f"{st.st_size}:{st.st_mtime_ns}"
+        # "exceptions": the engine's settings, part of what a compiled module needs.
+        return f"{st.st_size}:{st.st_mtime_ns}:exceptions"
     except OSError:  # pragma: no cover - an unusual wasmtime install
         return "unknown"
 
