@@ -8,7 +8,14 @@ object files are added so that the socket calls reach the wassh host calls.
 The SDK sources are compiled once per (SDK sources, flags, zig version) into
 ``$XDG_CACHE_HOME/wassh/sdk-<hash>/`` (default ``~/.cache``). The directory is
 built under a temporary name and renamed into place, so concurrent builds never
-see a half-written cache.
+see a half-written cache; a lock file makes a parallel ``make`` build it once.
+
+The command line itself is driven by the lean module ``_wassh_cc`` (runnable
+programs, stripping, project libraries, refused modes): this module builds the
+SDK and writes the record that lets that driver skip it on later calls.
+
+zig comes from the ``ziglang`` package, the ``cc`` extra (``pip install
+"wassh[cc]"``): running guests does not need it.
 
 The SDK is linked as object files placed *before* the user's inputs, never as an
 archive: wasi-libc already defines ``accept``, ``send``, ``recv`` and
@@ -25,17 +32,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
+import _wassh_cc
+
 __all__ = [
     "SDK_INCLUDE",
     "CompileError",
+    "ZigMissing",
     "build_command",
     "compile_c",
     "main",
+    "refresh_record",
     "sdk_objects",
 ]
 
@@ -63,49 +75,6 @@ DEFINES: tuple[str, ...] = (
 DEFAULT_OPT = "-O2"
 SDK_CFLAGS: tuple[str, ...] = ("-O2", "-Wall", "-Wextra")
 
-# Options after which the compiler does not link.
-_NO_LINK_FLAGS = frozenset(
-    {"-c", "-E", "-S", "-M", "-MM", "-fsyntax-only", "-###", "--version", "--help"}
-)
-_NO_LINK_PREFIXES = ("-print-", "--print-")
-
-# Options whose value is the next argument (so that value is not an input file).
-_FLAGS_WITH_VALUE = frozenset(
-    {
-        "-o",
-        "-I",
-        "-D",
-        "-U",
-        "-L",
-        "-l",
-        "-x",
-        "-include",
-        "-imacros",
-        "-isystem",
-        "-idirafter",
-        "-iquote",
-        "-isysroot",
-        "-iprefix",
-        "-iwithprefix",
-        "-iwithprefixbefore",
-        "--sysroot",
-        "-MF",
-        "-MT",
-        "-MQ",
-        "-Xlinker",
-        "-Xclang",
-        "-Xpreprocessor",
-        "-Xassembler",
-        "-mllvm",
-        "-target",
-        "-arch",
-        "-z",
-        "-u",
-        "-e",
-        "-T",
-    }
-)
-
 
 class CompileError(subprocess.CalledProcessError):
     """A compiler run failed; ``stderr`` holds the compiler's diagnostics."""
@@ -118,6 +87,15 @@ class CompileError(subprocess.CalledProcessError):
         return f"{text}\n{err}" if err else text
 
 
+class ZigMissing(RuntimeError):
+    """The ``ziglang`` package (zig) is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "needs zig, which is not installed: pip install 'wassh[cc]' (or: pip install ziglang)"
+        )
+
+
 def _zig_cc() -> list[str]:
     # The ``zig`` binary inside the ``ziglang`` package, run directly: ``python -m
     # ziglang`` would cost a second interpreter start on every compile (configure
@@ -127,14 +105,14 @@ def _zig_cc() -> list[str]:
         zig = Path(spec.origin).parent / ("zig.exe" if os.name == "nt" else "zig")
         if zig.is_file():
             return [str(zig), "cc"]
-    return [sys.executable, "-m", "ziglang", "cc"]
+    raise ZigMissing
 
 
 def _zig_version() -> str:
     try:
         return metadata.version("ziglang")
-    except metadata.PackageNotFoundError:  # pragma: no cover - ziglang is a dependency
-        return "unknown"
+    except metadata.PackageNotFoundError:
+        raise ZigMissing from None
 
 
 def _sdk_sources() -> list[Path]:
@@ -156,9 +134,7 @@ def _sdk_hash() -> str:
 
 
 def _cache_root() -> Path:
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "wassh"
+    return Path(_wassh_cc.cache_root())
 
 
 def _compile_sdk_source(source: Path, out_dir: Path) -> None:
@@ -181,48 +157,77 @@ def _compile_sdk_source(source: Path, out_dir: Path) -> None:
         raise CompileError(proc.returncode, cmd, proc.stdout, proc.stderr)
 
 
-def sdk_objects() -> list[Path]:
-    """Return the SDK object files, compiling them into the cache if needed."""
-    final = _cache_root() / f"sdk-{_sdk_hash()}"
-    if not final.is_dir():
-        final.parent.mkdir(parents=True, exist_ok=True)
+def _build_sdk(final: Path) -> None:
+    """Compile the SDK into ``final``, once even when several builds start together."""
+    import fcntl
+
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another build may be doing it: wait for it
+        if final.is_dir():
+            return
+        # zig builds wasi-libc on its first use: tens of seconds without a word otherwise.
+        sys.stderr.write("wassh cc: building the guest SDK (first use, about a minute)...\n")
+        sys.stderr.flush()
+        started = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
         try:
             sources = _sdk_sources()
             with ThreadPoolExecutor(max_workers=max(1, min(len(sources), 8))) as pool:
                 for fut in [pool.submit(_compile_sdk_source, s, tmp) for s in sources]:
                     fut.result()
-            try:
-                tmp.rename(final)
-            except OSError:
-                if not final.is_dir():  # not a lost race: a real failure
-                    raise
+            tmp.rename(final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        took = time.monotonic() - started
+        sys.stderr.write(f"wassh cc: guest SDK built in {took:.1f} s\n")
+
+
+def sdk_objects() -> list[Path]:
+    """Return the SDK object files, compiling them into the cache if needed."""
+    final = _cache_root() / f"sdk-{_sdk_hash()}"
+    if not final.is_dir():
+        _build_sdk(final)
     return sorted(final.glob("*.o"))
 
 
-def _links(args: Sequence[str]) -> bool:
-    """Whether a compiler invocation with these arguments runs the linker."""
-    has_input = False
-    skip_next = False
-    for arg in args:
-        if skip_next:
-            skip_next = False
-            continue
-        if arg in _NO_LINK_FLAGS or arg.startswith(_NO_LINK_PREFIXES):
-            return False
-        if arg in _FLAGS_WITH_VALUE:
-            skip_next = True
-        elif arg == "-" or not arg.startswith("-"):
-            has_input = True  # a source/object file, or an @response file
-    return has_input
+def _prefix() -> list[str]:
+    """zig and the flags every call gets, before its own arguments."""
+    return [*_zig_cc(), *TARGET_FLAGS, *SJLJ_FLAGS, DEFAULT_OPT, *DEFINES, "-I", str(SDK_INCLUDE)]
+
+
+def refresh_record() -> tuple[list[str], list[str]]:
+    """Build the SDK if needed and record what the lean driver needs on later calls:
+    ``(compile prefix, SDK objects)``.
+
+    The signature is taken before the SDK is hashed: a source edited meanwhile
+    leaves a stale record, never a wrong one.
+    """
+    prefix = _prefix()
+    final = _cache_root() / f"sdk-{_sdk_hash()}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if not final.is_dir():
+        _build_sdk(final)
+    sig = _wassh_cc.signature(prefix[0], str(final))
+    objects = [str(p) for p in sorted(final.glob("*.o"))]
+    fields = [sig, *prefix, *objects]
+    if objects and not any("\n" in f or "\0" in f for f in fields):
+        text = "\n".join([_wassh_cc.RECORD_VERSION, sig, "\0".join(prefix), "\0".join(objects)])
+        record = Path(_wassh_cc.record_path())
+        tmp = record.with_name(f"{record.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, record)
+        except OSError:  # a read-only cache: every call takes this path, still correct
+            tmp.unlink(missing_ok=True)
+    return prefix, objects
 
 
 def build_command(args: Sequence[str]) -> list[str]:
-    """The full ``zig cc`` command line for ``wassh cc args...``."""
-    cmd = [*_zig_cc(), *TARGET_FLAGS, *SJLJ_FLAGS, DEFAULT_OPT, *DEFINES, "-I", str(SDK_INCLUDE)]
-    if _links(args):
+    """The full ``zig cc`` command line for ``wassh cc args...`` (the arguments as
+    given: no runnable-program header, stripping or library rewriting)."""
+    cmd = _prefix()
+    if _wassh_cc.Plan(list(args)).links:
         cmd.extend(str(obj) for obj in sdk_objects())
     cmd.extend(args)
     return cmd
@@ -241,17 +246,8 @@ def compile_c(sources: list[Path], output: Path, extra_args: Sequence[str] = ())
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``wassh cc``: returns zig's exit code."""
-    try:
-        cmd = build_command(argv)
-    except CompileError as exc:
-        sys.stderr.write("wassh cc: building the guest SDK failed\n")
-        sys.stderr.write(exc.stderr or "")
-        return exc.returncode or 1
-    if os.name == "posix":
-        sys.stdout.flush()
-        os.execv(cmd[0], cmd)  # no second process: build systems call this a lot
-    return subprocess.run(cmd, check=False).returncode
+    """Entry point of ``wassh cc`` (see ``_wassh_cc``): zig's exit status."""
+    return _wassh_cc.main(argv)
 
 
 if __name__ == "__main__":

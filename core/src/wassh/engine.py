@@ -68,6 +68,12 @@ def load_module(path: str | os.PathLike[str], use_cache: bool = True) -> wasmtim
     """Compile a module, or load its compiled form from the cache (Cranelift is slow)."""
     engine = get_engine()
     data = Path(path).read_bytes()
+    if data.startswith(b"#!"):
+        # A runnable program from wassh cc: shell text, then the module at the first
+        # "\0asm" (the format: _wassh_cc.launcher_header). The cache keys on the module.
+        at = data.find(b"\0asm")
+        if at >= 0:
+            data = data[at:]
     if not use_cache:
         return wasmtime.Module(engine, data)
     digest = blake2b(data, digest_size=32)
