@@ -1,7 +1,8 @@
-"""Build SSH clients for wassh from Debian's source packages, reproducibly.
+"""Build real network programs for wassh from Debian's source packages, reproducibly.
 
     python guests/debbuild.py openssh     # -> ssh.wasm
     python guests/debbuild.py dropbear    # -> dbclient.wasm, dropbearconvert.wasm
+    python guests/debbuild.py curl        # -> curl.wasm (also: wget, redis-cli, netcat)
     python guests/debbuild.py all
 
 Each recipe:
@@ -15,14 +16,19 @@ Each recipe:
    tampered or truncated download fails here;
 3. configures it with ``wassh cc`` as the compiler (the guest SDK is in place at
    configure time, so configure finds getaddrinfo, sigaction, getpass, ...) and
-   the flags below; no source patches;
-4. builds the programs and copies them into the cache,
+   the flags below; no source patches. A package without a configure script
+   (a plain Makefile) gets the compiler and its settings as make variables;
+4. builds the programs (make in the recipe's directory, with its targets and
+   variables) and copies them into the cache,
    ``$XDG_CACHE_HOME/wassh/guests/<program>-<debian version>-<key>.wasm``, where
    the key covers the SDK, the zig version and the flags, so an SDK change
    rebuilds and an unchanged one reuses.
 
-The source trees live in ``guests/build/`` (not committed). The last line printed
-for each program is its path. Building needs root only for step 1 on a machine
+Every step that takes more than a few seconds prints a line when it starts, a
+heartbeat every 15 s (time so far, and configure checks or compiles done) and its
+time when it ends, on stderr. The source trees live in ``guests/build/`` (not
+committed), with ``configure.log`` and ``make.log`` beside each tree. The last
+line printed for each program is its path. Building needs root only for step 1 on a machine
 without ``deb-src`` entries.
 """
 
@@ -50,21 +56,41 @@ DEB_SRC_FILE = SOURCES_DIR / "wassh-deb-src.sources"
 
 @dataclass(frozen=True)
 class Recipe:
+    """How one Debian source package becomes .wasm programs.
+
+    ``programs`` maps each program's name (its .wasm in the cache) to its path in
+    the built tree. ``configure`` is None for a package built by its Makefile
+    alone. ``make`` lists make's runs, each its arguments (``-C dir``, targets);
+    by default one run whose targets are the programs' paths. ``make_vars`` are
+    command-line variables for every run, where ``{CC}``, ``{AR}``,
+    ``{RANLIB}``, ``{CFLAGS}`` and ``{LDFLAGS}`` stand for the toolchain and the
+    build flags.
+    """
+
     package: str  # Debian source package
-    programs: tuple[str, ...]  # make targets, each a .wasm in the cache
-    configure: tuple[str, ...]
-    touch_configure: bool = False  # Debian's patches leave configure.ac newer
+    programs: tuple[tuple[str, str], ...]  # (name, path in the tree)
+    configure: tuple[str, ...] | None
+    cflags: tuple[str, ...] = ()  # added to CFLAGS
+    make: tuple[tuple[str, ...], ...] = ()
+    make_vars: tuple[str, ...] = ()
+    touch_autotools: bool = False  # Debian's patches leave configure.ac newer
+
+
+def _same(*names: str) -> tuple[tuple[str, str], ...]:
+    return tuple((n, n) for n in names)
 
 
 COMMON = ("--host=wasm32-unknown-wasi", "--build=x86_64-pc-linux-gnu")
 # -s: no debug info (a quarter of the size, and a faster first compile at start-up)
-BUILD_FLAGS = ["CFLAGS=-O2", "LDFLAGS=-s"]
+CFLAGS = "-O2"
+LDFLAGS = "-s"
+BUILD_FLAGS = [f"CFLAGS={CFLAGS}", f"LDFLAGS={LDFLAGS}"]
 
 RECIPES = {
     "openssh": Recipe(
         package="openssh",
-        programs=("ssh",),
-        touch_configure=True,
+        programs=_same("ssh"),
+        touch_autotools=True,
         configure=(
             *COMMON,
             "--without-openssl",
@@ -92,7 +118,7 @@ RECIPES = {
     ),
     "dropbear": Recipe(
         package="dropbear",
-        programs=("dbclient", "dropbearconvert"),
+        programs=_same("dbclient", "dropbearconvert"),
         configure=(
             *COMMON,
             "--disable-zlib",
@@ -109,6 +135,108 @@ RECIPES = {
             "--disable-openpty",
             "--disable-harden",
             "--enable-bundled-libtom",
+        ),
+    ),
+    "curl": Recipe(
+        package="curl",
+        programs=(("curl", "src/curl"),),
+        make=(("-C", "lib"), ("-C", "src", "curl")),
+        touch_autotools=True,
+        configure=(
+            *COMMON,
+            # HTTP, FTP, and the rest of curl's own protocols over plain TCP
+            "--without-ssl",
+            "--disable-shared",
+            # no libraries beyond the SDK's libc
+            "--without-zlib",
+            "--without-brotli",
+            "--without-zstd",
+            "--without-libpsl",
+            "--without-libidn2",
+            "--without-nghttp2",
+            "--without-libssh2",
+            "--without-librtmp",
+            "--without-gssapi",
+            "--disable-ldap",
+            "--disable-ldaps",
+            # the resolver runs in line (a guest has no threads)
+            "--disable-threaded-resolver",
+            # ntlm_wb starts a helper program
+            "--disable-ntlm-wb",
+            "--disable-manual",
+        ),
+    ),
+    "redis": Recipe(
+        package="redis",
+        programs=(("redis-cli", "src/redis-cli"),),
+        configure=None,
+        make=(("-C", "src", "redis-cli"),),
+        # hiredis and anet set send/receive timeouts when asked for them; redis-cli
+        # does only with --timeout-style options. The SDK has no SO_RCVTIMEO or
+        # SO_SNDTIMEO yet: the numbers are Linux's and the host refuses them.
+        cflags=("-DSO_RCVTIMEO=20", "-DSO_SNDTIMEO=21"),
+        make_vars=(
+            "CC={CC}",
+            "AR={AR}",
+            "RANLIB={RANLIB}",
+            "CFLAGS={CFLAGS}",
+            "LDFLAGS={LDFLAGS}",
+            "OPT=",
+            "DEBUG=",
+            # not Linux: no jemalloc, no -ldl/-lrt specifics, no systemd
+            "uname_S=WASI",
+            "uname_M=wasm32",
+            "MALLOC=libc",
+            "BUILD_TLS=no",
+            "USE_SYSTEMD=no",
+            # the client needs neither Lua nor jemalloc
+            "DEPENDENCY_TARGETS=hiredis linenoise hdr_histogram",
+        ),
+    ),
+    "wget": Recipe(
+        package="wget",
+        programs=(("wget", "src/wget"),),
+        touch_autotools=True,
+        configure=(
+            *COMMON,
+            # plain HTTP and FTP
+            "--with-ssl=no",
+            # no libraries beyond the SDK's libc
+            "--without-libpsl",
+            "--without-zlib",
+            "--without-libuuid",
+            "--without-metalink",
+            "--without-cares",
+            "--disable-iri",
+            "--disable-pcre",
+            "--disable-pcre2",
+            "--disable-nls",
+            "--disable-xattr",
+            "--disable-opie",
+            "--disable-ntlm",
+            # a guest has no threads
+            "--disable-threads",
+        ),
+    ),
+    "netcat": Recipe(
+        package="netcat",
+        programs=(("nc", "nc"),),
+        configure=None,
+        make=(("linux",),),
+        # The 1996 source has K&R-style calls and implicit ints that gcc 12 (Debian's
+        # compiler) warns about and clang refuses unless told they are warnings.
+        cflags=(
+            "-Wno-error=int-conversion",
+            "-Wno-error=implicit-int",
+            "-Wno-error=implicit-function-declaration",
+        ),
+        make_vars=(
+            "CC={CC} {CFLAGS}",
+            "LDFLAGS={LDFLAGS}",
+            "STATIC=",
+            # Debian's flags (debian/rules) but GAPING_SECURITY_HOLE: -e runs a
+            # program with the socket as its stdio, which needs fork and dup2
+            'DFLAGS=-DLINUX -DTELNET -DIP_TOS -DDEBIAN_VERSION=\\"1.10-47\\"',
         ),
     ),
 }
@@ -134,6 +262,49 @@ def run(cmd: list[str], cwd: Path | None = None, logfile: Path | None = None) ->
         where = f" (full log: {logfile})" if logfile else ""
         raise BuildError(f"{' '.join(cmd[:3])}... failed with {proc.returncode}{where}\n{tail}")
     return proc.stdout
+
+
+HEARTBEAT_S = 15.0
+# What a heartbeat counts in a step's log: configure's checks, the compiler's runs.
+_CHECKS = re.compile(r"^checking ", re.M)
+_COMPILES = re.compile(r"(?:^|\s)-c(?:\s|$)|^\s*CC\s", re.M)
+
+
+def run_step(
+    label: str,
+    cmd: list[str],
+    cwd: Path,
+    logfile: Path,
+    counts: tuple[re.Pattern[str], str] | None = None,
+) -> float:
+    """Run one long build step with its output in ``logfile``; returns its seconds.
+
+    Prints a line when it starts, a heartbeat every ``HEARTBEAT_S`` (the time so
+    far and, with ``counts``, how many log lines match, e.g. "212 checks") and
+    its time when done. On failure raises BuildError with the end of the log.
+    """
+    log(f"{label} ...")
+    t0 = time.monotonic()
+    with open(logfile, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=HEARTBEAT_S)
+                break
+            except subprocess.TimeoutExpired:
+                note = ""
+                if counts is not None:
+                    pattern, noun = counts
+                    text = logfile.read_text(errors="replace")
+                    note = f", {len(pattern.findall(text))} {noun}"
+                log(f"{label}: {time.monotonic() - t0:.0f} s{note}")
+    seconds = time.monotonic() - t0
+    if proc.returncode != 0:
+        lines = logfile.read_text(errors="replace").splitlines()
+        tail = "\n".join(lines[-40:])
+        raise BuildError(f"{label} failed with {proc.returncode} (full log: {logfile})\n{tail}")
+    log(f"{label}: done in {seconds:.1f} s")
+    return seconds
 
 
 def cache_dir() -> Path:
@@ -228,8 +399,12 @@ def fetch(package: str, version: str, key: str) -> Path:
     pkg_dir.mkdir(parents=True, exist_ok=True)
     dsc = pkg_dir / f"{package}_{re.sub(r'^[0-9]+:', '', version)}.dsc"
     if not dsc.is_file():
-        log(f"apt-get source {package} ({version})")
-        run(["apt-get", "source", "--download-only", package], cwd=pkg_dir)
+        run_step(
+            f"apt-get source {package} ({version})",
+            ["apt-get", "source", "--download-only", package],
+            cwd=pkg_dir,
+            logfile=pkg_dir / "apt-get-source.log",
+        )
         if not dsc.is_file():
             raise BuildError(f"apt-get source did not fetch {dsc.name}")
     tree = pkg_dir / key / "src"
@@ -293,7 +468,7 @@ def outputs(name: str, version: str) -> dict[str, Path]:
     recipe = RECIPES[name]
     key = build_key(recipe)
     ver = re.sub(r"[^A-Za-z0-9.+~-]", "_", version)
-    return {p: cache_dir() / f"{p}-{ver}-{key}.wasm" for p in recipe.programs}
+    return {p: cache_dir() / f"{p}-{ver}-{key}.wasm" for p, _ in recipe.programs}
 
 
 @contextmanager
@@ -308,39 +483,116 @@ def _lock(name: str) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Generated by autoconf/automake, oldest first: touched in this order they are all
+# newer than the inputs Debian's patches changed, so make never reruns autotools.
+_AUTOTOOLS_OUTPUTS = ("aclocal.m4", "configure", "config.h.in", "Makefile.in")
+
+
+def _touch_autotools(tree: Path) -> None:
+    for name in _AUTOTOOLS_OUTPUTS:
+        for path in sorted(tree.rglob(name)):
+            path.touch()
+
+
+def _configure(recipe: Recipe, tree: Path, tools: dict[str, str], logfile: Path) -> float:
+    assert recipe.configure is not None
+    cflags = " ".join((CFLAGS, *recipe.cflags))
+    settings = [f"{k}={v}" for k, v in tools.items()]
+    settings += [f"CFLAGS={cflags}", f"LDFLAGS={LDFLAGS}"]
+    return run_step(
+        f"configure {recipe.package}",
+        ["./configure", *recipe.configure, *settings],
+        cwd=tree,
+        logfile=logfile,
+        counts=(_CHECKS, "checks"),
+    )
+
+
+def _make(recipe: Recipe, tree: Path, tools: dict[str, str], jobs: int, logs: Path) -> float:
+    values = {**tools, "CFLAGS": " ".join((CFLAGS, *recipe.cflags)), "LDFLAGS": LDFLAGS}
+    variables = [v.format(**values) for v in recipe.make_vars]
+    runs = recipe.make or (tuple(path for _, path in recipe.programs),)
+    seconds = 0.0
+    for i, args in enumerate(runs):
+        seconds += run_step(
+            f"make {recipe.package} {' '.join(args)}".rstrip(),
+            ["make", f"-j{jobs}", *args, *variables],
+            cwd=tree,
+            logfile=logs / f"make{i or ''}.log",
+            counts=(_COMPILES, "compiles"),
+        )
+    return seconds
+
+
+class SdkChanged(BuildError):
+    pass
+
+
+def _check_toolchain(tools: dict[str, str], work: Path) -> None:
+    """Compile and link an empty program first: a guest SDK that does not build
+    fails here with the compiler's message, not as features configure quietly
+    finds missing."""
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / "probe.c"
+    src.write_text("int main(void) { return 0; }\n")
+    proc = subprocess.run(
+        [tools["CC"], "-o", str(work / "probe.wasm"), str(src)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
+        raise BuildError(f"wassh cc cannot build an empty program:\n{tail}")
+
+
 def build(name: str, *, force: bool = False, jobs: int | None = None) -> dict[str, Path]:
-    """Build (or reuse) the recipe's programs; returns {program: cached .wasm}."""
+    """Build (or reuse) the recipe's programs; returns {program: cached .wasm}.
+
+    A build during which the guest SDK's sources change starts again (configure
+    may have probed a half-edited SDK); the cache key names the SDK it was built
+    with.
+    """
+    for _ in range(3):
+        try:
+            return _build_once(name, force=force, jobs=jobs)
+        except SdkChanged:
+            log(f"{name}: the guest SDK changed during the build; starting again")
+    raise BuildError(f"{name}: the guest SDK kept changing during the build")
+
+
+def _build_once(name: str, *, force: bool, jobs: int | None) -> dict[str, Path]:
     recipe = RECIPES[name]
     ensure_sources(recipe.package)
     version = source_version(recipe.package)
+    key = build_key(recipe)
     wanted = outputs(name, version)
     with _lock(name):
         if not force and all(p.is_file() for p in wanted.values()):
             return wanted
         t0 = time.monotonic()
-        tree = fetch(recipe.package, version, build_key(recipe))
+        tree = fetch(recipe.package, version, key)
         tools = _toolchain(tree.parent / "bin")
-        if recipe.touch_configure:
-            (tree / "configure").touch()
+        _check_toolchain(tools, tree.parent / "probe")
+        if recipe.touch_autotools:
+            _touch_autotools(tree)
         logs = tree.parent
-        log(f"configure {recipe.package} {version}")
-        t1 = time.monotonic()
-        settings = [f"{k}={v}" for k, v in tools.items()]
-        settings += BUILD_FLAGS
-        run(["./configure", *recipe.configure, *settings], cwd=tree, logfile=logs / "configure.log")
-        t2 = time.monotonic()
-        jobs = jobs or os.cpu_count() or 2
-        log(f"make -j{jobs} {' '.join(recipe.programs)}")
-        run(["make", f"-j{jobs}", *recipe.programs], cwd=tree, logfile=logs / "make.log")
-        t3 = time.monotonic()
-        for program, dest in wanted.items():
+        fetched = time.monotonic() - t0
+        configured = 0.0
+        if recipe.configure is not None:
+            configured = _configure(recipe, tree, tools, logs / "configure.log")
+        made = _make(recipe, tree, tools, jobs or os.cpu_count() or 2, logs)
+        if build_key(recipe) != key:
+            raise SdkChanged(name)
+        for program, path in recipe.programs:
+            dest = wanted[program]
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(".tmp")
-            shutil.copyfile(tree / program, tmp)
+            shutil.copyfile(tree / path, tmp)
             os.replace(tmp, dest)
         log(
-            f"{recipe.package} {version}: fetch {t1 - t0:.0f}s, configure {t2 - t1:.0f}s, "
-            f"make {t3 - t2:.0f}s"
+            f"{recipe.package} {version}: fetch {fetched:.0f} s, configure {configured:.0f} s, "
+            f"make {made:.0f} s"
         )
         return wanted
 
