@@ -46,6 +46,10 @@ def _parse_kv(values: Sequence[str], what: str) -> dict[str, list[str]]:
     return out
 
 
+def _is_file(path: str) -> bool:
+    return os.path.isfile(path)
+
+
 def _size(text: str) -> int:
     """``65536``, ``64K``, ``256M``, ``1G`` -> bytes (argparse turns errors into one line)."""
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -93,6 +97,15 @@ def _build_parser(
         default=[],
         metavar="NAME=ADDRESS",
         help="map a name to an address for name resolution",
+    )
+    run.add_argument(
+        "--program",
+        dest="programs",
+        action="append",
+        default=[],
+        metavar="NAME=PATH.wasm",
+        help="a program the guest may start (posix_spawn, fork + exec, sh -c) by NAME; "
+        "the guest's own module is there under its file name",
     )
     run.add_argument("--trace", action="store_true", help="log each host call to stderr")
     run.add_argument(
@@ -231,6 +244,13 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
         _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
+    programs: dict[str, str] = {}
+    for name, paths in _parse_kv(ns.programs, "--program").items():
+        if "/" in name:
+            _fail(f"bad --program {name}={paths[-1]}: NAME is a program name, without '/'")
+        if not _is_file(paths[-1]):
+            _fail(f"--program {name}={paths[-1]}: no such file")
+        programs[name] = paths[-1]
     config = _transport_config(ns)
     events = None
     if ns.events:
@@ -254,6 +274,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             trace=ns.trace,
             max_memory=ns.max_memory,
             events=events,
+            programs=programs,
         )
     except KeyboardInterrupt:  # Ctrl-C while plugins load: no guest ran yet
         return 130

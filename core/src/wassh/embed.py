@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
@@ -13,6 +13,7 @@ import wasmtime
 from .engine import load_module
 from .plugins import TransportConfig, Transports, make_plugin_manager
 from .runtime import GuestCancelled, GuestConfig, Process, Stdin, Stdout
+from .spawn import ProgramMap
 
 if TYPE_CHECKING:
     from .events import EventSink
@@ -45,12 +46,15 @@ def prepare(
     trio_token: Any = None,
     events: EventSink | None = None,
     settings: Mapping[str, Mapping[str, object]] | None = None,
+    programs: Mapping[str, str | os.PathLike[str] | wasmtime.Module] | None = None,
 ) -> Process:
     """Build a guest process without running it (``Process.run`` runs it).
 
     ``settings`` gives plugins their own settings by plugin name (as
     ``TransportConfig.settings``); ``events`` receives the sockets' events
-    (``wassh.events``) on the guest thread.
+    (``wassh.events``) on the guest thread. ``programs`` maps names to the
+    modules (or .wasm paths) the guest may start with ``posix_spawn`` or
+    ``fork`` + ``exec``; the guest's own module is there under its file name.
     """
     module = wasm if isinstance(wasm, wasmtime.Module) else load_module(wasm)
     if argv is None:
@@ -69,6 +73,11 @@ def prepare(
         tconfig.hosts[name] = [addrs] if isinstance(addrs, str) else list(addrs)
     pm = make_plugin_manager(entry_points=entry_points, plugins=plugins, block=block)
     transports = Transports(pm, tconfig)
+
+    def child_transports() -> Transports:
+        fresh = make_plugin_manager(entry_points=entry_points, plugins=plugins, block=block)
+        return Transports(fresh, tconfig)
+
     guest = GuestConfig(
         argv=list(argv),
         env=dict(env or {}),
@@ -80,7 +89,18 @@ def prepare(
         dev=dev,
         max_memory=max_memory,
     )
-    return Process(module, guest, transports, trio_token=trio_token, events=events)
+    proc = Process(module, guest, transports, trio_token=trio_token, events=events)
+    program_map = ProgramMap(programs)
+    # The guest's own module under its own name: ssh starting ``ssh -W`` runs itself.
+    names = [PurePosixPath(argv[0]).name if argv else ""]
+    if not isinstance(wasm, wasmtime.Module):
+        names.append(Path(wasm).name)
+    for own in names:
+        for name in (own, own.removesuffix(".wasm")):
+            if name:
+                program_map.add(name, module)
+    proc.children.configure(program_map, child_transports)
+    return proc
 
 
 async def run(

@@ -29,6 +29,7 @@ from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
 from .engine import EpochGuard, get_engine
 from .fastpath import FastPath
+from .host.children import Children
 from .host.fdtable import FdTable
 from .host.files import dev_preopen, open_preopen
 from .host.objects import OpenObject
@@ -154,6 +155,9 @@ class Process:
         self.fast: FastPath | None = None
         self.exit_code: int | None = None
         self._transports_stopped = False
+        # Programs this guest started (posix_spawn, fork + exec); none may start
+        # unless the embedder configured a program map (prepare does).
+        self.children = Children(self)
 
     # -- the trio loop, for plugins ---------------------------------------------------
     @property
@@ -166,6 +170,10 @@ class Process:
     @property
     def trio_token(self) -> Any:
         return self.portal.token
+
+    def share_loop(self, parent: Process) -> None:
+        """A child's plugins use its parent's trio loop."""
+        self._portal = parent._portal
 
     def attach_loop(self, token: Any, nursery: Any) -> None:
         """Called by ``run_process``: plugins' tasks go to the embedder's nursery."""
@@ -369,7 +377,7 @@ class Process:
                 self.call("_start")
                 code = 0
             except GuestExit as exit_:
-                code = exit_.code
+                code = self.children.exit_status(exit_.code)
             except GuestKilled as killed:
                 code = killed.status
             except GuestTerminated:  # a signal handler's, just outside the guest call
@@ -392,6 +400,7 @@ class Process:
                 if calls
             )
             log.debug("host calls served in C: %s", served or "none")
+        self.children.stop()
         self.terminals.restore()
         self.fds.close_all()
         self.sockets.close_all()

@@ -14,6 +14,7 @@ from ..host.pipe import make_pipe
 from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
 from ..host.tty import WIRE as TTY_WIRE
 from ..policy import parse_address
+from ..spawn_request import SPAWN_FORKED, WNOHANG, decode_spawn_request, hand_over
 from .errno import Errno, WasiError
 
 if TYPE_CHECKING:
@@ -105,6 +106,10 @@ class WasshCalls:
             d(module, "readpassphrase", "iiiii", self.readpassphrase)
         table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
         table.define(WASSH, "fd_pipe", "i", self.fd_pipe)
+        table.define(WASSH, "proc_spawn", "ii", self.proc_spawn)
+        table.define(WASSH, "proc_wait", "iiii", self.proc_wait)
+        table.define(WASSH, "proc_kill", "ii", self.proc_kill)
+        table.define(WASSH, "proc_forking", "i", self.proc_forking)
         table.define(WASSH, "tty_get_attr", "ii", self.tty_get_attr)
         table.define(WASSH, "tty_set_attr", "iii", self.tty_set_attr)
 
@@ -336,6 +341,42 @@ class WasshCalls:
             raise
         self.mem.set_u32(out, rfd)
         self.mem.set_u32(out + 4, wfd)
+        return 0
+
+    # -- other programs (wassh.host.children) ------------------------------------------
+    def proc_spawn(self, req: int, pid_out: int) -> int:
+        mem = self.mem
+        mem.check(pid_out, 4)
+        request = decode_spawn_request(mem, req)
+        handover = hand_over(self.proc, request.fds)
+        pid = self.proc.children.spawn(
+            request.path,
+            request.argv,
+            request.env,
+            handover,
+            forked=bool(request.flags & SPAWN_FORKED),
+        )
+        mem.set_u32(pid_out, pid)
+        return 0
+
+    def proc_wait(self, pid: int, options: int, status_out: int, pid_out: int) -> int:
+        self.mem.check(status_out, 4)
+        self.mem.check(pid_out, 4)
+        if pid >= 1 << 31:
+            pid -= 1 << 32
+        if options & ~WNOHANG:
+            raise WasiError(Errno.EINVAL)
+        found, status = self.proc.children.wait(pid, bool(options & WNOHANG))
+        self.mem.set_u32(status_out, status)
+        self.mem.set_u32(pid_out, found)
+        return 0
+
+    def proc_kill(self, pid: int, signum: int) -> int:
+        self.proc.children.kill(pid, signum)
+        return 0
+
+    def proc_forking(self, on: int) -> int:
+        self.proc.children.forking = bool(on)
         return 0
 
     def tty_get_attr(self, fd: int, out: int) -> int:

@@ -35,14 +35,15 @@ class FdTable:
     def lookup(self, fd: int) -> OpenObject | None:
         return self._slots.get(fd)
 
-    def _lowest_free(self) -> int:
-        for fd in range(FD_LIMIT):
+    def _lowest_free(self, lowest: int = 0) -> int:
+        for fd in range(lowest, FD_LIMIT):
             if fd not in self._slots:
                 return fd
         raise WasiError(Errno.EMFILE, "descriptor table full")
 
-    def add(self, obj: OpenObject) -> int:
-        fd = self._lowest_free()
+    def add(self, obj: OpenObject, lowest: int = 0) -> int:
+        """Install ``obj`` at the lowest free number (from ``lowest``)."""
+        fd = self._lowest_free(lowest)
         if self.on_change is not None:
             self.on_change(fd)
         self._slots[fd] = obj
@@ -60,6 +61,15 @@ class FdTable:
         obj.refs -= 1
         if obj.refs == 0:
             obj.close()
+
+    def place(self, fd: int, obj: OpenObject) -> None:
+        """Install ``obj`` at a free ``fd`` (a child's handed-over descriptors)."""
+        if fd in self._slots or not 0 <= fd < FD_LIMIT:
+            raise WasiError(Errno.EBADF, f"fd {fd} is taken or out of range")
+        if self.on_change is not None:
+            self.on_change(fd)
+        self._slots[fd] = obj
+        obj.refs += 1
 
     def dup(self, fd: int) -> int:
         return self.add(self.get(fd))

@@ -1,7 +1,17 @@
 /* wassh SDK: the POSIX process, descriptor and identity calls wasi-libc leaves
  * out. pipe() and dup() are real (host calls); the user database has one user
- * (see <pwd.h>); fork() and the exec family fail with ENOSYS; process groups
- * and sessions are answered for a single process that leads its own. */
+ * (see <pwd.h>); process groups and sessions are answered for a process that
+ * leads its own.
+ *
+ * The exec family starts another wasm program under the same host (see
+ * <spawn.h>). After fork() or vfork() the child may only prepare and exec, as
+ * a ProxyCommand does: fork() returns 0 first, and until exec the "child"
+ * runs in the parent with close(), dup2(), dup() and closefrom() recorded,
+ * not applied, and signal dispositions and mask restored afterwards; exec
+ * starts the program with those descriptors and fork() returns a second time,
+ * in the parent, with the child's pid. A failed exec gives a child that exits
+ * with 127. A child that does anything else before exec (exits, forks again,
+ * opens a socket) is not supported: the host says so on one line. */
 #ifndef __WASSH_UNISTD_H
 #define __WASSH_UNISTD_H
 #pragma GCC system_header
@@ -20,6 +30,15 @@ int dup3(int, int, int);
 
 pid_t fork(void);
 pid_t vfork(void);
+#if defined(__wasm_exception_handling__)
+/* fork() must call setjmp() in the caller's own frame: exec longjmp()s back
+ * to it, which is how fork() returns in the parent. */
+#include <setjmp.h>
+jmp_buf *__wassh_fork_begin(void);
+pid_t __wassh_fork_end(int);
+#define fork() __wassh_fork_end(setjmp(*__wassh_fork_begin()))
+#define vfork() fork()
+#endif
 int execve(const char *, char *const[], char *const[]);
 int execv(const char *, char *const[]);
 int execle(const char *, const char *, ...);

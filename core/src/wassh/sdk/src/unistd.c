@@ -1,8 +1,9 @@
 /* wassh SDK: descriptors, processes and identities.
  *
- * pipe() and dup() are host calls. There is one process: it leads its own
- * session and process group, fork() and exec fail with ENOSYS, and wait()
- * finds no children. The identity is one synthetic user (see pwd.c): set*id()
+ * pipe() and dup() are host calls; between fork() and exec, dup(), dup2() and
+ * closefrom() are recorded for the child instead (spawn.c, which also starts,
+ * waits for and signals other programs). The process leads its own session
+ * and process group. The identity is one synthetic user (see pwd.c): set*id()
  * succeed only when they change nothing. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,6 +25,12 @@ static int fail(int err) {
     errno = err;
     return -1;
 }
+
+/* spawn.c: the child-to-be's descriptors between fork() and exec. */
+int __wassh_forking(void);
+int __wassh_fork_dup(int);
+int __wassh_fork_dup2(int, int);
+void __wassh_fork_closefrom(int);
 
 /* -- descriptors ---------------------------------------------------------- */
 
@@ -49,6 +56,8 @@ int pipe2(int fds[2], int flags) {
 int pipe(int fds[2]) { return pipe2(fds, 0); }
 
 int dup(int fd) {
+    if (__wassh_forking())
+        return __wassh_fork_dup(fd);
     int32_t out;
     int32_t err = __wassh_fd_dup(fd, &out);
     return err ? fail(err) : out;
@@ -57,6 +66,8 @@ int dup(int fd) {
 int dup2(int fd, int newfd) {
     if (newfd < 0)
         return fail(EBADF);
+    if (__wassh_forking())
+        return __wassh_fork_dup2(fd, newfd);
     int32_t err = __wassh_fd_dup2(fd, newfd);
     return err ? fail(err) : newfd;
 }
@@ -74,6 +85,10 @@ static int is_preopen(int fd) {
 }
 
 void closefrom(int lowfd) {
+    if (__wassh_forking()) {
+        __wassh_fork_closefrom(lowfd);
+        return;
+    }
     if (lowfd < 0)
         lowfd = 0;
     for (int fd = lowfd; fd < WASSH_FD_LIMIT; fd++) {
@@ -86,71 +101,9 @@ int getdtablesize(void) { return WASSH_FD_LIMIT; }
 
 /* -- processes ------------------------------------------------------------ */
 
-pid_t fork(void) { return fail(ENOSYS); }
-pid_t vfork(void) { return fail(ENOSYS); }
-int execve(const char *p, char *const a[], char *const e[]) {
-    (void)p, (void)a, (void)e;
-    return fail(ENOSYS);
-}
-int execv(const char *p, char *const a[]) {
-    (void)p, (void)a;
-    return fail(ENOSYS);
-}
-int execvp(const char *p, char *const a[]) {
-    (void)p, (void)a;
-    return fail(ENOSYS);
-}
-int execvpe(const char *p, char *const a[], char *const e[]) {
-    (void)p, (void)a, (void)e;
-    return fail(ENOSYS);
-}
-int fexecve(int fd, char *const a[], char *const e[]) {
-    (void)fd, (void)a, (void)e;
-    return fail(ENOSYS);
-}
-int execl(const char *p, const char *a, ...) {
-    (void)p, (void)a;
-    return fail(ENOSYS);
-}
-int execle(const char *p, const char *a, ...) {
-    (void)p, (void)a;
-    return fail(ENOSYS);
-}
-int execlp(const char *p, const char *a, ...) {
-    (void)p, (void)a;
-    return fail(ENOSYS);
-}
 int daemon(int nochdir, int noclose) {
     (void)nochdir, (void)noclose;
-    return fail(ENOSYS);
-}
-int system(const char *cmd) {
-    if (cmd == NULL)
-        return 0; /* no command processor */
-    return fail(ENOSYS);
-}
-FILE *popen(const char *cmd, const char *mode) {
-    (void)cmd, (void)mode;
-    errno = ENOSYS;
-    return NULL;
-}
-int pclose(FILE *f) {
-    (void)f;
-    return fail(ECHILD);
-}
-
-pid_t waitpid(pid_t pid, int *status, int options) {
-    (void)pid, (void)status, (void)options;
-    return fail(ECHILD);
-}
-pid_t wait(int *status) { return waitpid(-1, status, 0); }
-pid_t wait3(int *status, int options, struct rusage *ru) {
-    (void)ru;
-    return waitpid(-1, status, options);
-}
-pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru) {
-    (void)ru;
-    return waitpid(pid, status, options);
+    return fail(ENOSYS); /* it needs a fork() that continues without exec */
 }
 
 pid_t getppid(void) { return 1; }
