@@ -24,7 +24,7 @@ import pytest
 import wassh
 from guestbuild import build_guest
 from suitekit import GUESTS, EchoServer
-from wassh.signals import STATE, SignalAction, decide
+from wassh.signals import STATE, STATE_VERSION, SignalAction, decide
 
 WASSH = str(Path(sys.executable).parent / "wassh")
 # A signal must stop the guest "within a second"; this leaves room for a loaded
@@ -377,7 +377,7 @@ def test_cancel_still_raises_guest_cancelled(sigguest: Path) -> None:
 
 def test_decide() -> None:
     def state(caught: int = 0, ignored: int = 0, blocked: int = 0) -> bytes:
-        return STATE.pack(1, STATE.size, caught, ignored, blocked)
+        return STATE.pack(STATE_VERSION, STATE.size, caught, ignored, blocked, 0, 0)
 
     bit = 1 << (2 - 1)
     assert decide(2, None) is SignalAction.TERMINATED

@@ -67,6 +67,7 @@ enum {
 
 /* WASI errno numbers. */
 #define W_EAGAIN 6
+#define W_EINTR 27
 #define W_ECONNRESET 15
 #define W_EPIPE 64
 /* WASI constants. */
@@ -221,18 +222,6 @@ static void *call_python(Import *imp, void *args) {
     return trap;
 }
 
-/* Calls a host callable that answers True to go on; anything else traps. */
-static int call_host_bool(Runtime *rt, PyObject *fn, PyObject *arg) {
-    PyGILState_STATE gil = PyGILState_Ensure();
-    PyObject *r = arg ? PyObject_CallOneArg(fn, arg) : PyObject_CallNoArgs(fn);
-    int ok = 0;
-    if (r == NULL) keep_exception(rt);
-    else ok = r == Py_True;
-    Py_XDECREF(r);
-    PyGILState_Release(gil);
-    return ok;
-}
-
 /* What failed, for the host's `fail`. */
 enum { FAILED_RECV = 0, FAILED_SEND = 1, FAILED_ACCEPT = 2 };
 
@@ -263,13 +252,29 @@ static int interrupted(Runtime *rt) {
     return r < 0 ? -1 : 0;
 }
 
-/* The wake pipe fired while waiting: the host drains it, and raises if the guest
- * is being stopped. 0 to go on, -1 to trap. */
-static int woken(Runtime *rt) { return call_host_bool(rt, rt->on_wake, NULL) ? 0 : -1; }
+/* The wake pipe fired while waiting (or signals are queued): the host drains it,
+ * and raises if the guest is being stopped. 0 to go on, -1 to trap, 1 when a
+ * queued signal has a guest handler to run: the call fails with EINTR, and the
+ * SDK runs the handler once it has returned. */
+static int woken(Runtime *rt) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *r = PyObject_CallNoArgs(rt->on_wake);
+    int out = -1;
+    if (r == NULL) keep_exception(rt);
+    else out = r == Py_True ? 0 : 1;
+    Py_XDECREF(r);
+    PyGILState_Release(gil);
+    return out;
+}
 
-/* Block until `osfd` reports `events` (or trouble). 0 to retry the call, -1 to trap. */
+/* Block until `osfd` reports `events` (or trouble). 0 to retry the call, -1 to
+ * trap, 1 for EINTR. */
 static int wait_fd(Runtime *rt, int osfd, short events) {
     struct pollfd p[2] = {{osfd, events, 0}, {rt->wake_fd, POLLIN, 0}};
+    if (rt->signals != 0) {
+        int w = woken(rt);
+        if (w != 0) return w;
+    }
     for (;;) {
         int n = poll(p, 2, -1);
         if (n < 0) {
@@ -343,7 +348,9 @@ static int64_t sock_recv1(Runtime *rt, uint32_t fd, Entry *e, void *buf, size_t 
         }
         if (err == EAGAIN || err == EWOULDBLOCK) {
             if (nonblock) return -W_EAGAIN;
-            if (wait_fd(rt, osfd, POLLIN) < 0) return TRAPPED;
+            int w = wait_fd(rt, osfd, POLLIN);
+            if (w < 0) return TRAPPED;
+            if (w > 0) return -W_EINTR;
             continue;
         }
         int w = host_fail(rt, fd, FAILED_RECV, err);
@@ -371,7 +378,9 @@ static int64_t sock_send1(Runtime *rt, uint32_t fd, Entry *e, const uint8_t *buf
         }
         if (err == EAGAIN || err == EWOULDBLOCK) {
             if (nonblock) return sent ? (int64_t)sent : -W_EAGAIN;
-            if (wait_fd(rt, osfd, POLLOUT) < 0) return TRAPPED;
+            int w = wait_fd(rt, osfd, POLLOUT);
+            if (w < 0) return TRAPPED;
+            if (w > 0) return sent ? (int64_t)sent : -W_EINTR;
             continue;
         }
         if (sent) return (int64_t)sent;
@@ -386,6 +395,11 @@ static int64_t stream_read(Runtime *rt, uint32_t fd, Entry *e, struct iovec *iov
     if (count == 0) return 0;
     int osfd = e->osfd;
     if (!(e->flags & F_REGULAR) && e->kind == K_STREAM) {
+        if (rt->signals != 0 && !(e->flags & F_NONBLOCK)) {
+            int w = woken(rt);
+            if (w < 0) return TRAPPED;
+            if (w > 0) return -W_EINTR;
+        }
         for (;;) {
             struct pollfd p[2] = {{osfd, POLLIN, 0}, {rt->wake_fd, POLLIN, 0}};
             int n = poll(p, 2, (e->flags & F_NONBLOCK) ? 0 : -1);
@@ -393,7 +407,11 @@ static int64_t stream_read(Runtime *rt, uint32_t fd, Entry *e, struct iovec *iov
                 if (interrupted(rt) < 0) return TRAPPED;
                 continue;
             }
-            if (n > 0 && p[1].revents && woken(rt) < 0) return TRAPPED;
+            if (n > 0 && p[1].revents) {
+                int w = woken(rt);
+                if (w < 0) return TRAPPED;
+                if (w > 0 && !(e->flags & F_NONBLOCK)) return -W_EINTR;
+            }
             if (n > 0 && p[0].revents) break;
             if (e->flags & F_NONBLOCK) return -W_EAGAIN;
         }
@@ -435,7 +453,9 @@ static int64_t stream_write(Runtime *rt, uint32_t fd, Entry *e, struct iovec *io
             if (err == EAGAIN || err == EWOULDBLOCK) {
                 if (total) return total;
                 if (e->flags & F_NONBLOCK) return -W_EAGAIN;
-                if (wait_fd(rt, osfd, POLLOUT) < 0) return TRAPPED;
+                int w = wait_fd(rt, osfd, POLLOUT);
+                if (w < 0) return TRAPPED;
+                if (w > 0) return -W_EINTR;
                 continue;
             }
             if (err == EPIPE) return total ? total : -W_EPIPE;
@@ -592,7 +612,12 @@ static Outcome fast_accept(Import *imp, void *args, int preview1) {
                 set_result(args, W_EAGAIN);
                 return DONE;
             }
-            if (wait_fd(rt, osfd, POLLIN) < 0) return TRAP;
+            int w = wait_fd(rt, osfd, POLLIN);
+            if (w < 0) return TRAP;
+            if (w > 0) {
+                set_result(args, W_EINTR);
+                return DONE;
+            }
             continue;
         }
         int w = host_fail(rt, fd, FAILED_ACCEPT, err);

@@ -158,10 +158,13 @@ class FastPath:
         return int(to_errno(exc))
 
     def _on_wake(self) -> bool:
-        """The wake pipe fired while C waited: drained here. Raises ``GuestTerminated``
-        once the guest is being stopped (C unwinds the guest with it)."""
-        self._proc.waiter.drain()
-        return True
+        """The wake pipe fired (or signals are queued) while C waited: drained here.
+        Raises ``GuestTerminated`` once the guest is being stopped (C unwinds the
+        guest with it); False when a queued signal has a guest handler to run (the
+        call fails with EINTR)."""
+        waiter = self._proc.waiter
+        waiter.drain()
+        return not waiter.interrupted()
 
     # -- what the host tells -------------------------------------------------------------
     def forget_fd(self, fd: int) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import struct
 import sys
 import threading
 from collections.abc import Callable
@@ -35,11 +36,21 @@ from .host.files import dev_preopen, open_preopen
 from .host.objects import OpenObject
 from .host.sockets import SocketLayer
 from .host.stdio import BytesInput, CallbackOutput, HostStream
+from .host.timers import RealTimer
 from .host.tty import Terminals
 from .host.waiter import GuestTerminated, Waiter
 from .loop import LoopPortal, background_portal
 from .plugins import Transports
-from .signals import STATE, STATE_VERSION, SignalAction, decide, exit_status
+from .signals import (
+    QUEUED_OFFSET,
+    SIGALRM,
+    STATE,
+    STATE_VERSION,
+    SignalAction,
+    decide,
+    exit_status,
+    interrupts,
+)
 from .traps import GuestTrap
 
 if TYPE_CHECKING:
@@ -85,12 +96,7 @@ class GuestKilled(GuestCancelled):
         self.status = exit_status(signum)
 
 
-class _HandlerFault(BaseException):
-    """A trap inside a signal handler run from a host call: unwinds the outer call too."""
-
-    def __init__(self, trap: GuestTrap) -> None:
-        super().__init__(trap.reason)
-        self.trap = trap
+_QUEUED_WORD = struct.Struct("<I")
 
 
 def _stdin_object(spec: Stdin, waiter: Waiter) -> OpenObject:
@@ -133,6 +139,9 @@ class Process:
         if trio_token is not None:
             self._portal = LoopPortal(trio_token, None)
         self.waiter = Waiter()
+        self.waiter.interrupting = self._signal_interrupts
+        # ITIMER_REAL (alarm, setitimer): SIGALRM as the kernel would send it.
+        self.timer = RealTimer(lambda: self.send_signal(SIGALRM))
         self.fds = FdTable()
         self.preopen_fds: set[int] = set()
         self.memory: GuestMemory = None  # type: ignore[assignment]  # set in _instantiate
@@ -141,7 +150,6 @@ class Process:
         self._guard: EpochGuard | None = None
         # Re-entrant: a Python signal handler may send a signal from inside cancel().
         self._lock = threading.RLock()
-        self._signal_deliver: Any = None
         self._signal_state: int | None = None  # guest address of the SDK's signal table
         self.killed_by: int | None = None  # the signal whose default action stopped the guest
         # Set once the guest runs no more code (returned, exited, trapped or killed),
@@ -190,6 +198,7 @@ class Process:
     def queue_signal(self, signum: int) -> None:
         """Hand a signal to the guest's SDK, whatever its disposition (it decides)."""
         self.waiter.queue_signal(signum)
+        self._mark_queued(1)
 
     def send_signal(self, signum: int) -> SignalAction:
         """Send a signal as the kernel would to a native process; callable from any thread.
@@ -205,6 +214,7 @@ class Process:
         action = decide(signum, self._read_signal_state())
         if action is SignalAction.QUEUED:
             self.waiter.queue_signal(signum)
+            self._mark_queued(1)
         elif action is SignalAction.TERMINATED:
             with self._lock:
                 if self.killed_by is None:
@@ -219,6 +229,25 @@ class Process:
         if addr is None:
             return None
         return bytes(self.memory.view[addr : addr + STATE.size])
+
+    def _mark_queued(self, value: int) -> None:
+        # The word the SDK checks after each call it wraps (then it takes the
+        # signals); any thread. Set after queueing, cleared before taking: never
+        # left clear while a signal waits.
+        addr = self._signal_state
+        if addr is not None:
+            _QUEUED_WORD.pack_into(self.memory.view, addr + QUEUED_OFFSET, value)
+
+    def _signal_interrupts(self) -> bool:
+        return interrupts(tuple(self.waiter.signals), self._read_signal_state())
+
+    def take_signal(self) -> int:
+        """The next queued signal for the SDK to deliver (guest thread), or 0."""
+        self._mark_queued(0)
+        signum = self.waiter.take_signal()
+        if self.waiter.signals:
+            self._mark_queued(1)
+        return signum
 
     # -- guest thread ------------------------------------------------------------------
     def _setup_fds(self) -> None:
@@ -273,7 +302,6 @@ class Process:
         if self.fast is not None:
             self.fast.runtime.set_memory(base, self.memory.size)
         self._preview1.mem = self.memory
-        self._signal_deliver = exports.get("__wassh_signal_deliver")
         self._signal_state = self._find_signal_state(store, exports.get("__wassh_signal_state"))
         return instance
 
@@ -292,6 +320,8 @@ class Process:
             return None
         if version != STATE_VERSION or size < STATE.size:
             return None
+        if self.waiter.signals:  # queued before the guest started
+            _QUEUED_WORD.pack_into(self.memory.view, addr + QUEUED_OFFSET, 1)
         return int(addr)
 
     def window_size(self) -> tuple[int, int]:
@@ -308,25 +338,6 @@ class Process:
         if echo:
             return input(prompt)
         return getpass.getpass(prompt)
-
-    def deliver_signals(self, signals: list[int]) -> None:
-        """Run the guest's handlers, from inside a host call (poll_oneoff)."""
-        deliver = self._signal_deliver
-        if deliver is None or self._store is None:
-            return
-        for sig in signals:
-            try:
-                deliver(self._store, sig)
-            except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-                # The handler exited, was stopped or trapped: that ends the outer call
-                # too (a BaseException passes the host call's errno translation).
-                pending = self._unwind.pending
-                self._unwind.pending = None
-                if pending is not None:
-                    raise pending from None
-                if self.waiter.cancelled:
-                    raise GuestTerminated from None
-                raise _HandlerFault(GuestTrap.from_wasmtime(exc)) from None
 
     def instantiate(self) -> wasmtime.Instance:
         """Set up descriptors and instantiate the module (once); for ``call`` and ``run``."""
@@ -357,8 +368,6 @@ class Process:
                 raise GuestTrap.from_wasmtime(exc) from None
             if isinstance(pending, GuestTerminated):
                 raise self._stopped_error() from None
-            if isinstance(pending, _HandlerFault):
-                raise pending.trap from None
             raise pending from exc
 
     def _stopped_error(self) -> GuestCancelled:
@@ -401,6 +410,7 @@ class Process:
             )
             log.debug("host calls served in C: %s", served or "none")
         self.children.stop()
+        self.timer.close()
         self.terminals.restore()
         self.fds.close_all()
         self.sockets.close_all()

@@ -2,11 +2,17 @@
 
 A native process that receives SIGINT either runs its handler, ignores it, or
 dies of it (exit status 130 as the shell shows it). A guest is the same, except
-that its handlers only run when it polls (``__wassh_signal_deliver``): the host
-applies the default action itself, so that Ctrl-C stops a guest that computes
-and never polls. Which signals the guest catches, ignores or blocks, the SDK
-keeps in a small table the host reads from linear memory at any moment
-(``__wassh_signal_state``); a guest without it gets every default action.
+that its handlers run in the guest, never from inside a host call: the host
+queues the signal, a blocked host call fails with EINTR, and the SDK then takes
+the queued signals (``wassh.signal_take``) and runs the handlers, so a handler
+may ``siglongjmp`` out. The host applies the default action itself, so that
+Ctrl-C stops a guest that computes and never polls. Which signals the guest
+catches, ignores or blocks, the SDK keeps in a small table the host reads from
+linear memory at any moment (``__wassh_signal_state``); a guest without it gets
+every default action. The host writes one word of it: "signals are queued",
+which the SDK checks after each call it wraps, so a signal that arrives while
+the guest computes is handled at its next call, as Linux handles it on the
+return from the next system call.
 
 Numbers here are the guest's (musl's), whatever the host's are.
 """
@@ -21,6 +27,7 @@ SIGINT = 2
 SIGQUIT = 3
 SIGABRT = 6
 SIGKILL = 9
+SIGALRM = 14
 SIGTERM = 15
 SIGCHLD = 17
 SIGCONT = 18
@@ -37,10 +44,12 @@ IGNORED_BY_DEFAULT = frozenset(
     {SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU, SIGURG, SIGWINCH}
 )
 
-# struct __wassh_signal_state in the SDK's signal.c: version, size, then the
-# caught, ignored and blocked masks (bit n - 1 for signal n).
-STATE = struct.Struct("<IIQQQ")
-STATE_VERSION = 1
+# struct __wassh_signal_state in the SDK's signal.c: version, size, the caught,
+# ignored and blocked masks (bit n - 1 for signal n), then the word the host sets
+# while signals are queued (and a reserved word).
+STATE = struct.Struct("<IIQQQII")
+STATE_VERSION = 2
+QUEUED_OFFSET = 32
 
 
 class SignalAction(enum.Enum):
@@ -64,7 +73,7 @@ def decide(signum: int, state: bytes | None) -> SignalAction:
         return SignalAction.QUEUED
     if state is None or not 0 < signum <= 64:
         return SignalAction.TERMINATED
-    _version, _size, caught, ignored, blocked = STATE.unpack(state)
+    _version, _size, caught, ignored, blocked, _queued, _reserved = STATE.unpack(state)
     bit = 1 << (signum - 1)
     if blocked & bit or caught & bit:
         # Blocked signals stay pending in the guest (whatever their action will be
@@ -75,8 +84,23 @@ def decide(signum: int, state: bytes | None) -> SignalAction:
     return SignalAction.TERMINATED
 
 
+def interrupts(signals: tuple[int, ...], state: bytes | None) -> bool:
+    """Whether one of the queued ``signals`` interrupts a blocked call (EINTR).
+
+    As on Linux, only a signal that runs a handler does: one the guest catches and
+    does not block. Without a published table no signal has a handler.
+    """
+    if state is None:
+        return False
+    _version, _size, caught, _ignored, blocked, _queued, _reserved = STATE.unpack(state)
+    runnable = caught & ~blocked
+    return any(0 < sig <= 64 and runnable >> (sig - 1) & 1 for sig in signals)
+
+
 __all__ = [
     "IGNORED_BY_DEFAULT",
+    "QUEUED_OFFSET",
+    "SIGALRM",
     "SIGHUP",
     "SIGINT",
     "SIGQUIT",
@@ -87,4 +111,5 @@ __all__ = [
     "SignalAction",
     "decide",
     "exit_status",
+    "interrupts",
 ]

@@ -31,13 +31,15 @@ static void spin(void) {
         n++;
 }
 
-/* Polls until a handler has run; the handler's signal decides the status. */
+/* Polls until a handler has run; the handler's signal decides the status (read
+ * once: a later signal's handler may run during printf, as it may on Linux). */
 static int wait_for_handler(void) {
     while (!caught)
         poll(NULL, 0, 1000);
-    printf("caught signal %d\n", (int)caught);
+    int sig = caught;
+    printf("caught signal %d\n", sig);
     fflush(stdout);
-    return 10 + caught;
+    return 10 + sig;
 }
 
 static int make_raw(void) {

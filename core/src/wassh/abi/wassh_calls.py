@@ -40,6 +40,9 @@ _EAI_MEMORY = -10
 _AI_RECORD = struct.Struct("<iiiI16s")
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
+# struct __wassh_itimer in the SDK's timers.c: expiry and period, in nanoseconds.
+_ITIMER = struct.Struct("<QQ")
+_ITIMER_REAL = 0
 _LOCALHOST_V4 = bytes([127, 0, 0, 1])
 _LOCALHOST_V6 = bytes(15) + b"\x01"
 
@@ -112,6 +115,8 @@ class WasshCalls:
         table.define(WASSH, "proc_forking", "i", self.proc_forking)
         table.define(WASSH, "tty_get_attr", "ii", self.tty_get_attr)
         table.define(WASSH, "tty_set_attr", "iii", self.tty_set_attr)
+        table.define(WASSH, "signal_take", "i", self.signal_take)
+        table.define(WASSH, "itimer_set", "iii", self.itimer_set)
 
     # -- addresses ---------------------------------------------------------------------
     def _decode(
@@ -398,6 +403,30 @@ class WasshCalls:
 
     def tty_set_window_size(self, fd: int, ptr: int) -> int:
         raise WasiError(Errno.ENOTTY)
+
+    # -- signals and timers ------------------------------------------------------------
+    def signal_take(self, out: int) -> int:
+        self.mem.check(out, 4)
+        self.mem.set_u32(out, self.proc.take_signal())
+        return 0
+
+    def itimer_set(self, which: int, new: int, old: int) -> int:
+        # Only ITIMER_REAL: the guest's CPU time (VIRTUAL, PROF) is not accounted.
+        if which != _ITIMER_REAL:
+            raise WasiError(Errno.EINVAL, f"interval timer {which} is not supported")
+        if old:
+            self.mem.check(old, _ITIMER.size)
+        timer = self.proc.timer
+        if new:
+            value_ns, interval_ns = self.mem.unpack(_ITIMER, new)
+            assert isinstance(value_ns, int) and isinstance(interval_ns, int)
+            before = timer.set(value_ns / 1e9, interval_ns / 1e9)
+        else:
+            before = timer.get()
+        if old:
+            left, interval = before
+            self.mem.pack(_ITIMER, old, round(left * 1e9), round(interval * 1e9))
+        return 0
 
     def readpassphrase(
         self, prompt: int, prompt_len: int, buf: int, buf_len: int, echo: int

@@ -3,7 +3,9 @@
 Every object names an OS handle whose readiness stands for its own (a socket,
 a pipe, an eventfd that a buffered transport signals); the guest thread waits
 on all of them at once with poll(2), so no thread hop is needed to wait.
-This runs once per turn of every guest event loop: it is kept lean.
+This runs once per turn of every guest event loop: it is kept lean. A signal
+with a guest handler ends the wait with EINTR (the waiter raises it); the SDK
+runs the handler once this call has returned.
 """
 
 from __future__ import annotations
@@ -151,13 +153,9 @@ def poll_oneoff(proc: Process, subs: int, out: int, nsubs: int, nevents_out: int
                         events.append((userdata, event[0], tag, event[1], event[2]))
         if deadline is not None and time.monotonic() >= deadline:
             events.append((clock_userdata, 0, EVENTTYPE_CLOCK, 0, 0))
-        if waiter.signals:
-            proc.deliver_signals(waiter.take_signals())
-            if not events:
-                raise WasiError(Errno.EINTR)
         if events:
             break
-    view = mem.view  # a signal handler may have grown memory; the view stays valid
+    view = mem.view
     pack = _EVENT.pack_into
     for i, (userdata, err, tag, nbytes, eflags) in enumerate(events):
         pack(view, out + i * 32, userdata, err, tag, nbytes, eflags)

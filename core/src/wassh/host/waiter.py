@@ -1,7 +1,10 @@
 """Where the guest thread blocks: one poll(2) over OS handles plus a wake pipe.
 
 The wake pipe lets the runtime interrupt a blocked guest (cancellation, queued
-signals) without any cross-thread call on the data path.
+signals) without any cross-thread call on the data path. A queued signal that
+would run a guest handler ends the wait with EINTR, as a caught signal ends a
+blocked system call on Linux: the host call returns, and the guest's SDK then
+runs the handler (never from inside a host call).
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import collections
 import os
 import select
 from collections.abc import Callable
+
+from ..abi.errno import Errno, WasiError
 
 POLLIN = select.POLLIN
 POLLOUT = select.POLLOUT
@@ -36,6 +41,9 @@ class Waiter:
         # Told how many signals are queued (the compiled fast path, which cannot
         # look at the deque without the GIL and leaves them to the Python poll).
         self.on_signals: Callable[[int], None] | None = None
+        # Whether a queued signal runs a guest handler now (the process reads the
+        # guest's signal table); None: no signal ever interrupts a wait.
+        self.interrupting: Callable[[], bool] | None = None
 
     @property
     def read_fd(self) -> int:
@@ -60,6 +68,27 @@ class Waiter:
         if note is not None:
             note(1)
         self.wake()
+
+    def take_signal(self) -> int:
+        """The oldest queued signal, or 0."""
+        try:
+            signum = self.signals.popleft()
+        except IndexError:
+            return 0
+        note = self.on_signals
+        if note is not None:
+            note(-1)
+        return signum
+
+    def interrupted(self) -> bool:
+        """Whether a queued signal must end a blocked call now (EINTR)."""
+        check = self.interrupting
+        return bool(self.signals) and check is not None and check()
+
+    def check_interrupted(self) -> None:
+        """Raise EINTR if a queued signal must end a blocked call now."""
+        if self.signals and self.interrupted():
+            raise WasiError(Errno.EINTR)
 
     def take_signals(self) -> list[int]:
         out: list[int] = []
@@ -91,13 +120,16 @@ class Waiter:
     ) -> tuple[list[tuple[int, int]], bool]:
         """Wait for OS handles (``{fd: events}``).
 
-        Returns the ready ``(fd, revents)`` pairs and whether the wake pipe fired
-        (so callers re-check signals); raises GuestTerminated once cancelled.
+        Returns the ready ``(fd, revents)`` pairs and whether the wake pipe fired;
+        raises GuestTerminated once cancelled, and EINTR (before waiting, or when
+        woken) while a queued signal has a guest handler to run.
         One poller is kept and only the difference to the last call is registered:
         a server polling the same descriptors again and again re-registers nothing.
         """
         if self.cancelled:
             raise GuestTerminated
+        if self.signals:
+            self.check_interrupted()
         if handles != self._registered:
             poller = self._poller
             old = self._registered
@@ -124,6 +156,8 @@ class Waiter:
                 out.append((fd, revents))
         if self.cancelled:
             raise GuestTerminated
+        if woken and self.signals:
+            self.check_interrupted()
         return out, woken
 
     def wait_one(self, fd: int, events: int, timeout: float | None = None) -> int:

@@ -1,9 +1,12 @@
 /* wassh SDK: POSIX signal handling on top of wasi-libc's emulated signals.
  *
  * Signals never arrive asynchronously: the host queues them (a terminal resize
- * queues SIGWINCH) and the SDK runs the handlers from inside poll(), select()
- * and sleeps, through the exported __wassh_signal_deliver. kill() and raise()
- * on the own process deliver at once. sigaction(), sigprocmask() (blocked
+ * queues SIGWINCH, an expired alarm() SIGALRM) and the SDK runs the handlers
+ * in the guest, never inside a host call (a handler may siglongjmp out): after
+ * a blocked call they interrupt (poll, select, read, write, the sleeps), which
+ * then fails with EINTR or, under SA_RESTART, restarts as on Linux, and after
+ * any of those calls once a signal is queued. kill() and raise() on the own
+ * process deliver at once. sigaction(), sigprocmask() (blocked
  * signals stay pending until unblocked) and the sigset functions work as usual.
  * A signal that is neither caught, ignored nor blocked takes its default action
  * at once, even while the program computes: the host stops it (Ctrl-C: 130). */

@@ -3,14 +3,18 @@
  * Entries with a negative fd, or asking for neither POLLIN nor POLLOUT (for
  * example events == 0), are not sent to the host and get revents 0. With no
  * entry left, the call sleeps for the timeout (forever for a negative
- * timeout, until a signal interrupts it). */
+ * timeout, until a signal interrupts it). A caught signal fails the call with
+ * EINTR once its handler has run (poll is never restarted, as on Linux). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 #include <wasi/api.h>
+
+#include "sigwrap.h"
 
 /* An "infinite" wait is a loop of long clock waits. */
 #define FOREVER_SLICE_NS ((__wasi_timestamp_t)3600 * 1000000000u)
@@ -27,7 +31,7 @@ static int wants(const struct pollfd *p) {
     return p->fd >= 0 && (p->events & (POLLRDNORM | POLLWRNORM)) != 0;
 }
 
-int __wassh_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
+int __wassh_poll_ns(struct pollfd *fds, nfds_t nfds, int64_t timeout) {
     size_t active = 0;
     for (nfds_t i = 0; i < nfds; i++) {
         fds[i].revents = 0;
@@ -63,14 +67,14 @@ int __wassh_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
             .userdata = 0,
             .u.tag = __WASI_EVENTTYPE_CLOCK,
             .u.u.clock.id = __WASI_CLOCKID_REALTIME,
-            .u.u.clock.timeout = forever ? FOREVER_SLICE_NS
-                                         : (__wasi_timestamp_t)timeout * 1000000u,
+            .u.u.clock.timeout = forever ? FOREVER_SLICE_NS : (__wasi_timestamp_t)timeout,
         };
     }
 
     size_t nevents = 0;
     for (;;) {
-        __wasi_errno_t err = __wasi_poll_oneoff(subs, events, nsubs, &nevents);
+        __wasi_errno_t err;
+        WASSH_INTERRUPTIBLE(err, __wasi_poll_oneoff(subs, events, nsubs, &nevents));
         if (err != 0) {
             errno = err;
             return -1;
@@ -110,17 +114,36 @@ int __wassh_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
     return ready;
 }
 
-/* The signal mask is ignored: signals are only delivered inside poll_oneoff. */
+int __wassh_poll(struct pollfd *fds, nfds_t nfds, int timeout) {
+    return __wassh_poll_ns(fds, nfds, timeout < 0 ? -1 : (int64_t)timeout * 1000000);
+}
+
+int64_t __wassh_timespec_ns(const struct timespec *ts) {
+    if (ts == NULL)
+        return -1;
+    if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+        return -2;
+    if (ts->tv_sec >= INT64_MAX / 1000000000 - 1)
+        return INT64_MAX;
+    return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* The mask is in force while the call waits, as ppoll's is: signals are only
+ * ever delivered by the SDK, so setting it around the wait is atomic enough. */
 int ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts, const sigset_t *sigmask) {
-    (void)sigmask;
-    int timeout = -1;
-    if (ts != NULL) {
-        if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L) {
-            errno = EINVAL;
-            return -1;
-        }
-        long long ms = (long long)ts->tv_sec * 1000 + (ts->tv_nsec + 999999) / 1000000;
-        timeout = ms > INT_MAX ? INT_MAX : (int)ms;
+    int64_t timeout = __wassh_timespec_ns(ts);
+    if (timeout == -2) {
+        errno = EINVAL;
+        return -1;
     }
-    return __wassh_poll(fds, nfds, timeout);
+    sigset_t saved;
+    if (sigmask != NULL)
+        sigprocmask(SIG_SETMASK, sigmask, &saved);
+    int r = __wassh_poll_ns(fds, nfds, timeout);
+    if (sigmask != NULL) {
+        int err = errno;
+        sigprocmask(SIG_SETMASK, &saved, NULL);
+        errno = err;
+    }
+    return r;
 }

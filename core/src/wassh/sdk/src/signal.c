@@ -1,8 +1,15 @@
 /* wassh SDK: signals for a process that receives them synchronously.
  *
- * The host queues signals (a terminal resize queues SIGWINCH) and, from inside
- * poll_oneoff(), calls the exported __wassh_signal_deliver() once per signal;
- * kill() and raise() aimed at this process deliver at once. Delivery follows
+ * The host queues signals (a terminal resize queues SIGWINCH, an expired alarm
+ * SIGALRM). Handlers run here, in the guest, never from inside a host call, so
+ * a handler may siglongjmp out: a blocked host call that a caught signal
+ * interrupts returns EINTR, and the SDK's wrapper of that call (poll, select,
+ * read, write, the sleeps; see sigwrap.h) takes the queued signals from the
+ * host (wassh.signal_take) and runs their handlers before it returns EINTR or,
+ * for a call Linux restarts under SA_RESTART, restarts it. A signal that
+ * arrives while no call blocks is noticed after the next wrapped call: the host
+ * sets a word of the table below. kill() and raise() aimed at this process
+ * deliver at once. Delivery follows
  * POSIX: blocked signals stay pending until sigprocmask() unblocks them;
  * SIG_IGN ignores; the default action of SIGCHLD, SIGURG, SIGWINCH and the
  * job-control signals is to ignore, of any other signal to exit with status
@@ -23,6 +30,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sigwrap.h"
+#include "wassh_host.h"
+
+WASSH_IMPORT("wassh", "signal_take")
+int32_t __wassh_signal_take(int32_t *sig_out);
+
 #undef signal
 #undef bsd_signal
 #undef raise
@@ -36,16 +49,19 @@ static int valid(int sig) { return sig > 0 && sig < _NSIG; }
 /* Read by the host from another thread at any moment, so it must always be
  * current (publish() after every change of actions[] or blocked) and its
  * layout is ABI: bit (n - 1) of each mask stands for signal n. A guest without
- * this export gets the default action of every signal from the host. */
+ * this export gets the default action of every signal from the host. The host
+ * writes `queued` (any thread): non-zero while it holds signals for us. */
 struct __wassh_signal_state {
-    uint32_t version; /* 1 */
+    uint32_t version; /* 2 */
     uint32_t size;    /* sizeof (struct __wassh_signal_state) */
     uint64_t caught;  /* a handler is installed */
     uint64_t ignored; /* SIG_IGN */
     uint64_t blocked; /* blocked: the signal would stay pending */
+    uint32_t queued;  /* written by the host */
+    uint32_t reserved;
 };
 
-static volatile struct __wassh_signal_state state = {1, sizeof state, 0, 0, 0};
+static volatile struct __wassh_signal_state state = {2, sizeof state, 0, 0, 0, 0, 0};
 
 __attribute__((export_name("__wassh_signal_state"))) uintptr_t __wassh_signal_state(void) {
     return (uintptr_t)&state;
@@ -129,7 +145,8 @@ static int ignored_by_default(int sig) {
 }
 
 static void deliver_pending(void);
-static unsigned delivered; /* handlers run so far */
+static unsigned delivered;     /* handlers run so far */
+static int ran_without_restart; /* a handler without SA_RESTART ran (since reset) */
 
 static void run_handler(int sig) {
     struct sigaction *act = &actions[sig];
@@ -143,6 +160,8 @@ static void run_handler(int sig) {
     }
     delivered++;
     int flags = act->sa_flags;
+    if (!(flags & SA_RESTART))
+        ran_without_restart = 1;
     void (*action)(int, siginfo_t *, void *) = act->sa_sigaction;
     sigset_t saved = blocked;
     for (size_t i = 0; i < sizeof blocked.__bits / sizeof blocked.__bits[0]; i++)
@@ -186,10 +205,31 @@ static void deliver_pending(void) {
     }
 }
 
-/* Called by the host from inside poll_oneoff(). */
-__attribute__((export_name("__wassh_signal_deliver"))) void __wassh_signal_deliver(int sig) {
-    if (valid(sig))
-        deliver(sig);
+/* Takes every signal the host holds and delivers it (a handler may not return:
+ * siglongjmp). */
+static void take_queued(void) {
+    int32_t sig = 0;
+    while (__wassh_signal_take(&sig) == 0 && sig != 0) {
+        if (valid(sig))
+            deliver(sig);
+    }
+}
+
+int __wassh_signals_interrupted(void) {
+    int saved = errno;
+    ran_without_restart = 0;
+    take_queued();
+    int restart = !ran_without_restart;
+    errno = saved;
+    return restart;
+}
+
+void __wassh_signals_check(void) {
+    if (state.queued) {
+        int saved = errno;
+        take_queued();
+        errno = saved;
+    }
 }
 
 int sigaction(int sig, const struct sigaction *restrict act, struct sigaction *restrict old) {
@@ -271,6 +311,7 @@ int sigprocmask(int how, const sigset_t *restrict set, sigset_t *restrict old) {
     sigdelset(&blocked, SIGKILL);
     sigdelset(&blocked, SIGSTOP);
     publish();
+    __wassh_signals_check();
     deliver_pending();
     return 0;
 }
@@ -284,7 +325,8 @@ int sigpending(sigset_t *set) {
     return 0;
 }
 
-/* Waits (in poll) until a signal is delivered: poll() then fails with EINTR. */
+/* Waits (in poll) until a signal is delivered: poll() then fails with EINTR,
+ * its handler run. */
 static void wait_for_signal(void) {
     while (__wassh_poll(NULL, 0, -1) >= 0 || errno != EINTR)
         ;
@@ -294,7 +336,10 @@ int sigsuspend(const sigset_t *mask) {
     sigset_t saved = blocked;
     unsigned before = delivered;
     blocked = *mask;
+    sigdelset(&blocked, SIGKILL);
+    sigdelset(&blocked, SIGSTOP);
     publish();
+    __wassh_signals_check();
     deliver_pending();
     if (delivered == before)
         wait_for_signal();
