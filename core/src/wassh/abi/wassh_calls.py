@@ -9,10 +9,11 @@ import socket
 import struct
 from typing import TYPE_CHECKING
 
-from ..host.fakedns import MAX_NAME, FakeDns, hostname, literal
+from ..host.fakedns import MAX_NAME, FakeDns, hostname, literal, reverse_name
 from ..host.pipe import make_pipe
 from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
 from ..host.tty import WIRE as TTY_WIRE
+from ..plugins import DGRAM
 from ..policy import parse_address
 from ..spawn_request import SPAWN_FORKED, WNOHANG, decode_spawn_request, hand_over
 from .errno import Errno, WasiError
@@ -108,6 +109,7 @@ class WasshCalls:
             d(module, "tty_set_window_size", "ii", self.tty_set_window_size)
             d(module, "readpassphrase", "iiiii", self.readpassphrase)
         table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
+        table.define(WASSH, "sock_getnameinfo", "iiiii", self.sock_getnameinfo)
         table.define(WASSH, "fd_pipe", "i", self.fd_pipe)
         table.define(WASSH, "proc_spawn", "ii", self.proc_spawn)
         table.define(WASSH, "proc_wait", "iiii", self.proc_wait)
@@ -123,6 +125,18 @@ class WasshCalls:
         self, fd: int, domain: int, addr_ptr: int, port: int, *, bind: bool = False
     ) -> tuple[str, int]:
         """Address bytes from the guest -> (host name or literal, port)."""
+        if domain not in HOST_FAMILY or (domain == WASI_AF_UNIX and bind):
+            raise WasiError(Errno.EAFNOSUPPORT)
+        sock = self.proc.sockets.get(fd)
+        family = HOST_FAMILY.get(domain)
+        # Linux: an IPv6 datagram socket reaches IPv4 addresses (as mapped ones);
+        # otherwise an address of another family is refused, and an IPv6 or
+        # AF_UNIX socket finds a sockaddr_in too short for its own (EINVAL).
+        v4_on_v6 = domain == WASI_AF_INET and sock.family == socket.AF_INET6
+        mapped = v4_on_v6 and sock.kind == DGRAM and not bind
+        if family is not None and family != sock.family and not mapped:
+            short = v4_on_v6 or (sock.family == socket.AF_UNIX and domain == WASI_AF_INET)
+            raise WasiError(Errno.EINVAL if short else Errno.EAFNOSUPPORT)
         if domain == WASI_AF_INET:
             raw = self.mem.read(addr_ptr, 4)
         elif domain == WASI_AF_INET6:
@@ -132,11 +146,12 @@ class WasshCalls:
             return path.split(b"\0", 1)[0].decode("utf-8", "replace"), 0
         else:
             raise WasiError(Errno.EAFNOSUPPORT)
-        sock = self.proc.sockets.get(fd)
         marked = sock.protocol == -1 or sock.protocol == 0xFFFFFFFF
         if bind and not marked:
             return literal(raw), port & 0xFFFF
         name = self.fake.lookup(raw, marked)
+        if name is None and mapped:
+            return f"::ffff:{literal(raw)}", port & 0xFFFF
         return (name if name is not None else literal(raw)), port & 0xFFFF
 
     # -- sockets ------------------------------------------------------------------------
@@ -515,6 +530,23 @@ class WasshCalls:
                 addr.ljust(16, b"\0"),
             )
         mem.set_u32(nres_out, len(results))
+        return 0
+
+    def sock_getnameinfo(
+        self, family: int, addr: int, name_out: int, name_cap: int, len_out: int
+    ) -> int:
+        if family not in (WASI_AF_INET, WASI_AF_INET6):
+            raise WasiError(Errno.EAFNOSUPPORT)
+        raw = self.mem.read(addr, 4 if family == WASI_AF_INET else 16)
+        self.mem.check(len_out, 4)
+        name = reverse_name(raw, self.proc.transports.config.hosts, self.fake)
+        if name is None:
+            raise WasiError(Errno.ENOENT, "no name known for this address")
+        data = name.encode("ascii")
+        if len(data) > name_cap:
+            raise WasiError(Errno.EOVERFLOW)
+        self.mem.write(name_out, data)
+        self.mem.set_u32(len_out, len(data))
         return 0
 
 

@@ -109,3 +109,26 @@ def literal(addr: bytes) -> str:
     if len(addr) == 4:
         return str(ipaddress.IPv4Address(addr))
     return str(ipaddress.IPv6Address(addr))
+
+
+_LOOPBACK = {bytes([127, 0, 0, 1]): "localhost", bytes(15) + b"\x01": "localhost"}
+
+
+def reverse_name(addr: bytes, hosts: dict[str, list[str]], fake: FakeDns) -> str | None:
+    """The name this host knows for ``addr`` (packed), or None: no DNS is asked.
+
+    In order: an ``--add-host`` name for the address (the first given), the
+    name a reserved address stands for, ``localhost`` for the loopback
+    addresses (as a stock /etc/hosts answers).
+    """
+    for name, texts in hosts.items():
+        for text in texts:
+            try:
+                if ipaddress.ip_address(text.split("%", 1)[0]).packed == addr:
+                    return name
+            except ValueError:
+                continue
+    found = fake.lookup(addr, False)
+    if found is not None:
+        return found
+    return _LOOPBACK.get(addr)

@@ -21,7 +21,7 @@ from ..policy import Denied, IPAddress, parse_address
 from ..resolve import UnresolvedName
 from .objects import ALWAYS_READY, Filestat, OpenObject
 from .poll import NEVER_READY
-from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET
+from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET, Option, Shadow
 from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
 from .wasi_defs import SOCKET_RIGHTS, Filetype
 
@@ -62,6 +62,7 @@ class Socket(OpenObject):
         self.filetype = Filetype.SOCKET_STREAM if kind == STREAM else Filetype.SOCKET_DGRAM
         self.config = process.transports.config
         self.options: dict[tuple[int, int], int] = {}
+        self._shadow: Shadow | None = None  # answers options while no OS socket does
         self.handle: SocketHandle[Any] = SocketHandle(process, family, kind, protocol, self.options)
         self.owner: Owner | None = None
         self.state = NEW
@@ -157,6 +158,9 @@ class Socket(OpenObject):
 
     def _apply_options(self) -> None:
         assert self.owner is not None
+        if self._shadow is not None and self._live_os_socket():
+            self._shadow.close()  # the transport's socket answers from now on
+            self._shadow = None
         for (level, name), value in self.options.items():
             try:
                 self.owner.wassh_sock_setsockopt(self.handle, level, name, value)
@@ -326,6 +330,9 @@ class Socket(OpenObject):
                     return False
                 raise TimeoutError(errno.ETIMEDOUT, "connect timed out")
         except Exception as exc:
+            if isinstance(exc, ConnectionResetError) and self.owner.os_sockets:
+                self._connected_then_reset()
+                return True
             self.error = int(to_errno(exc))
             self.end_error = Errno(self.error).name
             self.state = FAILED
@@ -333,6 +340,16 @@ class Socket(OpenObject):
             return True
         self._connected()
         return True
+
+    def _connected_then_reset(self) -> None:
+        """The handshake completed (a refused one is ECONNREFUSED) and the peer reset
+        the connection before the connect was seen to finish. As on Linux, the
+        connect succeeds and the reset is the next call's error (and SO_ERROR's)."""
+        self.reset = True  # before _connected: the fast path must never serve it
+        self._connected()
+        self.error = int(Errno.ECONNRESET)
+        self.end_error = "ECONNRESET"
+        self._changed()
 
     def _connected(self, outgoing: bool = True) -> None:
         self.state = CONNECTED
@@ -416,7 +433,9 @@ class Socket(OpenObject):
         self._apply_options()
 
     def listen(self, backlog: int) -> None:
-        if self.kind != STREAM or self.family == socket.AF_UNIX:
+        if self.kind != STREAM:
+            raise WasiError(Errno.ENOTSUP, "listen on a datagram socket")  # EOPNOTSUPP
+        if self.family == socket.AF_UNIX:
             raise WasiError(Errno.EINVAL)
         if self.state == LISTENING:
             return
@@ -467,7 +486,14 @@ class Socket(OpenObject):
             if self.family == socket.AF_UNIX:
                 raise WasiError(Errno.EINVAL)
             raise WasiError(Errno.ENOTCONN)
+        if self.reset and self.error:
+            self._raise_pending()
         return not (self.shut_rd or self.reset)
+
+    def _raise_pending(self) -> None:
+        """A connected socket's error not yet reported: the next call's result."""
+        err, self.error = self.error, 0
+        raise WasiError(Errno(err))
 
     def _wait(self, write: bool, timeout: float | None = None) -> None:
         assert self.owner is not None
@@ -511,7 +537,7 @@ class Socket(OpenObject):
 
     def send_one(self, data: memoryview, dontwait: bool = False) -> int:
         """``send`` of one buffer: the hot path of every stream write."""
-        if self.state != CONNECTED or self.shut_wr or self.kind != STREAM:
+        if self.state != CONNECTED or self.shut_wr or self.kind != STREAM or self.reset:
             return self.write([data], dontwait)
         owner = self.owner
         assert owner is not None
@@ -554,11 +580,13 @@ class Socket(OpenObject):
         where ``bufs`` hold less, and a TCP stream's bytes are taken without
         being copied into ``bufs`` (AF_UNIX streams ignore it, as Linux does).
         """
+        nonblocking = self.nonblocking or dontwait
+        if self.kind == DGRAM and self.state == NEW and self.family != socket.AF_UNIX:
+            self._wait_unbound(nonblocking)
         if not self._check_readable():
             return 0, False
         owner = self.owner
         assert owner is not None
-        nonblocking = self.nonblocking or dontwait
         if self.kind == DGRAM:
             return self._recv_datagram(bufs, peek, nonblocking, trunc)
         if trunc and self.family != socket.AF_UNIX:
@@ -596,6 +624,14 @@ class Socket(OpenObject):
             if filled < size:
                 return total, False
         return total, False
+
+    def _wait_unbound(self, nonblocking: bool) -> None:
+        """A datagram socket with no address: nothing can arrive, so a read waits
+        until a signal ends it (EINTR) or the guest is stopped, as on Linux."""
+        if nonblocking:
+            raise WasiError(Errno.EAGAIN)
+        while True:
+            self.process.waiter.wait({}, None)
 
     def _peek_stream(self, bufs: list[memoryview], waitall: bool, nonblocking: bool) -> int:
         """MSG_PEEK on a stream: the bytes from the start of what is buffered, left there.
@@ -674,7 +710,10 @@ class Socket(OpenObject):
         return self.recv_into(bufs)[0]
 
     def write(self, bufs: list[memoryview], dontwait: bool = False) -> int:
-        if len(bufs) == 1 and self.state == CONNECTED and self.kind == STREAM and not self.shut_wr:
+        if self.reset and self.error:
+            self._raise_pending()
+        plain = self.state == CONNECTED and self.kind == STREAM and not self.shut_wr
+        if len(bufs) == 1 and plain and not self.reset:
             return self.send_one(bufs[0], dontwait)
         if self.state != CONNECTED:
             if self.state == CONNECTING and self._refresh_connect() and self.state == CONNECTED:
@@ -763,18 +802,36 @@ class Socket(OpenObject):
         self._changed()
 
     # -- options -------------------------------------------------------------------------
-    def setsockopt(self, level: int, name: int, value: int) -> None:
+    def _option(self, level: int, name: int) -> Option:
         opt = OPTIONS.get((level, name))
         if opt is None or self.family == socket.AF_UNIX:
             raise WasiError(Errno.ENOPROTOOPT)
-        if self.kind not in opt.kinds or self.family not in opt.families:
-            raise WasiError(Errno.ENOPROTOOPT)
+        return opt
+
+    def _live_os_socket(self) -> bool:
+        """Whether the transport's own OS socket answers options now."""
+        owner = self.owner
+        return owner is not None and owner.os_sockets and self.handle.state is not None
+
+    def _stand_in(self) -> Shadow:
+        shadow = self._shadow
+        if shadow is None:
+            shadow = self._shadow = Shadow(self.family, self.kind == STREAM, self.options)
+        return shadow
+
+    def setsockopt(self, level: int, name: int, value: int) -> None:
+        opt = self._option(level, name)
         if opt.boolean:
             value = 1 if value else 0
-        if self.owner is not None and self.handle.state is not None:
+        if self._live_os_socket():
+            assert self.owner is not None
             # A live OS socket answers as it would natively (IPV6_V6ONLY after
             # connect is EINVAL on Linux); the value is kept only once applied.
             self.owner.wassh_sock_setsockopt(self.handle, opt.level, opt.name, value)
+        else:
+            self._stand_in().set(opt, value)  # the kernel's verdict on the value
+            if self.owner is not None and self.handle.state is not None:
+                self.owner.wassh_sock_setsockopt(self.handle, opt.level, opt.name, value)
         self.options[(opt.level, opt.name)] = value
 
     def getsockopt(self, level: int, name: int) -> int:
@@ -785,16 +842,12 @@ class Socket(OpenObject):
             return err
         if level == SOL_SOCKET and name == SO_TYPE:
             return int(self.filetype)
-        opt = OPTIONS.get((level, name))
-        if opt is None or self.family == socket.AF_UNIX:
-            raise WasiError(Errno.ENOPROTOOPT)
-        if self.kind not in opt.kinds or self.family not in opt.families:
-            raise WasiError(Errno.ENOPROTOOPT)
+        opt = self._option(level, name)
         if self.owner is not None and self.handle.state is not None:
             live = self.owner.wassh_sock_getsockopt(self.handle, opt.level, opt.name)
             if live is not None:
                 return (1 if live else 0) if opt.boolean else int(live)
-        return self.options.get((opt.level, opt.name), 0)
+        return self._stand_in().get(opt)
 
     # -- names ---------------------------------------------------------------------------
     def name(self, remote: bool) -> tuple[str, int]:
@@ -873,6 +926,9 @@ class Socket(OpenObject):
 
     def close(self, reason: str = "closed") -> None:
         self._drop_transport()
+        if self._shadow is not None:
+            self._shadow.close()
+            self._shadow = None
         self.state = NEW
         self.process.sockets.forget(self)
         self.process.sockets.connecting.pop(self, None)
@@ -890,6 +946,14 @@ class Socket(OpenObject):
                 )
             )
 
+
+# The protocols socket() takes per kind, as Linux: 0 (the default), the kind's
+# own, and -1 (this host's mark for sockets given fake addresses).
+_PROTOCOLS = {
+    STREAM: frozenset({0, -1, socket.IPPROTO_TCP}),
+    DGRAM: frozenset({0, -1, socket.IPPROTO_UDP}),
+    UNIX: frozenset({0, WASI_AF_UNIX}),
+}
 
 _FAKE_NETWORKS = (ipaddress.ip_network("0.0.0.0/8"), ipaddress.ip_network("100::/64"))
 
@@ -961,6 +1025,8 @@ class SocketLayer:
             kind = DGRAM
         else:
             raise WasiError(Errno.EPROTONOSUPPORT)
+        if protocol not in _PROTOCOLS[kind if family != socket.AF_UNIX else UNIX]:
+            raise WasiError(Errno.EPROTONOSUPPORT, f"protocol {protocol} for a {kind} socket")
         transports = self.process.transports
         if family == socket.AF_UNIX:
             if not transports.serves(UNIX):

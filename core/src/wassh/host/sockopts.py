@@ -1,4 +1,11 @@
-"""Guest socket options (wasi-libc numbering) and their host equivalents."""
+"""Guest socket options (Linux numbering, wasi-libc's SOL_SOCKET) and their host equivalents.
+
+The table only says which options exist and what the host calls them. Whether
+a socket of a given family and type takes an option, and the value it reads
+back (Linux doubles SO_SNDBUF/SO_RCVBUF and bounds them), is the host kernel's
+answer: a live OS socket gives it, and before one exists a stand-in OS socket
+of the same family and type does (``Shadow``).
+"""
 
 from __future__ import annotations
 
@@ -13,38 +20,94 @@ IPPROTO_IPV6 = 41
 SO_REUSEADDR = 2
 SO_TYPE = 3
 SO_ERROR = 4
+SO_DONTROUTE = 5
+SO_BROADCAST = 6
+SO_SNDBUF = 7
+SO_RCVBUF = 8
 SO_KEEPALIVE = 9
+SO_OOBINLINE = 10
+SO_REUSEPORT = 15
+SO_RCVLOWAT = 18
 IP_TOS = 1
+IP_TTL = 2
 IP_MTU_DISCOVER = 10
+IPV6_UNICAST_HOPS = 16
 IPV6_V6ONLY = 26
 IPV6_TCLASS = 67
 TCP_NODELAY = 1
+TCP_MAXSEG = 2
+TCP_KEEPIDLE = 4
+TCP_KEEPINTVL = 5
+TCP_KEEPCNT = 6
+TCP_USER_TIMEOUT = 18
 
 
 class Option(NamedTuple):
     level: int  # host level
     name: int  # host option name
     boolean: bool
-    kinds: frozenset[str]  # which socket kinds accept it
-    families: frozenset[int]  # which host families accept it
 
 
-_IP = frozenset({socket.AF_INET, socket.AF_INET6})
-_V6 = frozenset({socket.AF_INET6})
-_V4 = frozenset({socket.AF_INET})
-_STREAM = frozenset({"stream"})
-_BOTH = frozenset({"stream", "dgram"})
+def _host(name: str, linux: int) -> int:
+    value = getattr(socket, name, linux)
+    return int(value)
+
+
+def _opt(level: int, name: str, linux: int, boolean: bool = False) -> Option:
+    return Option(level, _host(name, linux), boolean)
+
+
+_SOL = socket.SOL_SOCKET
+_IP = socket.IPPROTO_IP
+_IP6 = socket.IPPROTO_IPV6
+_TCP = socket.IPPROTO_TCP
 
 OPTIONS: dict[tuple[int, int], Option] = {
-    (SOL_SOCKET, SO_KEEPALIVE): Option(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True, _STREAM, _IP),
-    (SOL_SOCKET, SO_REUSEADDR): Option(socket.SOL_SOCKET, socket.SO_REUSEADDR, True, _BOTH, _IP),
-    (IPPROTO_IP, IP_TOS): Option(socket.IPPROTO_IP, socket.IP_TOS, False, _BOTH, _V4),
-    (IPPROTO_IP, IP_MTU_DISCOVER): Option(
-        socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10), False, _BOTH, _V4
-    ),
-    (IPPROTO_IPV6, IPV6_V6ONLY): Option(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True, _BOTH, _V6),
-    (IPPROTO_IPV6, IPV6_TCLASS): Option(
-        socket.IPPROTO_IPV6, getattr(socket, "IPV6_TCLASS", 67), False, _BOTH, _V6
-    ),
-    (IPPROTO_TCP, TCP_NODELAY): Option(socket.IPPROTO_TCP, socket.TCP_NODELAY, True, _STREAM, _IP),
+    (SOL_SOCKET, SO_REUSEADDR): _opt(_SOL, "SO_REUSEADDR", 2, True),
+    (SOL_SOCKET, SO_DONTROUTE): _opt(_SOL, "SO_DONTROUTE", 5, True),
+    (SOL_SOCKET, SO_BROADCAST): _opt(_SOL, "SO_BROADCAST", 6, True),
+    (SOL_SOCKET, SO_SNDBUF): _opt(_SOL, "SO_SNDBUF", 7),
+    (SOL_SOCKET, SO_RCVBUF): _opt(_SOL, "SO_RCVBUF", 8),
+    (SOL_SOCKET, SO_KEEPALIVE): _opt(_SOL, "SO_KEEPALIVE", 9, True),
+    (SOL_SOCKET, SO_OOBINLINE): _opt(_SOL, "SO_OOBINLINE", 10, True),
+    (SOL_SOCKET, SO_REUSEPORT): _opt(_SOL, "SO_REUSEPORT", 15, True),
+    (SOL_SOCKET, SO_RCVLOWAT): _opt(_SOL, "SO_RCVLOWAT", 18),
+    (IPPROTO_IP, IP_TOS): _opt(_IP, "IP_TOS", 1),
+    (IPPROTO_IP, IP_TTL): _opt(_IP, "IP_TTL", 2),
+    (IPPROTO_IP, IP_MTU_DISCOVER): _opt(_IP, "IP_MTU_DISCOVER", 10),
+    (IPPROTO_IPV6, IPV6_UNICAST_HOPS): _opt(_IP6, "IPV6_UNICAST_HOPS", 16),
+    (IPPROTO_IPV6, IPV6_V6ONLY): _opt(_IP6, "IPV6_V6ONLY", 26, True),
+    (IPPROTO_IPV6, IPV6_TCLASS): _opt(_IP6, "IPV6_TCLASS", 67),
+    (IPPROTO_TCP, TCP_NODELAY): _opt(_TCP, "TCP_NODELAY", 1, True),
+    (IPPROTO_TCP, TCP_MAXSEG): _opt(_TCP, "TCP_MAXSEG", 2),
+    (IPPROTO_TCP, TCP_KEEPIDLE): _opt(_TCP, "TCP_KEEPIDLE", 4),
+    (IPPROTO_TCP, TCP_KEEPINTVL): _opt(_TCP, "TCP_KEEPINTVL", 5),
+    (IPPROTO_TCP, TCP_KEEPCNT): _opt(_TCP, "TCP_KEEPCNT", 6),
+    (IPPROTO_TCP, TCP_USER_TIMEOUT): _opt(_TCP, "TCP_USER_TIMEOUT", 18),
 }
+
+
+class Shadow:
+    """A stand-in OS socket that answers option calls before the real one exists.
+
+    Created on first use with every option set so far, so it holds what the
+    guest's socket would hold; the kernel validates each value (EINVAL,
+    ENOPROTOOPT for a TCP option on UDP, ...) and computes what reads back.
+    """
+
+    def __init__(self, family: int, kind_stream: bool, options: dict[tuple[int, int], int]) -> None:
+        self.sock = socket.socket(family, socket.SOCK_STREAM if kind_stream else socket.SOCK_DGRAM)
+        for (level, name), value in options.items():
+            try:
+                self.sock.setsockopt(level, name, value)
+            except OSError:  # refused when it was set: the guest heard so then
+                pass
+
+    def set(self, opt: Option, value: int) -> None:
+        self.sock.setsockopt(opt.level, opt.name, value)
+
+    def get(self, opt: Option) -> int:
+        return int(self.sock.getsockopt(opt.level, opt.name))
+
+    def close(self) -> None:
+        self.sock.close()

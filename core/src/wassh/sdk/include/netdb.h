@@ -3,7 +3,10 @@
  * getaddrinfo() asks the wassh host (host call wassh.sock_getaddrinfo). Names
  * the guest cannot resolve itself may come back as host-reserved addresses
  * with ai_protocol == -1: pass ai_protocol to socket() unchanged, as ordinary
- * code does, and the host connects to the name. getnameinfo() is numeric only. */
+ * code does, and the host connects to the name. Reverse lookups (getnameinfo(),
+ * gethostbyaddr()) know the host's own names: --add-host names, names the
+ * guest resolved, localhost; no DNS is asked. Services and protocols come from
+ * a built-in copy of the common entries of /etc/services and /etc/protocols. */
 #ifndef _NETDB_H
 #define _NETDB_H
 #pragma GCC system_header
@@ -63,8 +66,8 @@ const char *gai_strerror(int);
 int getnameinfo(const struct sockaddr *__restrict, socklen_t, char *__restrict, socklen_t,
                 char *__restrict, socklen_t, int);
 
-/* Legacy interfaces, implemented on top of getaddrinfo() and a small table of
- * well-known services. Not thread-safe (static results), as usual. */
+/* Legacy interfaces, implemented on top of getaddrinfo() and the built-in
+ * tables. Not thread-safe (static results), as usual. */
 struct hostent {
     char *h_name;
     char **h_aliases;
@@ -81,6 +84,16 @@ struct servent {
     char *s_proto;
 };
 
+struct protoent {
+    char *p_name;
+    char **p_aliases;
+    int p_proto;
+};
+
+#define IPPORT_RESERVED 1024
+
+#define NETDB_INTERNAL -1
+#define NETDB_SUCCESS 0
 #define HOST_NOT_FOUND 1
 #define TRY_AGAIN 2
 #define NO_RECOVERY 3
@@ -90,9 +103,22 @@ struct servent {
 extern int h_errno;
 
 struct hostent *gethostbyname(const char *);
+struct hostent *gethostbyname2(const char *, int);
+struct hostent *gethostbyaddr(const void *, socklen_t, int);
+void sethostent(int);
+void endhostent(void);
 struct servent *getservbyname(const char *, const char *);
 struct servent *getservbyport(int, const char *);
+struct servent *getservent(void);
+void setservent(int);
+void endservent(void);
+struct protoent *getprotobyname(const char *);
+struct protoent *getprotobynumber(int);
+struct protoent *getprotoent(void);
+void setprotoent(int);
+void endprotoent(void);
 const char *hstrerror(int);
+void herror(const char *);
 
 #ifdef __cplusplus
 }

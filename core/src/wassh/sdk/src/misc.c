@@ -1,9 +1,12 @@
-/* wassh SDK: syslog to standard error, getrandom(), passphrases, and the
- * resolver and interface calls that have nothing to ask here. */
+/* wassh SDK: syslog to standard error, getrandom(), passphrases, the
+ * resolver calls that have nothing to ask here, and the loopback interface. */
 #define _GNU_SOURCE
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <netdb.h>
 #include <readpassphrase.h>
 #include <resolv.h>
@@ -191,12 +194,86 @@ struct __res_state *__res_state(void) {
 
 int *__h_errno_location(void) { return &h_errno; }
 
-/* -- network interfaces: the guest sees none of the host's ------------------ */
+/* -- network interfaces: the guest sees the loopback one -------------------- */
+
+/* The guest reaches loopback addresses as they are, and everything else
+ * through the host's transports, never through an interface of its own: so
+ * the one interface it has is "lo" (index 1, as on Linux), with 127.0.0.1/8
+ * and ::1/128. */
+#define LO_NAME "lo"
+#define LO_INDEX 1
+#define LO_FLAGS (IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
+
+struct lo_entry {
+    struct ifaddrs ifa;
+    union {
+        struct sockaddr_in sin;
+        struct sockaddr_in6 sin6;
+    } addr, mask;
+    char name[IF_NAMESIZE];
+};
 
 int getifaddrs(struct ifaddrs **ifap) {
-    *ifap = NULL;
-    errno = ENOSYS;
-    return -1;
+    if (ifap == NULL) {
+        errno = EFAULT;
+        return -1;
+    }
+    struct lo_entry *e = calloc(2, sizeof(*e));
+    if (e == NULL)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        strcpy(e[i].name, LO_NAME);
+        e[i].ifa.ifa_name = e[i].name;
+        e[i].ifa.ifa_flags = LO_FLAGS;
+        e[i].ifa.ifa_addr = (struct sockaddr *)&e[i].addr;
+        e[i].ifa.ifa_netmask = (struct sockaddr *)&e[i].mask;
+    }
+    e[0].ifa.ifa_next = &e[1].ifa;
+    e[0].addr.sin.sin_family = AF_INET;
+    e[0].addr.sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    e[0].mask.sin.sin_family = AF_INET;
+    e[0].mask.sin.sin_addr.s_addr = htonl(0xff000000);
+    e[1].addr.sin6.sin6_family = AF_INET6;
+    e[1].addr.sin6.sin6_addr = in6addr_loopback;
+    e[1].mask.sin6.sin6_family = AF_INET6;
+    memset(&e[1].mask.sin6.sin6_addr, 0xff, sizeof(struct in6_addr));
+    *ifap = &e[0].ifa;
+    return 0;
 }
 
-void freeifaddrs(struct ifaddrs *ifa) { (void)ifa; }
+/* getifaddrs() hands out one allocation, starting with the first entry. */
+void freeifaddrs(struct ifaddrs *ifa) { free(ifa); }
+
+unsigned if_nametoindex(const char *name) {
+    return name != NULL && strcmp(name, LO_NAME) == 0 ? LO_INDEX : 0;
+}
+
+char *if_indextoname(unsigned index, char *name) {
+    if (index != LO_INDEX) {
+        errno = ENXIO;
+        return NULL;
+    }
+    return strcpy(name, LO_NAME);
+}
+
+struct if_nameindex *if_nameindex(void) {
+    struct if_nameindex *list = calloc(2, sizeof(*list));
+    char *name = strdup(LO_NAME);
+    if (list == NULL || name == NULL) {
+        free(list);
+        free(name);
+        errno = ENOBUFS;
+        return NULL;
+    }
+    list[0].if_index = LO_INDEX;
+    list[0].if_name = name;
+    return list;
+}
+
+void if_freenameindex(struct if_nameindex *list) {
+    if (list == NULL)
+        return;
+    for (struct if_nameindex *p = list; p->if_index != 0; p++)
+        free(p->if_name);
+    free(list);
+}

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "netdb_tables.h"
 #include "wassh_host.h"
 
 #define GAI_RES_CAP 16
@@ -27,23 +28,48 @@
 
 int h_errno;
 
-static const struct {
-    const char *name;
-    uint16_t port;
-} services[] = {
-    {"echo", 7},   {"ftp", 21},     {"ssh", 22},     {"telnet", 23},
-    {"smtp", 25},  {"domain", 53},  {"http", 80},    {"https", 443},
-};
+WASSH_IMPORT("wassh", "sock_getnameinfo")
+int32_t __wassh_sock_getnameinfo(int32_t family, const void *addr, char *name_out,
+                                 uint32_t name_cap, uint32_t *len_out);
 
-static int service_port_by_name(const char *name) {
-    for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
-        if (strcmp(services[i].name, name) == 0)
-            return services[i].port;
-    return -1;
+/* Whether word is one of the space-separated words of list. */
+static int has_word(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; *p != '\0';) {
+        const char *end = strchr(p, ' ');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len == n && memcmp(p, word, n) == 0)
+            return 1;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+/* The first row named name (or with it as an alias) for proto (NULL: any). */
+static const struct __wassh_service *find_service(const char *name, const char *proto) {
+    for (size_t i = 0; i < __wassh_nservices; i++) {
+        const struct __wassh_service *s = &__wassh_services[i];
+        if (proto != NULL && strcmp(s->proto, proto) != 0)
+            continue;
+        if (strcmp(s->name, name) == 0 || has_word(s->aliases, name))
+            return s;
+    }
+    return NULL;
+}
+
+static const struct __wassh_service *find_port(int port, const char *proto) {
+    for (size_t i = 0; i < __wassh_nservices; i++) {
+        const struct __wassh_service *s = &__wassh_services[i];
+        if (s->port == port && (proto == NULL || strcmp(s->proto, proto) == 0))
+            return s;
+    }
+    return NULL;
 }
 
 /* Returns 0 and stores the port (host order), or an EAI_* code. */
-static int parse_service(const char *service, int flags, uint16_t *port) {
+static int parse_service(const char *service, int flags, int socktype, uint16_t *port) {
     *port = 0;
     if (service == NULL)
         return 0;
@@ -61,10 +87,13 @@ static int parse_service(const char *service, int flags, uint16_t *port) {
     }
     if (flags & AI_NUMERICSERV)
         return EAI_NONAME;
-    int named = service_port_by_name(service);
-    if (named < 0)
+    const char *proto = socktype == SOCK_DGRAM    ? "udp"
+                        : socktype == SOCK_STREAM ? "tcp"
+                                                  : NULL;
+    const struct __wassh_service *named = find_service(service, proto);
+    if (named == NULL)
         return EAI_SERVICE;
-    *port = (uint16_t)named;
+    *port = (uint16_t)named->port;
     return 0;
 }
 
@@ -137,7 +166,7 @@ int getaddrinfo(const char *restrict node, const char *restrict service,
     if (node == NULL && (flags & AI_CANONNAME))
         return EAI_BADFLAGS;
 
-    int err = parse_service(service, flags, &port);
+    int err = parse_service(service, flags, socktype, &port);
     if (err != 0)
         return err;
 
@@ -259,7 +288,20 @@ int getnameinfo(const struct sockaddr *restrict sa, socklen_t salen, char *restr
     if ((host == NULL || hostlen == 0) && (serv == NULL || servlen == 0))
         return EAI_NONAME;
     if (host != NULL && hostlen != 0) {
-        /* No reverse lookups: the numeric form is the only name there is. */
+        /* As glibc: a name unless NI_NUMERICHOST, else (or when there is none)
+         * the numeric form, unless NI_NAMEREQD. The names are the host's own
+         * (--add-host, names resolved earlier, localhost): no DNS is asked. */
+        if ((flags & NI_NUMERICHOST) == 0) {
+            char name[256];
+            uint32_t n = 0;
+            if (__wassh_sock_getnameinfo(sa->sa_family, addr, name, sizeof(name) - 1, &n) == 0) {
+                if (n >= hostlen)
+                    return EAI_OVERFLOW;
+                memcpy(host, name, n);
+                host[n] = '\0';
+                goto service;
+            }
+        }
         if (flags & NI_NAMEREQD)
             return EAI_NONAME;
         if (inet_ntop(sa->sa_family, addr, buf, sizeof(buf)) == NULL)
@@ -275,8 +317,13 @@ int getnameinfo(const struct sockaddr *restrict sa, socklen_t salen, char *restr
             return EAI_OVERFLOW;
         strcpy(host, buf);
     }
+service:
     if (serv != NULL && servlen != 0) {
-        int n = snprintf(buf, sizeof(buf), "%u", (unsigned)port);
+        const struct __wassh_service *named = NULL;
+        if ((flags & NI_NUMERICSERV) == 0)
+            named = find_port(port, (flags & NI_DGRAM) ? "udp" : "tcp");
+        int n = named != NULL ? snprintf(buf, sizeof(buf), "%s", named->name)
+                              : snprintf(buf, sizeof(buf), "%u", (unsigned)port);
         if (n < 0 || (socklen_t)n >= servlen)
             return EAI_OVERFLOW;
         strcpy(serv, buf);
@@ -284,39 +331,110 @@ int getnameinfo(const struct sockaddr *restrict sa, socklen_t salen, char *restr
     return 0;
 }
 
-/* ---- legacy interfaces ---- */
+/* ---- legacy interfaces (static results, not thread-safe, as usual) ---- */
+
+#define MAX_ALIASES 8
+
+/* Splits a space-separated alias list into words (copies in store). */
+static void split_aliases(const char *list, char *store, size_t cap, char **out) {
+    size_t n = 0;
+    snprintf(store, cap, "%s", list);
+    for (char *p = store; *p != '\0' && n < MAX_ALIASES;) {
+        out[n++] = p;
+        char *end = strchr(p, ' ');
+        if (end == NULL)
+            break;
+        *end = '\0';
+        p = end + 1;
+    }
+    out[n] = NULL;
+}
 
 static struct servent serv_result;
-static char serv_name[16];
-static char serv_proto[8];
-static char *serv_aliases[1];
+static char serv_store[96];
+static char *serv_aliases[MAX_ALIASES + 1];
+static size_t serv_next;
 
-static struct servent *fill_servent(const char *name, uint16_t port, const char *proto) {
-    if (proto != NULL && strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
+static struct servent *fill_servent(const struct __wassh_service *s) {
+    if (s == NULL)
         return NULL;
-    snprintf(serv_name, sizeof(serv_name), "%s", name);
-    snprintf(serv_proto, sizeof(serv_proto), "%s", proto != NULL ? proto : "tcp");
-    serv_aliases[0] = NULL;
-    serv_result.s_name = serv_name;
+    split_aliases(s->aliases, serv_store, sizeof(serv_store), serv_aliases);
+    serv_result.s_name = (char *)s->name;
     serv_result.s_aliases = serv_aliases;
-    serv_result.s_port = htons(port);
-    serv_result.s_proto = serv_proto;
+    serv_result.s_port = htons((uint16_t)s->port);
+    serv_result.s_proto = (char *)s->proto;
     return &serv_result;
 }
 
 struct servent *getservbyname(const char *name, const char *proto) {
-    if (name == NULL)
-        return NULL;
-    int port = service_port_by_name(name);
-    return port < 0 ? NULL : fill_servent(name, (uint16_t)port, proto);
+    return name == NULL ? NULL : fill_servent(find_service(name, proto));
 }
 
 struct servent *getservbyport(int port, const char *proto) {
-    uint16_t p = ntohs((uint16_t)port);
-    for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
-        if (services[i].port == p)
-            return fill_servent(services[i].name, p, proto);
+    return fill_servent(find_port(ntohs((uint16_t)port), proto));
+}
+
+void setservent(int stayopen) {
+    (void)stayopen;
+    serv_next = 0;
+}
+
+void endservent(void) {
+    serv_next = 0;
+}
+
+struct servent *getservent(void) {
+    if (serv_next >= __wassh_nservices)
+        return NULL;
+    return fill_servent(&__wassh_services[serv_next++]);
+}
+
+static struct protoent proto_result;
+static char proto_store[64];
+static char *proto_aliases[MAX_ALIASES + 1];
+static size_t proto_next;
+
+static struct protoent *fill_protoent(const struct __wassh_protocol *p) {
+    if (p == NULL)
+        return NULL;
+    split_aliases(p->aliases, proto_store, sizeof(proto_store), proto_aliases);
+    proto_result.p_name = (char *)p->name;
+    proto_result.p_aliases = proto_aliases;
+    proto_result.p_proto = p->number;
+    return &proto_result;
+}
+
+struct protoent *getprotobyname(const char *name) {
+    if (name == NULL)
+        return NULL;
+    for (size_t i = 0; i < __wassh_nprotocols; i++) {
+        const struct __wassh_protocol *p = &__wassh_protocols[i];
+        if (strcmp(p->name, name) == 0 || has_word(p->aliases, name))
+            return fill_protoent(p);
+    }
     return NULL;
+}
+
+struct protoent *getprotobynumber(int number) {
+    for (size_t i = 0; i < __wassh_nprotocols; i++)
+        if (__wassh_protocols[i].number == number)
+            return fill_protoent(&__wassh_protocols[i]);
+    return NULL;
+}
+
+void setprotoent(int stayopen) {
+    (void)stayopen;
+    proto_next = 0;
+}
+
+void endprotoent(void) {
+    proto_next = 0;
+}
+
+struct protoent *getprotoent(void) {
+    if (proto_next >= __wassh_nprotocols)
+        return NULL;
+    return fill_protoent(&__wassh_protocols[proto_next++]);
 }
 
 #define HOSTENT_MAX_ADDRS GAI_RES_CAP
@@ -324,43 +442,96 @@ struct servent *getservbyport(int port, const char *proto) {
 static struct hostent host_result;
 static char host_name[256];
 static char *host_aliases[1];
-static struct in_addr host_addrs[HOSTENT_MAX_ADDRS];
+static struct in6_addr host_addrs[HOSTENT_MAX_ADDRS];
 static char *host_addr_list[HOSTENT_MAX_ADDRS + 1];
 
-struct hostent *gethostbyname(const char *name) {
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    if (name == NULL) {
-        h_errno = HOST_NOT_FOUND;
-        return NULL;
-    }
-    int rc = getaddrinfo(name, NULL, &hints, &res);
-    if (rc != 0) {
-        h_errno = rc == EAI_AGAIN ? TRY_AGAIN : rc == EAI_NONAME ? HOST_NOT_FOUND : NO_RECOVERY;
-        return NULL;
-    }
-    size_t n = 0;
-    for (struct addrinfo *ai = res; ai != NULL && n < HOSTENT_MAX_ADDRS; ai = ai->ai_next) {
-        host_addrs[n] = ((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-        host_addr_list[n] = (char *)&host_addrs[n];
-        n++;
-    }
-    host_addr_list[n] = NULL;
-    freeaddrinfo(res);
+static struct hostent *fill_hostent(const char *name, int af, size_t n) {
     snprintf(host_name, sizeof(host_name), "%s", name);
+    for (size_t i = 0; i < n; i++)
+        host_addr_list[i] = (char *)&host_addrs[i];
+    host_addr_list[n] = NULL;
     host_aliases[0] = NULL;
     host_result.h_name = host_name;
     host_result.h_aliases = host_aliases;
-    host_result.h_addrtype = AF_INET;
-    host_result.h_length = 4;
+    host_result.h_addrtype = af;
+    host_result.h_length = af == AF_INET6 ? 16 : 4;
     host_result.h_addr_list = host_addr_list;
     return &host_result;
 }
 
+struct hostent *gethostbyname2(const char *name, int af) {
+    struct addrinfo hints, *res = NULL;
+    if (af != AF_INET && af != AF_INET6) {
+        errno = EAFNOSUPPORT;
+        h_errno = NETDB_INTERNAL;
+        return NULL;
+    }
+    if (name == NULL) {
+        h_errno = HOST_NOT_FOUND;
+        return NULL;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = af;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(name, NULL, &hints, &res);
+    if (rc != 0) {
+        h_errno = rc == EAI_AGAIN    ? TRY_AGAIN
+                  : rc == EAI_NONAME ? HOST_NOT_FOUND
+                  : rc == EAI_FAMILY ? HOST_NOT_FOUND
+                                     : NO_RECOVERY;
+        return NULL;
+    }
+    size_t n = 0;
+    for (struct addrinfo *ai = res; ai != NULL && n < HOSTENT_MAX_ADDRS; ai = ai->ai_next) {
+        if (af == AF_INET)
+            memcpy(&host_addrs[n], &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+        else
+            memcpy(&host_addrs[n], &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+        n++;
+    }
+    freeaddrinfo(res);
+    return fill_hostent(name, af, n);
+}
+
+struct hostent *gethostbyname(const char *name) {
+    return gethostbyname2(name, AF_INET);
+}
+
+struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type) {
+    char name[256];
+    uint32_t n = 0;
+    socklen_t need = type == AF_INET ? 4 : type == AF_INET6 ? 16 : 0;
+    if (need == 0) {
+        errno = EAFNOSUPPORT;
+        h_errno = NETDB_INTERNAL;
+        return NULL;
+    }
+    if (addr == NULL || len < need) {
+        errno = EINVAL;
+        h_errno = NETDB_INTERNAL;
+        return NULL;
+    }
+    /* The names are the host's own (--add-host, names resolved earlier,
+     * localhost); no DNS is asked, so any other address has no name. */
+    if (__wassh_sock_getnameinfo(type, addr, name, sizeof(name) - 1, &n) != 0) {
+        h_errno = HOST_NOT_FOUND;
+        return NULL;
+    }
+    name[n] = '\0';
+    memcpy(&host_addrs[0], addr, need);
+    return fill_hostent(name, type, 1);
+}
+
+void sethostent(int stayopen) {
+    (void)stayopen;
+}
+
+void endhostent(void) {}
+
 const char *hstrerror(int code) {
     switch (code) {
+    case 0:
+        return "Resolver Error 0 (no error)";
     case HOST_NOT_FOUND:
         return "Unknown host";
     case TRY_AGAIN:
@@ -372,4 +543,11 @@ const char *hstrerror(int code) {
     default:
         return "Unknown resolver error";
     }
+}
+
+void herror(const char *prefix) {
+    if (prefix != NULL && *prefix != '\0')
+        fprintf(stderr, "%s: %s\n", prefix, hstrerror(h_errno));
+    else
+        fprintf(stderr, "%s\n", hstrerror(h_errno));
 }

@@ -2,7 +2,9 @@
  *
  * Conventions of the host ABI: families are wasi-libc's (AF_INET 1, AF_INET6 2,
  * AF_UNIX 3), ports cross in host byte order, addresses as raw network-order
- * bytes, every call returns a WASI errno (which is also the C errno value). */
+ * bytes, every call returns a WASI errno (which is also the C errno value).
+ * A caught signal ends a blocked call as on Linux (sigwrap.h): recv, send and
+ * accept restart under SA_RESTART, connect fails with EINTR. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 #include <sys/un.h>
 #include <wasi/api.h>
 
+#include "sigwrap.h"
 #include "wassh_host.h"
 
 /* Layout checks: these are what the host and ordinary C code rely on. */
@@ -151,7 +154,9 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     int err = decode_sockaddr(addr, len, &ha);
     if (err != 0)
         return fail(err);
-    int32_t rc = __wassh_sock_connect(fd, ha.domain, ha.addr, ha.port);
+    int32_t rc;
+    /* Never restarted (Linux): the connect goes on, a second one is EALREADY. */
+    WASSH_INTERRUPTIBLE(rc, __wassh_sock_connect(fd, ha.domain, ha.addr, ha.port));
     return rc != 0 ? fail(rc) : 0;
 }
 
@@ -204,7 +209,8 @@ static int do_accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict
 
     if (addr != NULL && len == NULL)
         return fail(EFAULT);
-    int32_t rc = __wassh_sock_accept(fd, &newfd);
+    int32_t rc;
+    WASSH_RESTARTABLE(rc, __wassh_sock_accept(fd, &newfd));
     if (rc != 0)
         return fail(rc);
     if (addr != NULL) {
@@ -297,7 +303,8 @@ ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
     uint32_t n = 0;
 
     memset(addr, 0, sizeof(addr));
-    int32_t rc = __wassh_sock_recvfrom(fd, buf, len, &n, flags, &domain, addr, &port);
+    int32_t rc;
+    WASSH_RESTARTABLE(rc, __wassh_sock_recvfrom(fd, buf, len, &n, flags, &domain, addr, &port));
     if (rc != 0)
         return fail(rc);
     if (from != NULL)
@@ -320,7 +327,8 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
             return fail(err);
     }
     uint32_t n = 0;
-    int32_t rc = __wassh_sock_sendto(fd, buf, len, &n, flags, ha.domain, ha.addr, ha.port);
+    int32_t rc;
+    WASSH_RESTARTABLE(rc, __wassh_sock_sendto(fd, buf, len, &n, flags, ha.domain, ha.addr, ha.port));
     if (rc != 0)
         return fail(rc);
     return (ssize_t)n;

@@ -88,6 +88,20 @@ struct cmsghdr {
 #define SOMAXCONN 128
 #endif
 
+/* Option levels: Linux's, which are the protocol numbers (the host maps them). */
+#ifndef SOL_IP
+#define SOL_IP 0
+#endif
+#ifndef SOL_TCP
+#define SOL_TCP 6
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef SOL_IPV6
+#define SOL_IPV6 41
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
