@@ -1,0 +1,2 @@
+/* Does not compile: an undeclared identifier. */
+int main(void) { return undeclared_name; }
