@@ -79,7 +79,7 @@ def _build_parser(
     plugins = [(n, p) for n, p in installed_plugins() if n not in blocked]
 
     run = sub.add_parser("run", help="run a wasm32-wasi program")
-    run.add_argument("program", help="the .wasm file")
+    run.add_argument("program", help="the .wasm file, or a program wassh cc wrote")
     run.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the program")
     run.add_argument(
         "--dir",
