@@ -223,9 +223,19 @@ RECIPES = {
         programs=(("nc", "nc"),),
         configure=None,
         make=(("linux",),),
-        # The 1996 source has K&R-style calls and implicit ints that gcc 12 (Debian's
-        # compiler) warns about and clang refuses unless told they are warnings.
         cflags=(
+            # netcat.c calls time() without <time.h> (glibc's headers bring it in):
+            # an implicit int time() in main, which calls setjmp, makes invalid wasm
+            "-include time.h",
+            # Its signal handlers are defined K&R-style, without parameters. A
+            # native call passes the signal number regardless; wasm checks the type
+            # of an indirect call, so the handler must take the int it is given.
+            # (quit(), the -q N handler, is also called directly: not renamed, so
+            # -q with N > 0 stops with a trap when its alarm fires.)
+            "'-Dcatch()=catch(int)'",
+            "'-Dtmtravel()=tmtravel(int)'",
+            # K&R-style calls and implicit ints, which gcc 12 (Debian's compiler)
+            # warns about and clang refuses unless told they are warnings
             "-Wno-error=int-conversion",
             "-Wno-error=implicit-int",
             "-Wno-error=implicit-function-declaration",
@@ -436,13 +446,16 @@ def _verify_dsc_checksums(dsc: Path) -> None:
 
 
 def _toolchain(bin_dir: Path) -> dict[str, str]:
-    """Wrapper scripts for CC/AR/RANLIB that start fast (no package import)."""
+    """Scripts for CC/AR/RANLIB: ``wassh cc`` through its lean entry (no package
+    import, so hundreds of configure and make calls stay cheap), zig's ar and
+    ranlib."""
+    import _wassh_entry
     from wassh import cc as wassh_cc
 
     bin_dir.mkdir(parents=True, exist_ok=True)
-    zig = wassh_cc._zig_cc()[:-1]  # the zig binary (or python -m ziglang)
+    zig = wassh_cc._zig_cc()[:-1]  # the zig binary
     tools = {
-        "cc": f'exec "{sys.executable}" "{wassh_cc.__file__}" "$@"\n',
+        "cc": f'exec "{sys.executable}" "{_wassh_entry.__file__}" cc "$@"\n',
         "ar": f'exec {" ".join(repr(z) for z in zig)} ar "$@"\n',
         "ranlib": f'exec {" ".join(repr(z) for z in zig)} ranlib "$@"\n',
     }
@@ -456,10 +469,14 @@ def _toolchain(bin_dir: Path) -> dict[str, str]:
 
 
 def build_key(recipe: Recipe) -> str:
+    """The SDK, the compiler driver, zig and the recipe: any change rebuilds."""
+    import _wassh_cc
     from wassh import cc as wassh_cc
 
     h = hashlib.sha256()
     h.update(wassh_cc._sdk_hash().encode())
+    for module in (_wassh_cc, wassh_cc):
+        h.update(Path(module.__file__ or "").read_bytes())
     h.update(repr((recipe, BUILD_FLAGS)).encode())
     return h.hexdigest()[:10]
 
@@ -562,6 +579,8 @@ def build(name: str, *, force: bool = False, jobs: int | None = None) -> dict[st
 
 
 def _build_once(name: str, *, force: bool, jobs: int | None) -> dict[str, Path]:
+    import _wassh_cc
+
     recipe = RECIPES[name]
     ensure_sources(recipe.package)
     version = source_version(recipe.package)
@@ -588,7 +607,9 @@ def _build_once(name: str, *, force: bool, jobs: int | None) -> dict[str, Path]:
             dest = wanted[program]
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(".tmp")
-            shutil.copyfile(tree / path, tmp)
+            # make's output runs under wassh run (a shell header, then the
+            # module); the cache holds the bare module
+            tmp.write_bytes(_wassh_cc.module_bytes((tree / path).read_bytes()))
             os.replace(tmp, dest)
         log(
             f"{recipe.package} {version}: fetch {fetched:.0f} s, configure {configured:.0f} s, "
