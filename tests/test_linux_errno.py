@@ -92,3 +92,16 @@ def test_recv_on_an_unbound_udp_socket_blocks_until_a_signal() -> None:
     r = run_guest(wasm)
     assert r.code == 0, r.stderr
     assert r.stdout == expected
+
+
+def test_receive_and_send_timeouts_as_on_linux() -> None:
+    """SO_RCVTIMEO ends recv, read, MSG_PEEK, MSG_WAITALL (with what came),
+    accept and an unbound UDP recv with EAGAIN; SO_SNDTIMEO ends a send into a
+    full pipe with a partial count and a connect to a full queue with
+    EINPROGRESS; out-of-range microseconds are EDOM."""
+    wasm, native = _both("sotimeo")
+    expected = run_native(native)
+    assert "send into a full pipe: partial, waited enough yes" in expected.splitlines()
+    r = run_guest(wasm)
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines() == expected.splitlines()

@@ -234,6 +234,8 @@ def _describe(obj: OpenObject) -> _Spec | None:
     cls = type(obj)
     if cls is Socket:
         assert isinstance(obj, Socket)
+        if obj.rcvtimeo is not None or obj.sndtimeo is not None:
+            return None  # C waits without a limit: SO_RCVTIMEO/SO_SNDTIMEO are Python's
         owner = obj.owner
         if obj.state == LISTENING and owner is not None and owner.os_sockets:
             return _listener(obj)

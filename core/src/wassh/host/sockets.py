@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import math
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,16 @@ from ..policy import Denied, IPAddress, parse_address
 from ..resolve import UnresolvedName
 from .objects import ALWAYS_READY, Filestat, OpenObject
 from .poll import NEVER_READY
-from .sockopts import OPTIONS, SO_ERROR, SO_TYPE, SOL_SOCKET, Option, Shadow
+from .sockopts import (
+    OPTIONS,
+    SO_ERROR,
+    SO_RCVTIMEO,
+    SO_SNDTIMEO,
+    SO_TYPE,
+    SOL_SOCKET,
+    Option,
+    Shadow,
+)
 from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
 from .wasi_defs import SOCKET_RIGHTS, Filetype
 
@@ -63,6 +73,9 @@ class Socket(OpenObject):
         self.config = process.transports.config
         self.options: dict[tuple[int, int], int] = {}
         self._shadow: Shadow | None = None  # answers options while no OS socket does
+        # SO_RCVTIMEO / SO_SNDTIMEO in seconds: None waits for ever, 0 not at all.
+        self.rcvtimeo: float | None = None
+        self.sndtimeo: float | None = None
         self.handle: SocketHandle[Any] = SocketHandle(process, family, kind, protocol, self.options)
         self.owner: Owner | None = None
         self.state = NEW
@@ -224,9 +237,16 @@ class Socket(OpenObject):
         if self.nonblocking:
             self.process.sockets.connecting[self] = self.connect_deadline
             raise WasiError(Errno.EINPROGRESS)
+        # SO_SNDTIMEO bounds a blocking connect too; then, as on Linux, it goes on
+        # (EINPROGRESS) and finishes as a non-blocking one would.
+        given_up = self._deadline(self.sndtimeo)
         while not self._refresh_connect():
+            now = time.monotonic()
+            if now >= given_up:
+                self.process.sockets.connecting[self] = self.connect_deadline
+                raise WasiError(Errno.EINPROGRESS)
             fd, mask = owner.wassh_sock_poll_handle(self.handle, True)
-            remaining = max(0.0, self.connect_deadline - time.monotonic())
+            remaining = max(0.0, min(self.connect_deadline, given_up) - now)
             self.process.waiter.wait_one(fd, mask, remaining)
         if self.state == FAILED:
             err, self.error = self.error, 0
@@ -450,15 +470,16 @@ class Socket(OpenObject):
         if self.state != LISTENING or self.owner is None:
             raise WasiError(Errno.EINVAL, "accept on a socket that is not listening")
         owner = self.owner
+        deadline = None
         while True:
             try:
                 state = owner.wassh_sock_accept(self.handle)
                 break
             except BlockingIOError:
-                if self.nonblocking:
+                if deadline is None:
+                    deadline = self._deadline(self.rcvtimeo)
+                if self.nonblocking or not self._wait_until(False, deadline):
                     raise WasiError(Errno.EAGAIN) from None
-                fd, mask = owner.wassh_sock_poll_handle(self.handle, False)
-                self.process.waiter.wait_one(fd, mask)
         return self.adopt(state)
 
     def adopt(self, state: object) -> Socket:
@@ -473,9 +494,8 @@ class Socket(OpenObject):
     def _check_readable(self) -> bool:
         """False when reads must return EOF right away."""
         if self.state == CONNECTING and not self._refresh_connect():
-            if self.nonblocking:
+            if self.nonblocking or not self._wait_until(False, self._deadline(self.rcvtimeo)):
                 raise WasiError(Errno.EAGAIN)
-            self._wait(False)
             return self._check_readable()
         if self.state != CONNECTED and not self._readable_unconnected():
             if self.state == FAILED:
@@ -500,6 +520,25 @@ class Socket(OpenObject):
         fd, mask = self.owner.wassh_sock_poll_handle(self.handle, write)
         self.process.waiter.wait_one(fd, mask, timeout)
 
+    @staticmethod
+    def _deadline(timeout: float | None) -> float:
+        """When a call that starts blocking now gives up (SO_RCVTIMEO/SO_SNDTIMEO)."""
+        return math.inf if timeout is None else time.monotonic() + timeout
+
+    def _wait_until(self, write: bool, deadline: float) -> bool:
+        """Wait to read or write; False once ``deadline`` has passed (the call gives up).
+
+        Called again after every wake-up, so the time left is measured each time.
+        """
+        if deadline == math.inf:
+            self._wait(write)
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self._wait(write, remaining)
+        return True
+
     def _readable_unconnected(self) -> bool:
         return self.state == BOUND and self.kind == DGRAM
 
@@ -523,15 +562,17 @@ class Socket(OpenObject):
         assert owner is not None
         recv = owner.wassh_sock_recv
         handle = self.handle
+        deadline = None
         while True:
             try:
                 n = recv(handle, buf, False)
                 self.bytes_received += n
                 return n
             except BlockingIOError:
-                if self.nonblocking or dontwait:
+                if deadline is None:
+                    deadline = self._deadline(self.rcvtimeo)
+                if self.nonblocking or dontwait or not self._wait_until(False, deadline):
                     raise WasiError(Errno.EAGAIN) from None
-                self._wait(False)
             except OSError as exc:
                 self._recv_error(exc)
 
@@ -545,15 +586,17 @@ class Socket(OpenObject):
         handle = self.handle
         size = len(data)
         sent: int = 0
+        deadline = None
         while True:
             try:
                 n = send(handle, data[sent:] if sent else data)
             except BlockingIOError:
-                if self.nonblocking or dontwait:
+                if deadline is None:
+                    deadline = self._deadline(self.sndtimeo)
+                if self.nonblocking or dontwait or not self._wait_until(True, deadline):
                     if sent:
                         return sent
                     raise WasiError(Errno.EAGAIN) from None
-                self._wait(True)
                 continue
             except OSError:
                 if sent:
@@ -596,6 +639,7 @@ class Socket(OpenObject):
         recv = owner.wassh_sock_recv
         handle = self.handle
         total = 0
+        deadline = None
         for buf in bufs:
             filled = 0
             size = len(buf)
@@ -608,7 +652,12 @@ class Socket(OpenObject):
                             return total + filled, False
                     elif nonblocking:
                         raise WasiError(Errno.EAGAIN) from None
-                    self._wait(False)
+                    if deadline is None:
+                        deadline = self._deadline(self.rcvtimeo)
+                    if not self._wait_until(False, deadline):
+                        if total or filled:
+                            return total + filled, False
+                        raise WasiError(Errno.EAGAIN) from None
                     continue
                 except OSError as exc:
                     if total or filled:
@@ -628,10 +677,13 @@ class Socket(OpenObject):
     def _wait_unbound(self, nonblocking: bool) -> None:
         """A datagram socket with no address: nothing can arrive, so a read waits
         until a signal ends it (EINTR) or the guest is stopped, as on Linux."""
-        if nonblocking:
-            raise WasiError(Errno.EAGAIN)
-        while True:
-            self.process.waiter.wait({}, None)
+        deadline = self._deadline(self.rcvtimeo)
+        while not nonblocking:
+            remaining = None if deadline == math.inf else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            self.process.waiter.wait({}, remaining)
+        raise WasiError(Errno.EAGAIN)
 
     def _peek_stream(self, bufs: list[memoryview], waitall: bool, nonblocking: bool) -> int:
         """MSG_PEEK on a stream: the bytes from the start of what is buffered, left there.
@@ -650,13 +702,13 @@ class Socket(OpenObject):
         if size == 0:
             return 0
         pause = 0.001
+        deadline = self._deadline(self.rcvtimeo)
         while True:
             try:
                 n = recv(handle, target, True)
             except BlockingIOError:
-                if nonblocking:
+                if nonblocking or not self._wait_until(False, deadline):
                     raise WasiError(Errno.EAGAIN) from None
-                self._wait(False)
                 continue
             except OSError as exc:
                 self._recv_error(exc)
@@ -683,14 +735,16 @@ class Socket(OpenObject):
         """
         assert self.owner is not None
         target = bufs[0] if len(bufs) == 1 else memoryview(bytearray(sum(map(len, bufs))))
+        deadline = None
         while True:
             try:
                 n, self.last_source = self.owner.wassh_sock_recvfrom(self.handle, target, peek)
                 break
             except BlockingIOError:
-                if nonblocking:
+                if deadline is None:
+                    deadline = self._deadline(self.rcvtimeo)
+                if nonblocking or not self._wait_until(False, deadline):
                     raise WasiError(Errno.EAGAIN) from None
-                self._wait(False)
         full = n
         truncated = n > len(target)
         n = min(n, len(target))
@@ -719,10 +773,10 @@ class Socket(OpenObject):
             if self.state == CONNECTING and self._refresh_connect() and self.state == CONNECTED:
                 pass
             elif self.state == CONNECTING:
-                if self.nonblocking or dontwait:
-                    raise WasiError(Errno.EAGAIN)
+                connected_by = self._deadline(self.sndtimeo)
                 while not self._refresh_connect():
-                    self._wait(True)
+                    if self.nonblocking or dontwait or not self._wait_until(True, connected_by):
+                        raise WasiError(Errno.EAGAIN)
                 return self.write(bufs, dontwait)
             elif self.kind == DGRAM:
                 raise WasiError(Errno.EDESTADDRREQ)
@@ -738,6 +792,7 @@ class Socket(OpenObject):
         if self.kind == DGRAM and len(bufs) > 1:
             bufs = [memoryview(b"".join(bufs))]  # a writev is one datagram
         total = 0
+        deadline = None
         for buf in bufs:
             sent = 0
             size = len(buf)
@@ -745,11 +800,12 @@ class Socket(OpenObject):
                 try:
                     n = send(handle, buf[sent:] if sent else buf)
                 except BlockingIOError:
-                    if nonblocking:
+                    if deadline is None:
+                        deadline = self._deadline(self.sndtimeo)
+                    if nonblocking or not self._wait_until(True, deadline):
                         if total or sent:
                             return total + sent
                         raise WasiError(Errno.EAGAIN) from None
-                    self._wait(True)
                     continue
                 except OSError:
                     if total or sent:
@@ -773,15 +829,17 @@ class Socket(OpenObject):
         assert owner is not None
         try:
             self._check_destination(owner, host, port, "sendto")
+            deadline = None
             while True:
                 try:
                     n: int = owner.wassh_sock_sendto(self.handle, data, host, port)
                     self.bytes_sent += n
                     return n
                 except BlockingIOError:
-                    if self.nonblocking or dontwait:
+                    if deadline is None:
+                        deadline = self._deadline(self.sndtimeo)
+                    if self.nonblocking or dontwait or not self._wait_until(True, deadline):
                         raise WasiError(Errno.EAGAIN) from None
-                    self._wait(True)
         finally:
             if fresh and self.handle.state is None:
                 self.owner = None  # nothing was created: the socket is still new
@@ -820,6 +878,17 @@ class Socket(OpenObject):
         return shadow
 
     def setsockopt(self, level: int, name: int, value: int) -> None:
+        if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+            # Milliseconds from the SDK: 0 for none, -1 for "do not wait" (Linux's
+            # answer to a negative tv_sec). The host does the waiting, so the OS
+            # socket never sees them; the compiled fast path leaves the socket.
+            timeout = None if value == 0 else max(value, 0) / 1000
+            if name == SO_RCVTIMEO:
+                self.rcvtimeo = timeout
+            else:
+                self.sndtimeo = timeout
+            self._changed()
+            return
         opt = self._option(level, name)
         if opt.boolean:
             value = 1 if value else 0
@@ -842,6 +911,9 @@ class Socket(OpenObject):
             return err
         if level == SOL_SOCKET and name == SO_TYPE:
             return int(self.filetype)
+        if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+            timeout = self.rcvtimeo if name == SO_RCVTIMEO else self.sndtimeo
+            return 0 if timeout is None else round(timeout * 1000)
         opt = self._option(level, name)
         if self.owner is not None and self.handle.state is not None:
             live = self.owner.wassh_sock_getsockopt(self.handle, opt.level, opt.name)

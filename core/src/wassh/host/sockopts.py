@@ -28,6 +28,10 @@ SO_KEEPALIVE = 9
 SO_OOBINLINE = 10
 SO_REUSEPORT = 15
 SO_RCVLOWAT = 18
+# The host waits for the guest's blocking calls, so these two are its own
+# (Socket.rcvtimeo/sndtimeo), never an OS socket's; values cross in milliseconds.
+SO_RCVTIMEO = 20
+SO_SNDTIMEO = 21
 IP_TOS = 1
 IP_TTL = 2
 IP_MTU_DISCOVER = 10

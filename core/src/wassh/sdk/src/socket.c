@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <wasi/api.h>
 
@@ -243,8 +244,47 @@ int accept4(int fd, struct sockaddr *restrict addr, socklen_t *restrict len, int
     return newfd;
 }
 
+/* SO_RCVTIMEO/SO_SNDTIMEO cross as milliseconds (rounded up, so a wait is never
+ * shorter): 0 for none, -1 for Linux's "do not wait" (a negative tv_sec). */
+static int set_timeout(int fd, int name, const void *value, socklen_t len) {
+    struct timeval tv;
+    if (value == NULL)
+        return fail(EFAULT);
+    if (len < sizeof(tv))
+        return fail(EINVAL);
+    memcpy(&tv, value, sizeof(tv));
+    if (tv.tv_usec < 0 || tv.tv_usec >= 1000000)
+        return fail(EDOM);
+    int64_t ms;
+    if (tv.tv_sec < 0)
+        ms = -1;
+    else if (tv.tv_sec >= INT32_MAX / 1000)
+        ms = 0; /* longer than the host counts: for ever, as Linux's own limit */
+    else
+        ms = (int64_t)tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000;
+    int32_t rc = __wassh_sock_set_opt(fd, SOL_SOCKET, name, (int32_t)ms);
+    return rc != 0 ? fail(rc) : 0;
+}
+
+static int get_timeout(int fd, int name, void *value, socklen_t *len) {
+    struct timeval tv;
+    int32_t ms = 0;
+    if (*len < sizeof(tv))
+        return fail(EINVAL);
+    int32_t rc = __wassh_sock_get_opt(fd, SOL_SOCKET, name, &ms);
+    if (rc != 0)
+        return fail(rc);
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    memcpy(value, &tv, sizeof(tv));
+    *len = sizeof(tv);
+    return 0;
+}
+
 int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
     int32_t v;
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
+        return set_timeout(fd, name, value, len);
     if (len != sizeof(int32_t))
         return fail(EINVAL);
     if (value == NULL)
@@ -258,6 +298,8 @@ int getsockopt(int fd, int level, int name, void *restrict value, socklen_t *res
     int32_t v = 0;
     if (value == NULL || len == NULL)
         return fail(EFAULT);
+    if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
+        return get_timeout(fd, name, value, len);
     if (*len < sizeof(int32_t))
         return fail(EINVAL);
     int32_t rc = __wassh_sock_get_opt(fd, level, name, &v);

@@ -38,6 +38,13 @@
 #ifndef SO_LINGER
 #define SO_LINGER 13
 #endif
+/* Linux's numbers; the value is a struct timeval, as there. */
+#ifndef SO_RCVTIMEO
+#define SO_RCVTIMEO 20
+#endif
+#ifndef SO_SNDTIMEO
+#define SO_SNDTIMEO 21
+#endif
 
 #ifndef MSG_DONTWAIT
 #define MSG_DONTWAIT 0x40
