@@ -105,3 +105,27 @@ def test_receive_and_send_timeouts_as_on_linux() -> None:
     r = run_guest(wasm)
     assert r.code == 0, r.stderr
     assert r.stdout.splitlines() == expected.splitlines()
+
+
+def test_so_linger_zero_set_before_connect_resets_on_close() -> None:
+    """SO_LINGER {1, 0} set before the socket has a transport reaches the OS
+    socket: the guest's close is a reset the peer sees."""
+    wasm = build_guest(POSIX / "lingerclose.c", sdk=True)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        outcome: list[str] = []
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.sendall(conn.recv(1))
+                try:
+                    outcome.append(f"read {conn.recv(1)!r}")
+                except ConnectionResetError:
+                    outcome.append("reset")
+
+        peer = threading.Thread(target=serve)
+        peer.start()
+        r = run_guest(wasm, str(server.getsockname()[1]))
+        peer.join(timeout=30)
+    assert r.stdout == "closed\n", r.stderr
+    assert outcome == ["reset"]

@@ -148,6 +148,21 @@ static void int_opt(const char *what, int fd, int level, int name, int set, int 
         printf("%s get: %s\n", what, ename(errno));
 }
 
+static void linger_opt(const char *what, int fd, int set, int onoff, int secs, socklen_t len) {
+    struct linger l = {.l_onoff = onoff, .l_linger = secs};
+    char line[128];
+    if (set) {
+        snprintf(line, sizeof(line), "%s set %d,%d len %d", what, onoff, secs, (int)len);
+        report(line, setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, len));
+    }
+    socklen_t got = sizeof(l);
+    memset(&l, 0x55, sizeof(l));
+    if (getsockopt(fd, SOL_SOCKET, SO_LINGER, &l, &got) == 0)
+        printf("%s get: %d,%d len %d\n", what, l.l_onoff, l.l_linger, (int)got);
+    else
+        printf("%s get: %s\n", what, ename(errno));
+}
+
 static void options(int family, int type, const char *tag, int port) {
     char what[96];
     int fd = socket(family, type, 0);
@@ -177,9 +192,21 @@ static void options(int family, int type, const char *tag, int port) {
         OPT("TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, 1, 0);
         OPT("TCP_MAXSEG", IPPROTO_TCP, TCP_MAXSEG, 0, 0);
         OPT("TCP_MAXSEG", IPPROTO_TCP, TCP_MAXSEG, 1, 1000);
+        OPT("TCP_CORK", IPPROTO_TCP, TCP_CORK, 1, 1);
+        OPT("TCP_USER_TIMEOUT", IPPROTO_TCP, TCP_USER_TIMEOUT, 1, 5000);
+        OPT("TCP_NOTSENT_LOWAT", IPPROTO_TCP, TCP_NOTSENT_LOWAT, 1, 16384);
+        OPT("TCP_SYNCNT", IPPROTO_TCP, TCP_SYNCNT, 1, 3);
+        OPT("TCP_SYNCNT", IPPROTO_TCP, TCP_SYNCNT, 1, 300);
+        OPT("TCP_WINDOW_CLAMP", IPPROTO_TCP, TCP_WINDOW_CLAMP, 1, 100000);
+        OPT("TCP_CORK", IPPROTO_TCP, TCP_CORK, 1, 0);
     } else {
         OPT("TCP_NODELAY", SOL_TCP, TCP_NODELAY, 1, 1);
     }
+    snprintf(what, sizeof(what), "%s SO_LINGER", tag);
+    linger_opt(what, fd, 0, 0, 0, 0);
+    linger_opt(what, fd, 1, 1, 0, sizeof(struct linger));
+    linger_opt(what, fd, 1, 1, 7, sizeof(struct linger));
+    linger_opt(what, fd, 1, 1, 5, sizeof(int));
     if (port > 0) {
         /* Live: the same options on a connected socket. */
         int rc;
@@ -201,6 +228,9 @@ static void options(int family, int type, const char *tag, int port) {
         OPT("live IPV6_TCLASS", IPPROTO_IPV6, IPV6_TCLASS, 1, 0x40);
         OPT("live TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, 0, 0);
         OPT("live TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, 0, 0);
+        snprintf(what, sizeof(what), "%s live SO_LINGER", tag);
+        linger_opt(what, fd, 0, 0, 0, 0);
+        linger_opt(what, fd, 1, 0, 3, sizeof(struct linger));
     }
     close(fd);
 #undef OPT

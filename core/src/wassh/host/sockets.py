@@ -25,12 +25,16 @@ from .poll import NEVER_READY
 from .sockopts import (
     OPTIONS,
     SO_ERROR,
+    SO_LINGER,
     SO_RCVTIMEO,
     SO_SNDTIMEO,
     SO_TYPE,
     SOL_SOCKET,
     Option,
     Shadow,
+    linger_size,
+    pack_linger,
+    unpack_linger,
 )
 from .waiter import POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDHUP
 from .wasi_defs import SOCKET_RIGHTS, Filetype
@@ -76,6 +80,7 @@ class Socket(OpenObject):
         # SO_RCVTIMEO / SO_SNDTIMEO in seconds: None waits for ever, 0 not at all.
         self.rcvtimeo: float | None = None
         self.sndtimeo: float | None = None
+        self.linger: int | None = None  # SO_LINGER as the SDK encodes it; None: never set
         self.handle: SocketHandle[Any] = SocketHandle(process, family, kind, protocol, self.options)
         self.owner: Owner | None = None
         self.state = NEW
@@ -171,9 +176,16 @@ class Socket(OpenObject):
 
     def _apply_options(self) -> None:
         assert self.owner is not None
-        if self._shadow is not None and self._live_os_socket():
-            self._shadow.close()  # the transport's socket answers from now on
-            self._shadow = None
+        if self._live_os_socket():
+            if self._shadow is not None:
+                self._shadow.close()  # the transport's socket answers from now on
+                self._shadow = None
+            if self.linger is not None:
+                linger = pack_linger(self.linger)
+                try:
+                    self.handle.state.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                except OSError as exc:  # the stand-in took it: not expected to fail here
+                    log.debug("SO_LINGER not applied: %s", exc)
         for (level, name), value in self.options.items():
             try:
                 self.owner.wassh_sock_setsockopt(self.handle, level, name, value)
@@ -889,6 +901,9 @@ class Socket(OpenObject):
                 self.sndtimeo = timeout
             self._changed()
             return
+        if level == SOL_SOCKET and name == SO_LINGER:
+            self._set_linger(value)
+            return
         opt = self._option(level, name)
         if opt.boolean:
             value = 1 if value else 0
@@ -903,6 +918,25 @@ class Socket(OpenObject):
                 self.owner.wassh_sock_setsockopt(self.handle, opt.level, opt.name, value)
         self.options[(opt.level, opt.name)] = value
 
+    def _set_linger(self, value: int) -> None:
+        """SO_LINGER (a struct, so not in ``options``): on the OS socket once there is one."""
+        if self.family == socket.AF_UNIX:
+            raise WasiError(Errno.ENOPROTOOPT)
+        packed = pack_linger(value)
+        if self._live_os_socket():
+            self.handle.state.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, packed)
+        else:
+            self._stand_in().sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, packed)
+        self.linger = value
+
+    def _get_linger(self) -> int:
+        if self.family == socket.AF_UNIX:
+            raise WasiError(Errno.ENOPROTOOPT)
+        if self._live_os_socket():
+            raw = self.handle.state.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_size())
+            return unpack_linger(raw)
+        return 0 if self.linger is None else self.linger
+
     def getsockopt(self, level: int, name: int) -> int:
         if level == SOL_SOCKET and name == SO_ERROR:
             if self.state == CONNECTING:
@@ -914,6 +948,8 @@ class Socket(OpenObject):
         if level == SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
             timeout = self.rcvtimeo if name == SO_RCVTIMEO else self.sndtimeo
             return 0 if timeout is None else round(timeout * 1000)
+        if level == SOL_SOCKET and name == SO_LINGER:
+            return self._get_linger()
         opt = self._option(level, name)
         if self.owner is not None and self.handle.state is not None:
             live = self.owner.wassh_sock_getsockopt(self.handle, opt.level, opt.name)

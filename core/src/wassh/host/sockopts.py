@@ -10,6 +10,7 @@ of the same family and type does (``Shadow``).
 from __future__ import annotations
 
 import socket
+import struct
 from typing import NamedTuple
 
 SOL_SOCKET = 0x7FFFFFFF
@@ -27,6 +28,7 @@ SO_RCVBUF = 8
 SO_KEEPALIVE = 9
 SO_OOBINLINE = 10
 SO_REUSEPORT = 15
+SO_LINGER = 13  # a struct linger: the SDK passes (seconds << 1) | on
 SO_RCVLOWAT = 18
 # The host waits for the guest's blocking calls, so these two are its own
 # (Socket.rcvtimeo/sndtimeo), never an OS socket's; values cross in milliseconds.
@@ -43,7 +45,15 @@ TCP_MAXSEG = 2
 TCP_KEEPIDLE = 4
 TCP_KEEPINTVL = 5
 TCP_KEEPCNT = 6
+TCP_SYNCNT = 7
+TCP_LINGER2 = 8
+TCP_DEFER_ACCEPT = 9
+TCP_WINDOW_CLAMP = 10
+TCP_QUICKACK = 12
 TCP_USER_TIMEOUT = 18
+TCP_FASTOPEN = 23
+TCP_NOTSENT_LOWAT = 25
+TCP_CORK = 3
 
 
 class Option(NamedTuple):
@@ -87,8 +97,36 @@ OPTIONS: dict[tuple[int, int], Option] = {
     (IPPROTO_TCP, TCP_KEEPIDLE): _opt(_TCP, "TCP_KEEPIDLE", 4),
     (IPPROTO_TCP, TCP_KEEPINTVL): _opt(_TCP, "TCP_KEEPINTVL", 5),
     (IPPROTO_TCP, TCP_KEEPCNT): _opt(_TCP, "TCP_KEEPCNT", 6),
+    (IPPROTO_TCP, TCP_CORK): _opt(_TCP, "TCP_CORK", 3),
+    (IPPROTO_TCP, TCP_SYNCNT): _opt(_TCP, "TCP_SYNCNT", 7),
+    (IPPROTO_TCP, TCP_LINGER2): _opt(_TCP, "TCP_LINGER2", 8),
+    (IPPROTO_TCP, TCP_DEFER_ACCEPT): _opt(_TCP, "TCP_DEFER_ACCEPT", 9),
+    (IPPROTO_TCP, TCP_WINDOW_CLAMP): _opt(_TCP, "TCP_WINDOW_CLAMP", 10),
+    (IPPROTO_TCP, TCP_QUICKACK): _opt(_TCP, "TCP_QUICKACK", 12),
     (IPPROTO_TCP, TCP_USER_TIMEOUT): _opt(_TCP, "TCP_USER_TIMEOUT", 18),
+    (IPPROTO_TCP, TCP_FASTOPEN): _opt(_TCP, "TCP_FASTOPEN", 23),
+    (IPPROTO_TCP, TCP_NOTSENT_LOWAT): _opt(_TCP, "TCP_NOTSENT_LOWAT", 25),
 }
+
+
+_LINGER = struct.Struct("ii")
+
+
+def pack_linger(value: int) -> bytes:
+    """SO_LINGER's value as the SDK passes it, ``(seconds << 1) | on``, -> struct linger.
+
+    Both halves cross: Linux keeps the seconds of a linger turned off.
+    """
+    return _LINGER.pack(value & 1, (value & 0x7FFFFFFF) >> 1)
+
+
+def unpack_linger(raw: bytes) -> int:
+    onoff, seconds = _LINGER.unpack(raw[: _LINGER.size])
+    return (min(int(seconds), 0x3FFFFFFF) << 1) | (1 if onoff else 0)
+
+
+def linger_size() -> int:
+    return _LINGER.size
 
 
 class Shadow:

@@ -281,10 +281,42 @@ static int get_timeout(int fd, int name, void *value, socklen_t *len) {
     return 0;
 }
 
+/* SO_LINGER crosses as (seconds << 1) | on: Linux keeps the seconds of a linger
+ * turned off. Seconds beyond 2^30 - 1 (or negative) are that many. */
+static int set_linger(int fd, const void *value, socklen_t len) {
+    struct linger l;
+    if (value == NULL)
+        return fail(EFAULT);
+    if (len < sizeof(l))
+        return fail(EINVAL);
+    memcpy(&l, value, sizeof(l));
+    uint32_t secs = (unsigned)l.l_linger > 0x3fffffffu ? 0x3fffffffu : (uint32_t)l.l_linger;
+    int32_t rc = __wassh_sock_set_opt(fd, SOL_SOCKET, SO_LINGER,
+                                      (int32_t)((secs << 1) | (l.l_onoff ? 1u : 0u)));
+    return rc != 0 ? fail(rc) : 0;
+}
+
+static int get_linger(int fd, void *value, socklen_t *len) {
+    struct linger l;
+    int32_t v = 0;
+    if (*len < sizeof(l))
+        return fail(EINVAL);
+    int32_t rc = __wassh_sock_get_opt(fd, SOL_SOCKET, SO_LINGER, &v);
+    if (rc != 0)
+        return fail(rc);
+    l.l_onoff = v & 1;
+    l.l_linger = (int)((uint32_t)v >> 1);
+    memcpy(value, &l, sizeof(l));
+    *len = sizeof(l);
+    return 0;
+}
+
 int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
     int32_t v;
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
         return set_timeout(fd, name, value, len);
+    if (level == SOL_SOCKET && name == SO_LINGER)
+        return set_linger(fd, value, len);
     if (len != sizeof(int32_t))
         return fail(EINVAL);
     if (value == NULL)
@@ -300,6 +332,8 @@ int getsockopt(int fd, int level, int name, void *restrict value, socklen_t *res
         return fail(EFAULT);
     if (level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO))
         return get_timeout(fd, name, value, len);
+    if (level == SOL_SOCKET && name == SO_LINGER)
+        return get_linger(fd, value, len);
     if (*len < sizeof(int32_t))
         return fail(EINVAL);
     int32_t rc = __wassh_sock_get_opt(fd, level, name, &v);
