@@ -120,9 +120,7 @@ def test_shell_syntax_beyond_simple_commands_fails_with_127(
 def test_an_unknown_program_is_a_child_exiting_127(spawner: Path) -> None:
     got = run(spawner, "exec", "nosuch", "x")
     assert got.stdout == "exec: exited 127\n"
-    assert got.stderr == (
-        "wassh: nosuch: no such program (add it with --program NAME=PATH.wasm)\n"
-    )
+    assert got.stderr == ("wassh: nosuch: no such program (add it with --program NAME=PATH.wasm)\n")
     got = run(spawner, "sh", "nosuch x")
     assert got.stdout == "sh: exited 127\n"
     assert "nosuch: no such program" in got.stderr
@@ -198,3 +196,17 @@ def test_embedding_gives_a_program_map(spawner: Path) -> None:
     )
     assert code == 0
     assert out.text() == "embedded\nexec: exited 0\n"
+
+
+def test_a_fork_child_may_not_open_sockets_or_fork_again(spawner: Path) -> None:
+    got = run(spawner, "forkmore")
+    assert got.returncode == 127
+    assert got.stdout == "child socket: -1 ENOSYS\nchild fork: -1 ENOSYS\n"
+    name = spawner.name
+    assert got.stderr == (
+        f"wassh: {name}: the child of fork() opened a socket without exec: a fork that "
+        "continues without exec is not supported\n"
+        "wassh: fork() in the child of fork() before exec is not supported\n"
+        f"wassh: {name}: the child of fork() exited without exec: a fork that "
+        "continues without exec is not supported\n"
+    )

@@ -301,6 +301,20 @@ int main(int argc, char **argv) {
         reap("forkonly", pid);
         return 0;
     }
+    if (strcmp(what, "forkmore") == 0) { /* a child that opens a socket, forks again */
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int s = socket(AF_INET, SOCK_STREAM, 0);
+            printf("child socket: %d %s\n", s, errname(errno));
+            pid_t again = fork();
+            printf("child fork: %d %s\n", (int)again, errname(errno));
+            fflush(stdout);
+            _exit(3);
+        }
+        reap("forkmore", pid);
+        return 0;
+    }
     if (strcmp(what, "connect") == 0) { /* connect HOST PORT in a child */
         reap("connect", spawn_self(NULL, (char *[]){"connect", argv[2], argv[3], NULL}));
         return 0;

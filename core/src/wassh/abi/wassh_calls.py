@@ -157,6 +157,7 @@ class WasshCalls:
     # -- sockets ------------------------------------------------------------------------
     def sock_create(self, out: int, domain: int, type_: int, protocol: int) -> int:
         self.mem.check(out, 4)
+        self.proc.children.refuse_in_fork("opened a socket")
         if protocol >= 1 << 31:
             protocol -= 1 << 32
         sock = self.proc.sockets.create(domain, type_, protocol)

@@ -268,18 +268,25 @@ class Children:
             return  # an ended child not yet waited for takes signals and ignores them
         child.process.send_signal(signum)
 
-    # -- the parent ending ----------------------------------------------------------------
+    # -- fork() without exec --------------------------------------------------------------
+    def _unsupported(self, what: str) -> None:
+        name = os.path.basename(self.owner.config.argv[0]) if self.owner.config.argv else "guest"
+        sys.stderr.write(
+            f"wassh: {name}: the child of fork() {what} without exec: a fork that "
+            "continues without exec is not supported\n"
+        )
+
+    def refuse_in_fork(self, what: str) -> None:
+        """Between fork() and exec: the child would need a process of its own (ENOSYS)."""
+        if self.forking:
+            self._unsupported(what)
+            raise WasiError(Errno.ENOSYS, f"{what} between fork() and exec")
+
     def exit_status(self, code: int) -> int:
         """The parent's exit status; a fork() child that exited without exec is an error."""
         if self.forking:
             self.forking = False
-            name = (
-                os.path.basename(self.owner.config.argv[0]) if self.owner.config.argv else "guest"
-            )
-            sys.stderr.write(
-                f"wassh: {name}: the child of fork() exited without exec: a fork that "
-                "continues without exec is not supported\n"
-            )
+            self._unsupported("exited")
             return 127
         return code
 
