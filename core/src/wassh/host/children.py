@@ -213,6 +213,7 @@ class Children:
         finally:
             for given in getattr(proc, "handover", ()):
                 given.release()
+            child.process = None  # an ended child keeps no instance (its memory) until reaped
             child.finish(status)
             self._notify_parent()
 

@@ -291,7 +291,7 @@ static int exec_replace(const char *path, char *const argv[], char *const envp[]
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             _Exit(127);
-    fflush(NULL);
+    /* As after a real exec, what stdio still buffered is gone. */
     if (WIFSIGNALED(status))
         _Exit(128 + WTERMSIG(status));
     _Exit(WEXITSTATUS(status));
