@@ -210,3 +210,9 @@ def test_a_fork_child_may_not_open_sockets_or_fork_again(spawner: Path) -> None:
         f"wassh: {name}: the child of fork() exited without exec: a fork that "
         "continues without exec is not supported\n"
     )
+
+
+def test_children_not_waited_for_are_bounded(spawner: Path) -> None:
+    got = run(spawner, "many", "70", timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout == "started 64, then EAGAIN\nreaped 64, then ECHILD\n"

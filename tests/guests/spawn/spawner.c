@@ -23,6 +23,7 @@ static const char *errname(int err) {
         {0, "0"}, {ECHILD, "ECHILD"}, {ESRCH, "ESRCH"}, {ENOENT, "ENOENT"},
         {EACCES, "EACCES"}, {EPERM, "EPERM"}, {ECONNREFUSED, "ECONNREFUSED"},
         {ENETUNREACH, "ENETUNREACH"}, {EINTR, "EINTR"}, {ENOSYS, "ENOSYS"},
+        {EAGAIN, "EAGAIN"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (names[i].n == err)
@@ -313,6 +314,21 @@ int main(int argc, char **argv) {
             _exit(3);
         }
         reap("forkmore", pid);
+        return 0;
+    }
+    if (strcmp(what, "many") == 0) { /* many N: start N children before waiting */
+        int n = atoi(argv[2]), started = 0, err = 0;
+        for (int i = 0; i < n && !err; i++) {
+            pid_t pid;
+            char *cargv[] = {(char *)self, "child", "exit", "0", NULL};
+            err = posix_spawn(&pid, self, NULL, NULL, cargv, environ);
+            started += !err;
+        }
+        printf("started %d, then %s\n", started, errname(err));
+        int reaped = 0, status;
+        while (wait(&status) > 0)
+            reaped++;
+        printf("reaped %d, then %s\n", reaped, errname(errno));
         return 0;
     }
     if (strcmp(what, "connect") == 0) { /* connect HOST PORT in a child */

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import wasmtime
+
 from ..abi.errno import Errno, WasiError
 from ..signals import SIGCHLD
 from .waiter import POLLIN
@@ -32,6 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("wassh.children")
 
 MAX_CHILDREN = 64  # running or not yet waited for, per parent
+# Running children in the whole host process, grandchildren included: a guest
+# that starts itself over and over meets EAGAIN, as under RLIMIT_NPROC.
+MAX_RUNNING = 128
+_running = threading.BoundedSemaphore(MAX_RUNNING)
 _SIGABRT = 6
 _SIGKILL = 9
 _NSIG = 65
@@ -152,19 +158,47 @@ class Children:
         return child.pid
 
     def _start(
-        self, module: object, argv: list[str], env: Mapping[str, str], handover: list[Handover]
+        self,
+        module: wasmtime.Module,
+        argv: list[str],
+        env: Mapping[str, str],
+        handover: list[Handover],
     ) -> int:
+        if not _running.acquire(blocking=False):
+            for given in handover:
+                given.release()
+            raise WasiError(Errno.EAGAIN, f"{MAX_RUNNING} children running in this host")
+        try:
+            proc = self._child_process(module, argv, env, handover)
+            child = self._new_child(argv[0] if argv else "?")
+        except BaseException:
+            _running.release()
+            for given in handover:
+                given.release()
+            raise
+        child.process = proc
+        child.thread = threading.Thread(
+            target=self._run, args=(child, proc), name=f"wassh-child-{child.pid}", daemon=True
+        )
+        child.thread.start()
+        return child.pid
+
+    def _child_process(
+        self,
+        module: wasmtime.Module,
+        argv: list[str],
+        env: Mapping[str, str],
+        handover: list[Handover],
+    ) -> Process:
         from ..runtime import GuestConfig
         from ..spawn import ChildProcess
 
-        owner = self.owner
-        assert self.make_transports is not None
+        assert self.programs is not None and self.make_transports is not None
         try:
             transports = self.make_transports()
         except Exception as exc:  # a plugin that cannot start: the child cannot either
-            for given in handover:
-                given.release()
             raise WasiError(Errno.EAGAIN, f"the child's transports: {exc}") from exc
+        owner = self.owner
         parent = owner.config
         config = GuestConfig(
             argv=list(argv),
@@ -175,17 +209,11 @@ class Children:
             dev=parent.dev,
             max_memory=parent.max_memory,
         )
-        proc = ChildProcess(module, config, transports, events=owner.events)  # type: ignore[arg-type]
+        proc = ChildProcess(module, config, transports, events=owner.events)
         proc.handover = handover
         proc.share_loop(owner)
-        proc.children.configure(self.programs, self.make_transports)  # type: ignore[arg-type]
-        child = self._new_child(argv[0] if argv else "?")
-        child.process = proc
-        child.thread = threading.Thread(
-            target=self._run, args=(child, proc), name=f"wassh-child-{child.pid}", daemon=True
-        )
-        child.thread.start()
-        return child.pid
+        proc.children.configure(self.programs, self.make_transports)
+        return proc
 
     def _run(self, child: Child, proc: Process) -> None:
         from ..runtime import GuestCancelled
@@ -214,6 +242,7 @@ class Children:
             for given in getattr(proc, "handover", ()):
                 given.release()
             child.process = None  # an ended child keeps no instance (its memory) until reaped
+            _running.release()
             child.finish(status)
             self._notify_parent()
 
