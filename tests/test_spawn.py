@@ -10,6 +10,7 @@ exec refused — is checked on its own, with the exit status and the one line.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -216,3 +217,43 @@ def test_children_not_waited_for_are_bounded(spawner: Path) -> None:
     got = run(spawner, "many", "70", timeout=120)
     assert got.returncode == 0, got.stderr
     assert got.stdout == "started 64, then EAGAIN\nreaped 64, then ECHILD\n"
+
+
+def test_cancelling_an_embedded_parent_stops_its_children(spawner: Path) -> None:
+    import threading
+
+    import trio
+
+    read_end, write_end = os.pipe()  # the child's stdin: nobody ever writes
+
+    async def main() -> None:
+        blocking = trio.Event()
+        token = trio.lowlevel.current_trio_token()
+
+        def stderr(chunk: bytes) -> None:
+            if b"child blocking" in chunk:
+                token.run_sync_soon(blocking.set)
+
+        async with trio.open_nursery() as nursery:
+
+            async def parent() -> None:
+                await wassh.run(
+                    spawner,
+                    [spawner.name, "exec", spawner.name, "child", "block"],
+                    stdin=read_end,
+                    stdout=wassh.Capture(),
+                    stderr=stderr,
+                )
+
+            nursery.start_soon(parent)
+            with trio.fail_after(30):
+                await blocking.wait()
+            nursery.cancel_scope.cancel()
+
+    try:
+        trio.run(main)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("wassh-child-")]
+    assert alive == []
