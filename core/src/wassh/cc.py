@@ -167,7 +167,9 @@ def _build_sdk(final: Path) -> None:
         if final.is_dir():
             return
         # zig builds wasi-libc on its first use: tens of seconds without a word otherwise.
-        sys.stderr.write("wassh cc: building the guest SDK (first use, about a minute)...\n")
+        sys.stderr.write(
+            "wassh cc: building the guest SDK (once; about a minute the first time)...\n"
+        )
         sys.stderr.flush()
         started = time.monotonic()
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
