@@ -397,7 +397,7 @@ class WasshCalls:
         return 0
 
     def proc_forking(self, on: int) -> int:
-        self.proc.children.forking = bool(on)
+        self.proc.children.set_forking(bool(on))
         return 0
 
     def tty_get_attr(self, fd: int, out: int) -> int:

@@ -85,6 +85,7 @@ class Children:
         self._children: dict[int, Child] = {}
         self._lock = threading.Lock()
         self.forking = False  # between the SDK's fork() and exec
+        self._fds_at_fork: frozenset[int] = frozenset()
 
     def configure(self, programs: ProgramMap, make_transports: Callable[[], Transports]) -> None:
         self.programs = programs
@@ -305,6 +306,22 @@ class Children:
             f"wassh: {name}: the child of fork() {what} without exec: a fork that "
             "continues without exec is not supported\n"
         )
+
+    def set_forking(self, on: bool) -> None:
+        """The SDK's fork() starts recording a child, or exec has started it.
+
+        What the child opened in between (a file to dup2 onto 0, say) was opened
+        in this process: it was the child's, so it is closed here once exec has
+        handed the child its descriptors.
+        """
+        fds = self.owner.fds
+        if on:
+            self._fds_at_fork = frozenset(fds.table)
+        elif self.forking:
+            for fd in set(fds.table) - self._fds_at_fork:
+                fds.close(fd)
+            self._fds_at_fork = frozenset()
+        self.forking = on
 
     def refuse_in_fork(self, what: str) -> None:
         """Between fork() and exec: the child would need a process of its own (ENOSYS)."""

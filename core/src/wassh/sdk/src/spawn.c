@@ -86,7 +86,11 @@ static void fdmap_init(struct fdmap *m) {
     m->closed_from = INT32_MAX;
 }
 
-static int parent_has(int fd) { return fd >= 0 && fcntl(fd, F_GETFD) >= 0; }
+/* Not fcntl(F_GETFD): wasi-libc answers it for any number. */
+static int parent_has(int fd) {
+    __wasi_fdstat_t st;
+    return fd >= 0 && __wasi_fd_fdstat_get(fd, &st) == 0;
+}
 
 /* The parent descriptor behind the child's fd, or -1 when it is closed. */
 static int fdmap_source(const struct fdmap *m, int fd) {
