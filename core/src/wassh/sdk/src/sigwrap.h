@@ -5,8 +5,9 @@
  * that made the call then calls __wassh_signals_interrupted(), which runs the
  * handlers of every signal the host holds, and either restarts the call (it
  * returned 1: each handler that ran had SA_RESTART, and the call is one Linux
- * restarts: read, write, recv, send, accept) or fails with EINTR (connect,
- * poll, select and the sleeps never restart). After a call that succeeded,
+ * restarts: read, write, recv, send, accept, connect, wait) or fails with
+ * EINTR (poll, select and the sleeps never restart; man 7 signal). After a
+ * call that succeeded,
  * __wassh_signals_check() runs the handlers of signals that arrived meanwhile
  * (one load when there are none), as Linux runs them on the way back from a
  * system call. Both keep errno. */

@@ -90,11 +90,9 @@ unsigned alarm(unsigned seconds) {
     return left;
 }
 
+/* glibc's: a second or more is EINVAL (POSIX leaves it unspecified). */
 unsigned ualarm(unsigned value, unsigned interval) {
-    struct itimerval it = {
-        {(time_t)(interval / 1000000), (suseconds_t)(interval % 1000000)},
-        {(time_t)(value / 1000000), (suseconds_t)(value % 1000000)},
-    };
+    struct itimerval it = {{0, (suseconds_t)interval}, {0, (suseconds_t)value}};
     struct itimerval old;
     if (setitimer(ITIMER_REAL, &it, &old) != 0)
         return (unsigned)-1;
