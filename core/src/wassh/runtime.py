@@ -151,6 +151,7 @@ class Process:
         # Re-entrant: a Python signal handler may send a signal from inside cancel().
         self._lock = threading.RLock()
         self._signal_state: int | None = None  # guest address of the SDK's signal table
+        self._no_signal_table = False  # instantiated, and the guest has none
         self.killed_by: int | None = None  # the signal whose default action stopped the guest
         # Set once the guest runs no more code (returned, exited, trapped or killed),
         # before descriptors are closed: a signal now has no guest to act on.
@@ -197,6 +198,8 @@ class Process:
 
     def queue_signal(self, signum: int) -> None:
         """Hand a signal to the guest's SDK, whatever its disposition (it decides)."""
+        if self._no_signal_table:
+            return  # a guest without the SDK's table has no handler to run
         self.waiter.queue_signal(signum)
         self._mark_queued(1)
 
@@ -213,8 +216,7 @@ class Process:
             return SignalAction.IGNORED
         action = decide(signum, self._read_signal_state())
         if action is SignalAction.QUEUED:
-            self.waiter.queue_signal(signum)
-            self._mark_queued(1)
+            self.queue_signal(signum)
         elif action is SignalAction.TERMINATED:
             with self._lock:
                 if self.killed_by is None:
@@ -303,6 +305,9 @@ class Process:
             self.fast.runtime.set_memory(base, self.memory.size)
         self._preview1.mem = self.memory
         self._signal_state = self._find_signal_state(store, exports.get("__wassh_signal_state"))
+        if self._signal_state is None:
+            self._no_signal_table = True
+            self.waiter.take_signals()  # nobody would take them
         return instance
 
     def _find_signal_state(self, store: wasmtime.Store, export: Any) -> int | None:

@@ -190,7 +190,8 @@ int main(int argc, char **argv) {
         signal(SIGALRM, on_alarm);
         alarm(1);
         unsigned left = sleep(5);
-        out("sleep=%u handled=%d", left, (int)handled);
+        /* 4 (glibc rounds the time left), less on a loaded machine */
+        out("sleep_left_ok=%d handled=%d", left >= 2 && left <= 4, (int)handled);
     } else if (strcmp(mode, "nanosleep") == 0) {
         catch_alarm(on_alarm, SA_RESTART); /* sleeps never restart */
         arm_ms(300);

@@ -128,7 +128,10 @@ class Waiter:
         """
         if self.cancelled:
             raise GuestTerminated
-        if self.signals:
+        # Only a call that blocks is interrupted: a non-blocking one never fails
+        # with EINTR (the SDK runs the handler after it, as Linux does).
+        blocking = timeout is None or timeout > 0
+        if blocking and self.signals:
             self.check_interrupted()
         if handles != self._registered:
             poller = self._poller
@@ -156,7 +159,7 @@ class Waiter:
                 out.append((fd, revents))
         if self.cancelled:
             raise GuestTerminated
-        if woken and self.signals:
+        if woken and blocking and self.signals:
             self.check_interrupted()
         return out, woken
 
