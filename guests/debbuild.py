@@ -2,7 +2,7 @@
 
     python guests/debbuild.py openssh     # -> ssh.wasm
     python guests/debbuild.py dropbear    # -> dbclient.wasm, dropbearconvert.wasm
-    python guests/debbuild.py curl        # -> curl.wasm (also: wget, redis-cli, netcat)
+    python guests/debbuild.py curl        # -> curl.wasm (also: redis, netcat, connect-proxy)
     python guests/debbuild.py all
 
 Each recipe:
@@ -193,31 +193,6 @@ RECIPES = {
             "DEPENDENCY_TARGETS=hiredis linenoise hdr_histogram",
         ),
     ),
-    "wget": Recipe(
-        package="wget",
-        programs=(("wget", "src/wget"),),
-        touch_autotools=True,
-        configure=(
-            *COMMON,
-            # plain HTTP and FTP
-            "--with-ssl=no",
-            # no libraries beyond the SDK's libc
-            "--without-libpsl",
-            "--without-zlib",
-            "--without-libuuid",
-            "--without-metalink",
-            "--without-cares",
-            "--disable-iri",
-            "--disable-pcre",
-            "--disable-pcre2",
-            "--disable-nls",
-            "--disable-xattr",
-            "--disable-opie",
-            "--disable-ntlm",
-            # a guest has no threads
-            "--disable-threads",
-        ),
-    ),
     "netcat": Recipe(
         package="netcat",
         programs=(("nc", "nc"),),
@@ -247,6 +222,21 @@ RECIPES = {
             # Debian's flags (debian/rules) but GAPING_SECURITY_HOLE: -e runs a
             # program with the socket as its stdio, which needs fork and dup2
             'DFLAGS=-DLINUX -DTELNET -DIP_TOS -DDEBIAN_VERSION=\\"1.10-47\\"',
+        ),
+    ),
+    "connect-proxy": Recipe(
+        package="connect-proxy",
+        programs=(("connect-proxy", "connect"),),
+        configure=None,
+        # one file and no Makefile: make's built-in rule, with debian/rules' define
+        make=(("connect",),),
+        # a glibc name for the handler type, in a cast
+        cflags=("'-D__sighandler_t=void(*)(int)'",),
+        make_vars=(
+            "CC={CC}",
+            "CFLAGS={CFLAGS}",
+            "LDFLAGS={LDFLAGS}",
+            "CPPFLAGS=-DSOCKLEN_T=socklen_t",
         ),
     ),
 }

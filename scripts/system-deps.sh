@@ -20,7 +20,6 @@ command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tiny
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v wget >/dev/null 2>&1 || need+=(wget)
 command -v nc.traditional >/dev/null 2>&1 || need+=(netcat-traditional)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
