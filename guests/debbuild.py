@@ -2,7 +2,8 @@
 
     python guests/debbuild.py openssh     # -> ssh.wasm
     python guests/debbuild.py dropbear    # -> dbclient.wasm, dropbearconvert.wasm
-    python guests/debbuild.py curl        # -> curl.wasm (also: redis, netcat, connect-proxy)
+    python guests/debbuild.py curl        # -> curl.wasm (also: redis, netcat, tcputils,
+                                          #    connect-proxy)
     python guests/debbuild.py all
 
 Each recipe:
@@ -222,6 +223,19 @@ RECIPES = {
             # Debian's flags (debian/rules) but GAPING_SECURITY_HOLE: -e runs a
             # program with the socket as its stdio, which needs fork and dup2
             'DFLAGS=-DLINUX -DTELNET -DIP_TOS -DDEBIAN_VERSION=\\"1.10-47\\"',
+        ),
+    ),
+    "tcputils": Recipe(
+        package="tcputils",
+        programs=_same("tcpconnect", "tcplisten", "tcpbug"),
+        configure=None,
+        make=(("all",),),
+        make_vars=(
+            "CC={CC} -Wall",
+            "COPT={CFLAGS}",
+            "LDFLAGS={LDFLAGS}",
+            "AR={AR}",
+            "RANLIB={RANLIB}",
         ),
     ),
     "connect-proxy": Recipe(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +25,11 @@ import debbuild
 __all__ = [
     "RUN_TIMEOUT",
     "Daemon",
+    "LineEcho",
     "accepts",
     "build",
     "free_port",
+    "listening",
     "nginx_server",
     "redis_server",
     "run_guest",
@@ -87,6 +90,14 @@ def accepts(port: int, host: str = "127.0.0.1") -> bool:
         return True
     except OSError:
         return False
+
+
+def listening(port: int, *, any_address: bool = False) -> bool:
+    """Whether something listens on 127.0.0.1:port (or 0.0.0.0:port), read from
+    /proc (connecting to find out would use up a one-shot listener's accept)."""
+    want = f"{'00000000' if any_address else '0100007F'}:{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return any(line.split()[1] == want and line.split()[3] == "0A" for line in list(f)[1:])
 
 
 class Daemon:
@@ -159,3 +170,29 @@ def nginx_server(directory: Path, root: Path, locations: str = "") -> Daemon:
     # -e: the error log nginx opens before it reads the config
     argv = [nginx, "-p", str(directory), "-e", str(directory / "error.log"), "-c", str(path)]
     return Daemon(argv, directory / "nginx.out", port)
+
+
+class LineEcho:
+    """Echoes each line back with a prefix, per connection, until the client closes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _serve(conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                conn.sendall(b"echo: " + line)
+
+    def close(self) -> None:
+        self.sock.close()

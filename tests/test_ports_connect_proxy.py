@@ -9,15 +9,13 @@ next, and the proxies' logs show the connections they made.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from portkit import RUN_TIMEOUT, build
+from portkit import RUN_TIMEOUT, LineEcho, build
 from sshkit import ROOT, WASSH
 
 sys.path.insert(0, str(ROOT / "plugins" / "transport_proxy" / "tests"))
@@ -29,32 +27,6 @@ pytestmark = pytest.mark.ports
 @pytest.fixture(scope="module")
 def connect_proxy() -> Path:
     return build("connect-proxy")["connect-proxy"]
-
-
-class LineEcho:
-    """Echoes each line back with a prefix, per connection, until the client closes."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _serve(conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as lines:
-            for line in lines:
-                conn.sendall(b"echo: " + line)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

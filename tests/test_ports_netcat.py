@@ -16,7 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
-from portkit import RUN_TIMEOUT, accepts, build, free_port, run_guest, run_native, wait_until
+from portkit import (
+    RUN_TIMEOUT,
+    accepts,
+    build,
+    free_port,
+    listening,
+    run_guest,
+    run_native,
+    wait_until,
+)
 from sshkit import WASSH
 
 pytestmark = pytest.mark.ports
@@ -27,14 +36,6 @@ NATIVE = "nc.traditional"
 @pytest.fixture(scope="module")
 def nc() -> Path:
     return build("netcat")["nc"]
-
-
-def listening(port: int) -> bool:
-    """Whether something listens on 127.0.0.1:port, read from /proc (connecting to
-    find out would use up netcat's one accept)."""
-    want = f"0100007F:{port:04X}"
-    with open("/proc/net/tcp") as f:
-        return any(line.split()[1] == want and line.split()[3] == "0A" for line in list(f)[1:])
 
 
 class OneShotServer:
