@@ -51,7 +51,7 @@ def home(tmp_path: Path, sshd: Sshd) -> Path:
         f"  UserKnownHostsFile {h}/known_hosts\n  StrictHostKeyChecking accept-new\n"
         "  BatchMode yes\n"
     )
-    (h / "ssh_config").write_text(f"Host jump\n{common}Host target\n{common}")
+    (h / "ssh_config").write_text(f"Host jump\n{common}Host jump2\n{common}Host target\n{common}")
     return h
 
 
@@ -75,6 +75,16 @@ def test_ssh_jump_two_hops(ssh_wasm: Path, tmp_path: Path, home: Path, sshd: Ssh
     # both logins reached the server: the jump (with a direct-tcpip forward), then the target
     log = sshd.log()
     assert log.count("Accepted publickey") == 2, log
+
+
+def test_ssh_jump_three_hops(ssh_wasm: Path, tmp_path: Path, home: Path, sshd: Sshd) -> None:
+    # the proxy runs "ssh -J jump2 -W ... jump": a grandchild for the first hop
+    client = Client(named_ssh(ssh_wasm, tmp_path), home, sshd)
+    r = client.run("-F", f"{home}/ssh_config", "-J", "jump,jump2", "target", "echo", "three")
+    assert r.returncode == 0, out(r)
+    assert r.stdout == b"three\n", out(r)
+    log = sshd.log()
+    assert log.count("Accepted publickey") == 3, log
 
 
 def test_proxy_command_runs_a_mapped_program(ssh_wasm: Path, home: Path, sshd: Sshd) -> None:
