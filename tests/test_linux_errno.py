@@ -129,3 +129,15 @@ def test_so_linger_zero_set_before_connect_resets_on_close() -> None:
         peer.join(timeout=30)
     assert r.stdout == "closed\n", r.stderr
     assert outcome == ["reset"]
+
+
+def test_connect_called_again_answers_as_on_linux() -> None:
+    """A second connect: 0 once for a non-blocking connect that finished, then
+    EISCONN; the refusal itself for a refused one; EALREADY while under way,
+    and a blocking one waits for it (here until SO_SNDTIMEO)."""
+    wasm, native = _both("connagain")
+    expected = run_native(native)
+    assert "again once done: 0" in expected.splitlines()
+    r = run_guest(wasm)
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines() == expected.splitlines()

@@ -100,6 +100,8 @@ class Socket(OpenObject):
         self.bytes_received = 0
         self.end_error = ""  # the errno name that ended the connection, if one did
         self.connect_deadline = 0.0  # while CONNECTING: when the connect fails with ETIMEDOUT
+        # A connect finished (or failed) that no connect call has reported yet.
+        self.unreported = False
         self._reported: set[tuple[str, int]] | None = None  # datagram destinations seen
 
     @property
@@ -200,11 +202,18 @@ class Socket(OpenObject):
             if udp:
                 self._connect_dgram(host, port)
                 return
+            if self.unreported:  # Linux: a connect that finished unseen answers 0 once
+                self.unreported = False
+                return
             raise WasiError(Errno.EISCONN)
         if self.state == CONNECTING:
-            if not self._refresh_connect():
+            if self._refresh_connect():
+                self._connect_outcome()
+                return
+            if self.nonblocking:
                 raise WasiError(Errno.EALREADY)
-            raise WasiError(Errno.EISCONN)
+            self._await_connect(Errno.EALREADY)
+            return
         if self.state == FAILED:
             err, self.error = self.error, 0
             self.state = NEW
@@ -242,28 +251,43 @@ class Socket(OpenObject):
             self._connected()
             return
         self.state = CONNECTING
+        self.unreported = True
         # The connect timeout holds for non-blocking connects too (as the kernel's
         # own SYN retries end one): poll wakes at the deadline and reports the
         # failure, whatever the transport's handle does meanwhile.
         self.connect_deadline = time.monotonic() + self.config.connect_timeout
+        self.process.sockets.connecting[self] = self.connect_deadline
         if self.nonblocking:
-            self.process.sockets.connecting[self] = self.connect_deadline
             raise WasiError(Errno.EINPROGRESS)
-        # SO_SNDTIMEO bounds a blocking connect too; then, as on Linux, it goes on
-        # (EINPROGRESS) and finishes as a non-blocking one would.
+        self._await_connect(Errno.EINPROGRESS)
+
+    def _await_connect(self, given_up_errno: Errno) -> None:
+        """A blocking connect waits for the one under way to finish, and reports it.
+
+        SO_SNDTIMEO bounds the wait; then, as on Linux, the connect goes on and
+        the call fails (EINPROGRESS for the connect that started it, EALREADY
+        for a later one). A signal ends the wait with EINTR (the SDK restarts
+        the call under SA_RESTART, which waits again here).
+        """
+        owner = self.owner
+        assert owner is not None
         given_up = self._deadline(self.sndtimeo)
         while not self._refresh_connect():
             now = time.monotonic()
             if now >= given_up:
-                self.process.sockets.connecting[self] = self.connect_deadline
-                raise WasiError(Errno.EINPROGRESS)
+                raise WasiError(given_up_errno)
             fd, mask = owner.wassh_sock_poll_handle(self.handle, True)
             remaining = max(0.0, min(self.connect_deadline, given_up) - now)
             self.process.waiter.wait_one(fd, mask, remaining)
+        self._connect_outcome()
+
+    def _connect_outcome(self) -> None:
+        """The result of a connect that has finished, for the connect call that sees it."""
         if self.state == FAILED:
             err, self.error = self.error, 0
             self.state = NEW
             raise WasiError(Errno(err))
+        self.unreported = False
 
     def _connect_owner(self, host: str, port: int) -> Owner:
         """Who carries a stream connect.

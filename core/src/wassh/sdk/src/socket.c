@@ -3,8 +3,9 @@
  * Conventions of the host ABI: families are wasi-libc's (AF_INET 1, AF_INET6 2,
  * AF_UNIX 3), ports cross in host byte order, addresses as raw network-order
  * bytes, every call returns a WASI errno (which is also the C errno value).
- * A caught signal ends a blocked call as on Linux (sigwrap.h): recv, send and
- * accept restart under SA_RESTART, connect fails with EINTR. */
+ * A caught signal ends a blocked call as on Linux (sigwrap.h, man 7 signal):
+ * recv, send, accept and connect restart under SA_RESTART, unless the socket has
+ * a timeout for that direction (SO_RCVTIMEO, SO_SNDTIMEO): then EINTR. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,23 @@ static int fail(int err) {
     errno = err;
     return -1;
 }
+
+/* Whether a call interrupted on fd may restart: not with a timeout (option
+ * `timeo`) set. Asked only after an interruption. */
+static int no_timeout(int fd, int timeo) {
+    int32_t ms = 0;
+    return __wassh_sock_get_opt(fd, SOL_SOCKET, timeo, &ms) != 0 || ms == 0;
+}
+
+/* `rc = call`, restarted as Linux restarts socket calls (see the top). */
+#define SOCKET_CALL(rc, call, fd, timeo)                                                   \
+    do {                                                                                   \
+        do {                                                                               \
+            (rc) = (call);                                                                 \
+        } while ((rc) == EINTR && __wassh_signals_interrupted() && no_timeout(fd, timeo)); \
+        if ((rc) == 0)                                                                     \
+            __wassh_signals_check();                                                       \
+    } while (0)
 
 /* A socket address decoded into the form the host calls take. */
 struct host_addr {
@@ -156,8 +174,9 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     if (err != 0)
         return fail(err);
     int32_t rc;
-    /* Never restarted (Linux): the connect goes on, a second one is EALREADY. */
-    WASSH_INTERRUPTIBLE(rc, __wassh_sock_connect(fd, ha.domain, ha.addr, ha.port));
+    /* Restarted, the call waits for the connect under way (the host's answer to a
+     * blocking connect on a connecting socket). */
+    SOCKET_CALL(rc, __wassh_sock_connect(fd, ha.domain, ha.addr, ha.port), fd, SO_SNDTIMEO);
     return rc != 0 ? fail(rc) : 0;
 }
 
@@ -211,7 +230,7 @@ static int do_accept(int fd, struct sockaddr *restrict addr, socklen_t *restrict
     if (addr != NULL && len == NULL)
         return fail(EFAULT);
     int32_t rc;
-    WASSH_RESTARTABLE(rc, __wassh_sock_accept(fd, &newfd));
+    SOCKET_CALL(rc, __wassh_sock_accept(fd, &newfd), fd, SO_RCVTIMEO);
     if (rc != 0)
         return fail(rc);
     if (addr != NULL) {
@@ -380,7 +399,8 @@ ssize_t recvfrom(int fd, void *restrict buf, size_t len, int flags,
 
     memset(addr, 0, sizeof(addr));
     int32_t rc;
-    WASSH_RESTARTABLE(rc, __wassh_sock_recvfrom(fd, buf, len, &n, flags, &domain, addr, &port));
+    SOCKET_CALL(rc, __wassh_sock_recvfrom(fd, buf, len, &n, flags, &domain, addr, &port), fd,
+                SO_RCVTIMEO);
     if (rc != 0)
         return fail(rc);
     if (from != NULL)
@@ -404,7 +424,8 @@ ssize_t sendto(int fd, const void *buf, size_t len, int flags, const struct sock
     }
     uint32_t n = 0;
     int32_t rc;
-    WASSH_RESTARTABLE(rc, __wassh_sock_sendto(fd, buf, len, &n, flags, ha.domain, ha.addr, ha.port));
+    SOCKET_CALL(rc, __wassh_sock_sendto(fd, buf, len, &n, flags, ha.domain, ha.addr, ha.port),
+                fd, SO_SNDTIMEO);
     if (rc != 0)
         return fail(rc);
     return (ssize_t)n;
