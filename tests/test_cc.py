@@ -162,6 +162,23 @@ def test_program_sees_the_current_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "conftest.val").exists()
 
 
+def test_configure_test_programs_are_not_cached(tmp_path: Path) -> None:
+    """A program named conftest (autoconf's, run once) runs with --no-cache; any
+    other program's compiled code is cached as with wassh run."""
+    for name in ("conftest", "prog"):
+        assert wassh_cc(CC / "argv.c", "-o", name, cwd=tmp_path).returncode == 0
+    assert b" --no-cache " in (tmp_path / "conftest").read_bytes().split(b"\n")[1]
+    assert b" --no-cache " not in (tmp_path / "prog").read_bytes().split(b"\n")[1]
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    modules = tmp_path / "cache" / "wassh" / "modules"
+    for name, cached in (("conftest", 0), ("prog", 1)):
+        done = subprocess.run(
+            [f"./{name}", "x"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert (done.stdout, done.returncode) == ("[x]\n", 2), done.stderr
+        assert len(list(modules.glob("*.cwasm")) if modules.exists() else []) == cached
+
+
 def test_configure_runs_its_test_programs(tmp_path: Path) -> None:
     """An autoconf configure with ``CC="wassh cc" --host=wasm32-unknown-wasi`` finds
     it can run programs (not cross compiling), and its AC_RUN_IFELSE and

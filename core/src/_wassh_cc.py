@@ -13,7 +13,8 @@ Besides the flags, the driver decides what the compiler cannot know about wassh:
 - ``-o NAME`` (and no ``-o`` at all: ``a.out``) where NAME does not end in ``.wasm``,
   when the call links, writes a *runnable program*: a shell header that runs the module
   with ``wassh run`` followed by the module (see :func:`launcher_header`). Configure
-  scripts can then run their test programs, and ``wassh run`` accepts the file as well.
+  scripts can then run their test programs (``conftest``, run with ``--no-cache``: once
+  only), and ``wassh run`` accepts the file as well.
   ``wassh cc --extract-module PROGRAM OUT.wasm`` writes the bare module back.
 - Without ``-g`` on the link line, the program carries no DWARF (as with gcc): zig's
   libc brings ~1 MB of it. The ``name`` section stays, so a trap still names functions.
@@ -176,19 +177,21 @@ def _load() -> tuple[list[str], list[str]]:
 # -- the module inside a runnable program ---------------------------------------------
 
 
-def launcher_header(wassh: list[str]) -> bytes:
+def launcher_header(wassh: list[str], *, cache: bool = True) -> bytes:
     """The shell lines before the module in a runnable program.
 
     The format: the file starts with ``#!``; its header is shell text without NUL
     bytes; the module starts at the first ``\\0asm``. ``wassh run`` skips the header,
     and its module cache keys on the module's bytes. The program runs with the
     current directory preopened as ``.`` (configure's test programs write files such
-    as ``conftest.val`` there), its arguments as given, and nothing else.
+    as ``conftest.val`` there), its arguments as given, and nothing else. Without
+    ``cache`` it runs with ``--no-cache``.
     """
     command = " ".join(_shell_quote(w) for w in wassh)
+    options = "--dir ." if cache else "--dir . --no-cache"
     # "--" before the program ends wassh's options; the one after it is taken off
     # the program's arguments by wassh run, which keeps any "--" of their own.
-    return f'#!/bin/sh\nexec {command} run --dir . -- "$0" -- "$@"\n'.encode()
+    return f'#!/bin/sh\nexec {command} run {options} -- "$0" -- "$@"\n'.encode()
 
 
 def module_bytes(data: bytes) -> bytes:
@@ -437,7 +440,9 @@ def run(args: list[str]) -> int:
         module = strip_debug(module)
     mode = os.stat(output).st_mode & 0o7777
     if plan.launcher:
-        module = launcher_header(_wassh_command()) + module
+        # configure's test programs run once: their compiled code is not worth caching.
+        once = os.path.basename(output).startswith("conftest")
+        module = launcher_header(_wassh_command(), cache=not once) + module
         mode |= 0o111
     _write_atomically(output, module, mode)
     return 0
