@@ -59,3 +59,28 @@ def test_reverse_lookups_know_add_host_names_and_resolved_names(netdb_wasm: Path
         "gethostbyname elsewhere.test: 0.0.0.2 len 4",
         "gethostbyaddr of it: elsewhere.test",
     ]
+
+
+def test_classful_address_helpers_match_glibc() -> None:
+    src = GUESTS / "posix" / "inetnet.c"
+    expected = run_native(build_native(src))
+    assert 'inet_network("10.1") = 0xa01' in expected.splitlines()
+    r = run_guest(build_guest(src, sdk=True))
+    assert r.code == 0, r.stderr
+    assert r.stdout == expected
+
+
+def test_the_guest_sees_the_loopback_interface_as_linux_shows_it() -> None:
+    """getifaddrs and the if_* calls: the loopback interface only (the guest has
+    no other), each line as this machine's own program prints it for lo."""
+    src = GUESTS / "posix" / "ifaces.c"
+    native = run_native(build_native(src)).splitlines()
+    loopback = [
+        line
+        for line in native
+        if line.startswith(("lo ", "if_nametoindex", "if_indextoname", "if_nameindex 1 "))
+    ]
+    assert "lo inet 127.0.0.1/255.0.0.0 flags 0x10049" in loopback
+    r = run_guest(build_guest(src, sdk=True))
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines() == loopback

@@ -202,7 +202,7 @@ int *__h_errno_location(void) { return &h_errno; }
  * and ::1/128. */
 #define LO_NAME "lo"
 #define LO_INDEX 1
-#define LO_FLAGS (IFF_UP | IFF_LOOPBACK | IFF_RUNNING)
+#define LO_FLAGS (IFF_UP | IFF_LOOPBACK | IFF_RUNNING | 0x10000) /* and IFF_LOWER_UP */
 
 struct lo_entry {
     struct ifaddrs ifa;

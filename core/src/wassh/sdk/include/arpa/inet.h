@@ -1,4 +1,5 @@
-/* wassh SDK: wasi-libc's <arpa/inet.h> plus inet_addr()/inet_ntoa(). */
+/* wassh SDK: wasi-libc's <arpa/inet.h> plus inet_addr(), inet_ntoa() and the
+ * classful helpers. */
 #ifndef __WASSH_ARPA_INET_H
 #define __WASSH_ARPA_INET_H
 #pragma GCC system_header
@@ -11,6 +12,10 @@ extern "C" {
 
 in_addr_t inet_addr(const char *);
 char *inet_ntoa(struct in_addr);
+in_addr_t inet_network(const char *);
+struct in_addr inet_makeaddr(in_addr_t, in_addr_t);
+in_addr_t inet_lnaof(struct in_addr);
+in_addr_t inet_netof(struct in_addr);
 
 #ifdef __cplusplus
 }
