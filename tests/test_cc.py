@@ -162,6 +162,19 @@ def test_program_sees_the_current_directory(tmp_path: Path) -> None:
     assert not (tmp_path / "conftest.val").exists()
 
 
+def test_response_files_are_read(tmp_path: Path) -> None:
+    """An ``-o`` inside an @file (build systems pass long command lines so) names
+    the program; a response file that includes itself is one line, not a crash."""
+    (tmp_path / "args.rsp").write_text(f'-O2 "{CC / "argv.c"}"\n-o "my prog"\n')
+    done = wassh_cc("@args.rsp", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["args.rsp", "my prog"]
+    assert run(tmp_path / "my prog", "a", cwd=tmp_path).stdout == "[a]\n"
+    (tmp_path / "loop.rsp").write_text("@loop.rsp\n")
+    looped = wassh_cc("@loop.rsp", cwd=tmp_path)
+    assert looped.returncode == 1 and looped.stderr.count("\n") == 1, looped.stderr
+
+
 def test_configure_test_programs_are_not_cached(tmp_path: Path) -> None:
     """A program named conftest (autoconf's, run once) runs with --no-cache; any
     other program's compiled code is cached as with wassh run."""

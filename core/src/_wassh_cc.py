@@ -324,9 +324,8 @@ class Plan:
                 i += 2
                 continue
             if arg == "-" or not arg.startswith("-"):
-                has_input = True  # a source/object file, or an @response file
-                if not arg.startswith("@"):
-                    self.inputs.append(i)
+                has_input = True  # a source or object file
+                self.inputs.append(i)
             i += 1
         self.links = has_input and not no_link
 
@@ -414,6 +413,23 @@ def _syntax_only(prefix: list[str], plan: Plan) -> int:
     return status
 
 
+def expand_response_files(args: list[str], depth: int = 0) -> list[str]:
+    """``@FILE`` arguments replaced by the arguments in FILE (quoted as in a shell,
+    nested files too), as the compiler would: an ``-o`` or ``-l`` in one counts."""
+    import shlex  # only for the build systems that use response files
+
+    if depth > 16:
+        raise UsageError("response files nested too deep (one includes itself?)")
+    out: list[str] = []
+    for arg in args:
+        if arg.startswith("@") and os.path.isfile(arg[1:]):
+            with open(arg[1:], encoding="utf-8", errors="surrogateescape") as f:
+                out.extend(expand_response_files(shlex.split(f.read()), depth + 1))
+        else:
+            out.append(arg)
+    return out
+
+
 def run(args: list[str]) -> int:
     """``wassh cc args...``: the exit status (zig's, or 1 for a refused request)."""
     if args[:1] == ["--extract-module"]:
@@ -421,6 +437,8 @@ def run(args: list[str]) -> int:
             raise UsageError("usage: wassh cc --extract-module PROGRAM OUTPUT.wasm")
         extract_module(args[1], args[2])
         return 0
+    if any(a.startswith("@") for a in args):
+        args = expand_response_files(args)
     plan = Plan(args)
     prefix, objects = _load()
     if plan.syntax_only:
