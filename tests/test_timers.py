@@ -243,6 +243,7 @@ def test_a_blocked_stdin_read_restarts_or_fails_with_eintr(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
+            bufsize=0,  # the first line only: the rest stays for communicate()
         )
         assert proc.stdout is not None and proc.stdin is not None
         line = proc.stdout.readline()
