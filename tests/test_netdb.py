@@ -33,6 +33,7 @@ def test_reverse_lookups_know_add_host_names_and_resolved_names(netdb_wasm: Path
     r = run_guest(
         netdb_wasm,
         *("rev", "192.0.2.7", "rev", "::1", "rev", "192.0.2.8", "rev", "127.0.0.1"),
+        *("rev", "::ffff:192.0.2.7"),
         *("fwd", "db.test", "fwd", "elsewhere.test"),
         hosts=hosts,
     )
@@ -52,6 +53,10 @@ def test_reverse_lookups_know_add_host_names_and_resolved_names(netdb_wasm: Path
         "gethostbyaddr 127.0.0.1: localhost type 4 len 4 addr 127.0.0.1",
         "getnameinfo name 127.0.0.1 22: localhost ssh",
         "getnameinfo namereqd 127.0.0.1 22: localhost ssh",
+        # An IPv4-mapped address is looked up as the IPv4 one.
+        "gethostbyaddr ::ffff:192.0.2.7: db.test type 6 len 16 addr ::ffff:192.0.2.7",
+        "getnameinfo name ::ffff:192.0.2.7 22: db.test ssh",
+        "getnameinfo namereqd ::ffff:192.0.2.7 22: db.test ssh",
         # Names resolve at connect time: the guest holds reserved addresses (the
         # first names get 0.0.0.1, 0.0.0.2), whose names come back from them.
         "gethostbyname db.test: 0.0.0.1 len 4",

@@ -111,6 +111,7 @@ def literal(addr: bytes) -> str:
     return str(ipaddress.IPv6Address(addr))
 
 
+_V4_MAPPED = bytes(10) + b"\xff\xff"
 _LOOPBACK = {bytes([127, 0, 0, 1]): "localhost", bytes(15) + b"\x01": "localhost"}
 
 
@@ -119,8 +120,11 @@ def reverse_name(addr: bytes, hosts: dict[str, list[str]], fake: FakeDns) -> str
 
     In order: an ``--add-host`` name for the address (the first given), the
     name a reserved address stands for, ``localhost`` for the loopback
-    addresses (as a stock /etc/hosts answers).
+    addresses (as a stock /etc/hosts answers). An IPv4-mapped IPv6 address is
+    looked up as the IPv4 address it carries, as glibc does.
     """
+    if len(addr) == 16 and addr[:12] == _V4_MAPPED:
+        addr = addr[12:]
     for name, texts in hosts.items():
         for text in texts:
             try:
