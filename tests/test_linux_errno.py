@@ -141,3 +141,14 @@ def test_connect_called_again_answers_as_on_linux() -> None:
     r = run_guest(wasm)
     assert r.code == 0, r.stderr
     assert r.stdout.splitlines() == expected.splitlines()
+
+
+def test_socketpair_as_on_linux() -> None:
+    """AF_UNIX stream and datagram pairs carry data both ways (boundaries kept),
+    poll, shutdown and a closed peer as on Linux; other families are refused."""
+    wasm, native = _both("sockpair")
+    expected = run_native(native)
+    assert "inet pair: EOPNOTSUPP" in expected.splitlines()
+    r = run_guest(wasm)
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines() == expected.splitlines()

@@ -111,6 +111,7 @@ class WasshCalls:
         table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
         table.define(WASSH, "sock_getnameinfo", "iiiii", self.sock_getnameinfo)
         table.define(WASSH, "fd_pipe", "i", self.fd_pipe)
+        table.define(WASSH, "sock_pair", "iiii", self.sock_pair)
         table.define(WASSH, "proc_spawn", "ii", self.proc_spawn)
         table.define(WASSH, "proc_wait", "iiii", self.proc_wait)
         table.define(WASSH, "proc_kill", "ii", self.proc_kill)
@@ -362,6 +363,26 @@ class WasshCalls:
             raise
         self.mem.set_u32(out, rfd)
         self.mem.set_u32(out + 4, wfd)
+        return 0
+
+    def sock_pair(self, domain: int, type_: int, protocol: int, out: int) -> int:
+        self.mem.check(out, 8)
+        if protocol >= 1 << 31:
+            protocol -= 1 << 32
+        first, second = self.proc.sockets.pair(domain, type_, protocol)
+        sockets = self.proc.sockets
+        try:
+            fd0 = sockets.install(first)
+        except WasiError:
+            second.close()
+            raise
+        try:
+            fd1 = sockets.install(second)
+        except WasiError:
+            self.proc.fds.close(fd0)
+            raise
+        self.mem.set_u32(out, fd0)
+        self.mem.set_u32(out + 4, fd1)
         return 0
 
     # -- other programs (wassh.host.children) ------------------------------------------

@@ -1169,6 +1169,30 @@ class SocketLayer:
         sock.nonblocking = bool(wasi_type & 0x4000)
         return sock
 
+    def pair(self, wasi_domain: int, wasi_type: int, protocol: int) -> tuple[Socket, Socket]:
+        """``socketpair``: two connected AF_UNIX sockets over an OS socket pair.
+
+        They belong to the AF_UNIX transport, as a connected AF_UNIX socket
+        does, so reading, writing, poll and shutdown work as for any other.
+        """
+        if wasi_domain in (WASI_AF_INET, WASI_AF_INET6):
+            raise WasiError(Errno.ENOTSUP, "socketpair is AF_UNIX only")  # EOPNOTSUPP
+        if wasi_domain != WASI_AF_UNIX:
+            raise WasiError(Errno.EAFNOSUPPORT)
+        ends = (
+            self.create(wasi_domain, wasi_type, protocol),
+            self.create(wasi_domain, wasi_type, protocol),
+        )
+        owner = ends[0]._choose(UNIX, "", 0)
+        kind = socket.SOCK_STREAM if ends[0].kind == STREAM else socket.SOCK_DGRAM
+        conns = socket.socketpair(socket.AF_UNIX, kind)
+        for sock, conn in zip(ends, conns, strict=True):
+            conn.setblocking(False)
+            sock.owner = owner
+            sock.handle.state = conn
+            sock._connected(outgoing=False)
+        return ends
+
     def install(self, sock: Socket, listener: Socket | None = None) -> int:
         try:
             fd = self.process.fds.add(sock)

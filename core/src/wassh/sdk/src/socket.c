@@ -160,12 +160,19 @@ int socket(int domain, int type, int protocol) {
     return fd;
 }
 
+WASSH_IMPORT("wassh", "sock_pair")
+int32_t __wassh_sock_pair(int32_t domain, int32_t type, int32_t protocol, int32_t *fds_out);
+
 int socketpair(int domain, int type, int protocol, int sv[2]) {
-    (void)domain;
-    (void)type;
-    (void)protocol;
-    (void)sv;
-    return fail(ENOSYS);
+    int32_t fds[2];
+    if (sv == NULL)
+        return fail(EFAULT);
+    int32_t rc = __wassh_sock_pair(domain, type, protocol, fds);
+    if (rc != 0)
+        return fail(rc);
+    sv[0] = fds[0];
+    sv[1] = fds[1];
+    return 0;
 }
 
 int connect(int fd, const struct sockaddr *addr, socklen_t len) {
