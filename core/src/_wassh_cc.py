@@ -126,7 +126,7 @@ def cache_root() -> str:
 
 def record_path() -> str:
     """One record per installation (the directory holding this module)."""
-    key = 0
+    key = 0xCBF29CE484222325
     for ch in os.path.dirname(os.path.abspath(__file__)):  # FNV-1a: no hashlib import
         key = ((key ^ ord(ch)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
     return os.path.join(cache_root(), f"cc-{key:016x}.record")
@@ -163,8 +163,10 @@ def _load() -> tuple[list[str], list[str]]:
     found = _read_record()
     if found is not None:
         return found
-    from wassh import cc  # the package, once: builds the SDK if needed
-
+    try:
+        from wassh import cc  # the package, once: builds the SDK if needed
+    except ImportError as exc:
+        raise ToolMissing(f"cannot load the wassh package: {exc}", 2) from None
     try:
         return cc.refresh_record()
     except cc.ZigMissing as exc:
