@@ -172,10 +172,6 @@ RECIPES = {
         programs=(("redis-cli", "src/redis-cli"),),
         configure=None,
         make=(("-C", "src", "redis-cli"),),
-        # hiredis and anet set send/receive timeouts when asked for them; redis-cli
-        # does only with --timeout-style options. The SDK has no SO_RCVTIMEO or
-        # SO_SNDTIMEO yet: the numbers are Linux's and the host refuses them.
-        cflags=("-DSO_RCVTIMEO=20", "-DSO_SNDTIMEO=21"),
         make_vars=(
             "CC={CC}",
             "AR={AR}",
