@@ -221,6 +221,24 @@ def test_a_blocked_socket_read_restarts_or_fails_with_eintr(
 
 
 @pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("accept", "restart"), "accept=connection handled=1\n"),
+        (("accept", "eintr"), "accept=-1 errno=EINTR handled=1\nagain=connection\n"),
+        (("pipe-write", "restart"), "write=1 handled=1\n"),
+        (("pipe-write", "eintr"), "write=-1 errno=EINTR handled=1\n"),
+    ],
+)
+def test_a_blocked_accept_or_pipe_write_restarts_or_fails_with_eintr(
+    programs: tuple[Path, Path], engine: dict[str, str], args: tuple[str, str], expected: str
+) -> None:
+    """accept() with nobody dialling and write() to a full pipe: the handler makes
+    the call able to finish (it dials the listener, or reads from the pipe); under
+    SA_RESTART the call then finishes, without it it fails with EINTR."""
+    assert same(programs, engine, *args) == expected
+
+
+@pytest.mark.parametrize(
     ("flags", "expected"),
     [
         ("restart", "handled\nread=data\n handled=1\n"),

@@ -66,6 +66,26 @@ static void on_alarm_print(int sig) {
         _exit(3);
 }
 
+/* Makes the blocked accept() find a connection (a non-blocking connect). */
+static struct sockaddr_in listen_addr;
+static void on_alarm_dial(int sig) {
+    (void)sig;
+    handled++;
+    if (connect(sock, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 &&
+        errno != EINPROGRESS)
+        _exit(3);
+}
+
+/* Makes room in the pipe the blocked write() waits on. */
+static int pipe_rd = -1;
+static void on_alarm_drain(int sig) {
+    (void)sig;
+    handled++;
+    char buf[4096];
+    if (read(pipe_rd, buf, sizeof buf) <= 0)
+        _exit(3);
+}
+
 static void on_alarm_jump(int sig) {
     (void)sig;
     jumps++;
@@ -269,6 +289,47 @@ int main(int argc, char **argv) {
             out("read=-1 errno=%s handled=%d", errname(errno), (int)handled);
         else
             out("read=%.*s handled=%d", (int)n, buf, (int)handled);
+    } else if (strcmp(mode, "accept") == 0 && argc > 2) {
+        /* accept restart|eintr: the handler dials the listener */
+        int lfd = socket(AF_INET, SOCK_STREAM, 0);
+        memset(&listen_addr, 0, sizeof listen_addr);
+        listen_addr.sin_family = AF_INET;
+        listen_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof listen_addr;
+        if (bind(lfd, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 ||
+            listen(lfd, 4) != 0 || getsockname(lfd, (struct sockaddr *)&listen_addr, &len) != 0)
+            return 2;
+        sock = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        catch_alarm(on_alarm_dial, strcmp(argv[2], "restart") == 0 ? SA_RESTART : 0);
+        arm_ms(100);
+        int conn = accept(lfd, NULL, NULL);
+        if (conn < 0) {
+            out("accept=-1 errno=%s handled=%d", errname(errno), (int)handled);
+            conn = accept(lfd, NULL, NULL);
+            out("again=%s", conn >= 0 ? "connection" : errname(errno));
+        } else {
+            out("accept=connection handled=%d", (int)handled);
+        }
+    } else if (strcmp(mode, "pipe-write") == 0 && argc > 2) {
+        /* pipe-write restart|eintr: a full pipe; the handler reads some */
+        int p[2];
+        if (pipe(p) != 0)
+            return 2;
+        pipe_rd = p[0];
+        fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK);
+        static char chunk[4096];
+        while (write(p[1], chunk, sizeof chunk) > 0)
+            ;
+        while (write(p[1], chunk, 1) > 0)
+            ;
+        fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) & ~O_NONBLOCK);
+        catch_alarm(on_alarm_drain, strcmp(argv[2], "restart") == 0 ? SA_RESTART : 0);
+        arm_ms(100);
+        ssize_t n = write(p[1], "z", 1);
+        if (n < 0)
+            out("write=-1 errno=%s handled=%d", errname(errno), (int)handled);
+        else
+            out("write=%d handled=%d", (int)n, (int)handled);
     } else if (strcmp(mode, "connect") == 0 && argc > 2) {
         catch_alarm(on_alarm, 0); /* under SA_RESTART Linux would go on waiting */
         struct sockaddr_in sa;
