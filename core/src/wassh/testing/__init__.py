@@ -63,7 +63,7 @@ conformance guest's path), ``wassh_kit`` (per test: a ``Kit`` bundling
 them, for the cases and for your own).
 
 Requirements: Linux (the errno and unreachable-address expectations are
-Linux's), loopback networking, and ``ziglang`` (a wassh dependency) to build
+Linux's), loopback networking, and ``ziglang`` (the ``testing`` extra brings it) to build
 the guest once into ``$XDG_CACHE_HOME/wassh/testing/``. The cases are
 synchronous tests that run their own trio loop: no async test plugin is
 needed, and fixtures feeding ``wassh_transport`` must be synchronous.
