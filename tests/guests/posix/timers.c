@@ -289,6 +289,18 @@ int main(int argc, char **argv) {
             out("read=-1 errno=%s handled=%d", errname(errno), (int)handled);
         else
             out("read=%.*s handled=%d", (int)n, buf, (int)handled);
+    } else if (strcmp(mode, "busy") == 0) {
+        /* No call blocks: the handler runs on the way back from one. */
+        catch_alarm(on_alarm, SA_RESTART);
+        int fd = open("/dev/null", O_WRONLY);
+        arm_ms(100);
+        unsigned long calls = 0;
+        while (!handled) {
+            if (write(fd, "x", 1) != 1)
+                return 2;
+            calls++;
+        }
+        out("handled=%d after_calls=%d", (int)handled, calls > 0);
     } else if (strcmp(mode, "accept") == 0 && argc > 2) {
         /* accept restart|eintr: the handler dials the listener */
         int lfd = socket(AF_INET, SOCK_STREAM, 0);
