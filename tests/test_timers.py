@@ -165,6 +165,42 @@ def answering() -> Iterator[AnsweringServer]:
     server.close()
 
 
+class DrainServer:
+    """Takes connections in pairs (data, control) and reads the data connection only
+    once a byte arrives on the control one: until then the client's sends block."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                data, _ = self.sock.accept()
+                control, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._drain, args=(data, control), daemon=True).start()
+
+    @staticmethod
+    def _drain(data: socket.socket, control: socket.socket) -> None:
+        with data, control:
+            if control.recv(1) == b"x":
+                while data.recv(1 << 16):
+                    pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def drain_server() -> Iterator[DrainServer]:
+    server = DrainServer()
+    yield server
+    server.close()
+
+
 class FullListener:
     """A listener whose queue is full: a connect to it waits (no SYN-ACK comes)."""
 
@@ -238,6 +274,22 @@ def test_a_blocked_accept_or_pipe_write_restarts_or_fails_with_eintr(
     the call able to finish (it dials the listener, or reads from the pipe); under
     SA_RESTART the call then finishes, without it it fails with EINTR."""
     assert same(programs, engine, *args) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [("restart", "send=1 handled=1\n"), ("eintr", "send=-1 errno=EINTR handled=1\n")],
+)
+def test_a_blocked_send_restarts_or_fails_with_eintr(
+    programs: tuple[Path, Path],
+    engine: dict[str, str],
+    drain_server: DrainServer,
+    flags: str,
+    expected: str,
+) -> None:
+    """send() on a connection whose buffers are full: the handler tells the peer
+    (on a second connection) to read; under SA_RESTART the send then completes."""
+    assert same(programs, engine, "send", flags, str(drain_server.port)) == expected
 
 
 @pytest.mark.parametrize(

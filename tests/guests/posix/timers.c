@@ -76,6 +76,15 @@ static void on_alarm_dial(int sig) {
         _exit(3);
 }
 
+/* Tells the peer (on another connection) to start reading. */
+static int control = -1;
+static void on_alarm_control(int sig) {
+    (void)sig;
+    handled++;
+    if (send(control, "x", 1, MSG_NOSIGNAL) != 1)
+        _exit(3);
+}
+
 /* Makes room in the pipe the blocked write() waits on. */
 static int pipe_rd = -1;
 static void on_alarm_drain(int sig) {
@@ -322,6 +331,23 @@ int main(int argc, char **argv) {
         } else {
             out("accept=connection handled=%d", (int)handled);
         }
+    } else if (strcmp(mode, "send") == 0 && argc > 3) {
+        /* send restart|eintr PORT: a full connection; the handler tells the peer
+         * to read, on a second one */
+        int data = connect_port(argv[3]);
+        control = connect_port(argv[3]);
+        static char chunk[65536];
+        while (send(data, chunk, sizeof chunk, MSG_DONTWAIT) > 0)
+            ;
+        while (send(data, chunk, 1, MSG_DONTWAIT) > 0)
+            ;
+        catch_alarm(on_alarm_control, strcmp(argv[2], "restart") == 0 ? SA_RESTART : 0);
+        arm_ms(100);
+        ssize_t n = send(data, "z", 1, 0);
+        if (n < 0)
+            out("send=-1 errno=%s handled=%d", errname(errno), (int)handled);
+        else
+            out("send=%d handled=%d", (int)n, (int)handled);
     } else if (strcmp(mode, "pipe-write") == 0 && argc > 2) {
         /* pipe-write restart|eintr: a full pipe; the handler reads some */
         int p[2];
