@@ -216,8 +216,9 @@ RECIPES = {
             "CC={CC} {CFLAGS}",
             "LDFLAGS={LDFLAGS}",
             "STATIC=",
-            # Debian's flags (debian/rules) but GAPING_SECURITY_HOLE: -e runs a
-            # program with the socket as its stdio, which needs fork and dup2
+            # Debian's flags (debian/rules) but GAPING_SECURITY_HOLE: -e forks,
+            # puts the socket on the child's stdio and execs a program (the SDK's
+            # fork + exec would need that program to be a wasm one; not tried)
             'DFLAGS=-DLINUX -DTELNET -DIP_TOS -DDEBIAN_VERSION=\\"1.10-47\\"',
         ),
     ),
@@ -240,7 +241,9 @@ RECIPES = {
         configure=None,
         # one file and no Makefile: make's built-in rule, with debian/rules' define
         make=(("connect",),),
-        # a glibc name for the handler type, in a cast
+        # a glibc name for the handler type, in a cast. The cast is of a handler
+        # defined as (void): its -w timeout stops with a trap when the alarm fires
+        # (wasm checks the type of an indirect call)
         cflags=("'-D__sighandler_t=void(*)(int)'",),
         make_vars=(
             "CC={CC}",
