@@ -202,8 +202,9 @@ RECIPES = {
             # Its signal handlers are defined K&R-style, without parameters. A
             # native call passes the signal number regardless; wasm checks the type
             # of an indirect call, so the handler must take the int it is given.
-            # (quit(), the -q N handler, is also called directly: not renamed, so
-            # -q with N > 0 stops with a trap when its alarm fires.)
+            # (quit(), the -q N handler, is also called directly, so it keeps its
+            # definition: with N > 0, nc -q N exits at once on stdin's end where
+            # the native one waits N seconds; -q 0 and the default are unaffected.)
             "'-Dcatch()=catch(int)'",
             "'-Dtmtravel()=tmtravel(int)'",
             # K&R-style calls and implicit ints, which gcc 12 (Debian's compiler)
