@@ -58,6 +58,7 @@ from wassh.engine import get_engine
 from wassh.host.pipe import make_pipe
 from wassh.host.stdio import HostStream
 from wassh.runtime import GuestCancelled
+from wassh.signals import STATE, STATE_VERSION
 
 PAGE = 65536
 PAGES = 2
@@ -192,9 +193,17 @@ def _wasm_types(params: str) -> str:
     return " ".join("i64" if p in "IS" else "i32" for p in params)
 
 
+# The SDK's signal table (wassh.signals.STATE), as a guest that catches SIGALRM
+# keeps it: a signal ends a blocked host call only for a guest whose handler
+# would run. Rewritten before every call, since a fuzzed call may write anywhere.
+SIGNAL_TABLE = 0x7F00
+SIGNAL_TABLE_IMAGE = STATE.pack(STATE_VERSION, STATE.size, 1 << (signal.SIGALRM - 1), 0, 0, 0, 0)
+
+
 def guest_wat(imports: list[HostImport], pages: int = PAGES, extra: str = "") -> str:
     """A module importing every host function, with an export ``t<N>`` calling import N.
 
+    It exports a signal table that says SIGALRM is caught (``SIGNAL_TABLE``).
     ``extra`` is more WAT for the module's body; it may call import N as ``$f<N>``.
     """
     lines = ["(module"]
@@ -209,6 +218,11 @@ def guest_wat(imports: list[HostImport], pages: int = PAGES, extra: str = "") ->
         gets = " ".join(f"(local.get {k})" for k in range(len(imp.params)))
         lines.append(f'  (func (export "t{i}"){params}{result} (call $f{i} {gets}))')
     lines.append('  (func (export "_start"))')
+    table = "".join(f"\\{b:02x}" for b in SIGNAL_TABLE_IMAGE)
+    lines.append(f'  (data (i32.const {SIGNAL_TABLE}) "{table}")')
+    lines.append(
+        f'  (func (export "__wassh_signal_state") (result i32) (i32.const {SIGNAL_TABLE}))'
+    )
     lines.append(extra)
     lines.append(")")
     return "\n".join(lines)
@@ -623,6 +637,7 @@ class World:
         for _fd, obj in self.proc.fds.items():
             if id(obj) not in self.stdio:
                 obj.nonblocking = True  # nothing the guest calls may block but poll_oneoff
+        self.proc.memory.write(SIGNAL_TABLE, SIGNAL_TABLE_IMAGE)
         with watchdog.watch(self.proc):
             try:
                 self.proc.call(export, *args)
@@ -631,6 +646,7 @@ class World:
             except GuestCancelled:
                 raise AssertionError(f"{name}{args} hung") from None
         if watchdog.nudged:
+            self.proc.waiter.take_signals()  # what the SDK does after EINTR
             if not name.endswith("poll_oneoff"):
                 raise AssertionError(f"{name}{args} blocked until woken by a signal")
             self.stats["woken"] += 1

@@ -237,6 +237,7 @@ def test_a_poll_deadline_centuries_away_waits_until_woken(imports: list[HostImpo
             start = time.monotonic()
             assert g("poll_oneoff", BUF, BUF + 64, 1, OUT) == Errno.EINTR
             assert time.monotonic() - start >= 0.25
+            assert g("signal_take", OUT) == 0 and g.mem.u32(OUT) == signal.SIGALRM
 
 
 def test_poll_subscriptions_are_bounded(imports: list[HostImport]) -> None:
