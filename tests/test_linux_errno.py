@@ -152,3 +152,93 @@ def test_socketpair_as_on_linux() -> None:
     r = run_guest(wasm)
     assert r.code == 0, r.stderr
     assert r.stdout.splitlines() == expected.splitlines()
+
+
+class CountingServer:
+    """Reads each connection to its end, then answers ``got N`` and closes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                total = 0
+                while chunk := conn.recv(4096):
+                    total += len(chunk)
+                conn.sendall(b"got %d\n" % total)
+
+
+def test_shutdown_takes_linuxs_numbers_and_the_reply_after_a_half_close_arrives() -> None:
+    """SHUT_WR is 1 as on Linux, so ``shutdown(fd, 1)`` in older code ends the
+    writing half (it ended the reading half, and the reply was lost)."""
+    wasm, native = _both("halfclose")
+    server = CountingServer()
+    try:
+        expected = run_native(native, str(server.port))
+        assert "literal 1: shutdown 0, reply got 6" in expected.splitlines()
+        r = run_guest(wasm, str(server.port))
+        assert r.code == 0, r.stderr
+        assert r.stdout.splitlines() == expected.splitlines()
+    finally:
+        server.sock.close()
+
+
+class StallingServer:
+    """Sends 4 bytes on its first connection and then nothing; reads nothing on the
+    second; holds both open until the client goes."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        first = True
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if first:
+                conn.sendall(b"four")
+            first = not first
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _hold(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(30)
+            try:
+                while True:
+                    conn.recv(1, socket.MSG_PEEK)  # a close from the client ends it
+                    if not conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                        return
+                    threading.Event().wait(0.05)
+            except OSError:
+                return
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_a_signal_after_some_bytes_moved_returns_the_count(round_: int) -> None:
+    """recv(MSG_WAITALL) with 4 of 10 bytes and a send of 64 MiB into a peer that
+    reads nothing, each ended by SIGALRM (no SA_RESTART): the count so far, as natively."""
+    wasm, native = _both("partialintr")
+    expected = "recv waitall: 4\nsend: a partial count\n"
+    for program, run in ((native, run_native), (wasm, None)):
+        server = StallingServer()
+        try:
+            if run is not None:
+                assert run(program, str(server.port)) == expected
+            else:
+                r = run_guest(program, str(server.port))
+                assert r.code == 0, r.stderr
+                assert r.stdout == expected
+        finally:
+            server.sock.close()

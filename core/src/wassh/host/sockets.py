@@ -575,6 +575,17 @@ class Socket(OpenObject):
         self._wait(write, remaining)
         return True
 
+    def _wait_more(self, write: bool, deadline: float, done: int) -> bool:
+        """``_wait_until`` for a call that has already moved ``done`` bytes: a signal
+        ends it with that count, as on Linux, rather than EINTR (the bytes are gone
+        from the socket, or on their way, either way)."""
+        try:
+            return self._wait_until(write, deadline)
+        except WasiError as exc:
+            if exc.code == Errno.EINTR and done:
+                return False
+            raise
+
     def _readable_unconnected(self) -> bool:
         return self.state == BOUND and self.kind == DGRAM
 
@@ -629,7 +640,7 @@ class Socket(OpenObject):
             except BlockingIOError:
                 if deadline is None:
                     deadline = self._deadline(self.sndtimeo)
-                if self.nonblocking or dontwait or not self._wait_until(True, deadline):
+                if self.nonblocking or dontwait or not self._wait_more(True, deadline, sent):
                     if sent:
                         return sent
                     raise WasiError(Errno.EAGAIN) from None
@@ -690,7 +701,7 @@ class Socket(OpenObject):
                         raise WasiError(Errno.EAGAIN) from None
                     if deadline is None:
                         deadline = self._deadline(self.rcvtimeo)
-                    if not self._wait_until(False, deadline):
+                    if not self._wait_more(False, deadline, total + filled):
                         if total or filled:
                             return total + filled, False
                         raise WasiError(Errno.EAGAIN) from None
@@ -838,7 +849,7 @@ class Socket(OpenObject):
                 except BlockingIOError:
                     if deadline is None:
                         deadline = self._deadline(self.sndtimeo)
-                    if nonblocking or not self._wait_until(True, deadline):
+                    if nonblocking or not self._wait_more(True, deadline, total + sent):
                         if total or sent:
                             return total + sent
                         raise WasiError(Errno.EAGAIN) from None

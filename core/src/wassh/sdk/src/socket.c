@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <wasi/api.h>
+#include <wasi/api.h>
 
 #include "sigwrap.h"
 #include "wassh_host.h"
@@ -200,6 +201,14 @@ int listen(int fd, int backlog) {
     if (backlog < 0)
         backlog = 0;
     int32_t rc = __wassh_sock_listen(fd, backlog);
+    return rc != 0 ? fail(rc) : 0;
+}
+
+int shutdown(int fd, int how) {
+    /* SHUT_RD, SHUT_WR, SHUT_RDWR (0, 1, 2) are preview1's RD, WR and both. */
+    if (how < SHUT_RD || how > SHUT_RDWR)
+        return fail(EINVAL);
+    __wasi_errno_t rc = __wasi_sock_shutdown(fd, (__wasi_sdflags_t)(how + 1));
     return rc != 0 ? fail(rc) : 0;
 }
 

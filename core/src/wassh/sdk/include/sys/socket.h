@@ -46,6 +46,16 @@
 #define SO_SNDTIMEO 21
 #endif
 
+/* Linux's numbers (wasi-libc's are preview1's flags, 1, 2 and 3): older code
+ * writes shutdown(fd, 1) for "no more writing". The SDK's shutdown() takes
+ * these and tells the host in preview1's terms. */
+#undef SHUT_RD
+#undef SHUT_WR
+#undef SHUT_RDWR
+#define SHUT_RD 0
+#define SHUT_WR 1
+#define SHUT_RDWR 2
+
 #ifndef MSG_DONTWAIT
 #define MSG_DONTWAIT 0x40
 #endif
