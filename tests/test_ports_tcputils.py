@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,8 +74,10 @@ def test_tcplisten_serves_a_native_client(tcputils: dict[str, Path]) -> None:
     assert guest.stdin is not None and guest.stdout is not None
     try:
         wait_until(lambda: listening(port), f"tcplisten on port {port}", timeout=30)
-        with socket.create_connection(("127.0.0.1", port), timeout=RUN_TIMEOUT) as client:
-            replies = client.makefile("rb")
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=RUN_TIMEOUT) as client,
+            client.makefile("rb") as replies,  # closed too, so the client really hangs up
+        ):
             for line in lines(50):
                 client.sendall(line)  # client -> guest's stdout
                 assert guest.stdout.readline() == line
@@ -111,3 +114,40 @@ def test_tcpbug_relays_and_shows_both_directions(tcputils: dict[str, Path], echo
     shown = out.decode(errors="replace")
     assert "line 19 " + "y" * 40 in shown, err.decode(errors="replace")
     assert "echo: line 19" in shown
+
+
+def test_tcpconnect_reads_the_reply_that_follows_its_half_close(
+    tcputils: dict[str, Path],
+) -> None:
+    """At the end of its input tcpconnect calls ``shutdown(fd, 1)`` (Linux's
+    SHUT_WR, written as a number) and goes on reading: a server that answers only
+    after the end of the request is heard, as with the native build."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = int(server.getsockname()[1])
+    replies: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            total = 0
+            while chunk := conn.recv(4096):
+                total += len(chunk)
+            reply = b"got %d\n" % total
+            conn.sendall(reply)
+            replies.append(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        result = subprocess.run(
+            [*WASSH, "run", str(tcputils["tcpconnect"]), "127.0.0.1", str(port)],
+            input=b"hello\n" * 1000,
+            capture_output=True,
+            timeout=RUN_TIMEOUT,
+        )
+        thread.join(RUN_TIMEOUT)
+        assert replies == [b"got 6000\n"]
+        assert result.stdout == b"got 6000\n", result.stderr
+        assert result.returncode == 0
+    finally:
+        server.close()
