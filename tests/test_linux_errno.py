@@ -192,37 +192,28 @@ def test_shutdown_takes_linuxs_numbers_and_the_reply_after_a_half_close_arrives(
 
 class StallingServer:
     """Sends 4 bytes on its first connection and then nothing; reads nothing on the
-    second; holds both open until the client goes."""
+    second; holds both open until closed."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
+        self.conns: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
-        first = True
         while True:
             try:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            if first:
+            if not self.conns:
                 conn.sendall(b"four")
-            first = not first
-            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+            self.conns.append(conn)
 
-    @staticmethod
-    def _hold(conn: socket.socket) -> None:
-        with conn:
-            conn.settimeout(30)
-            try:
-                while True:
-                    conn.recv(1, socket.MSG_PEEK)  # a close from the client ends it
-                    if not conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                        return
-                    threading.Event().wait(0.05)
-            except OSError:
-                return
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
 
 
 @pytest.mark.parametrize("round_", range(2))
@@ -241,4 +232,4 @@ def test_a_signal_after_some_bytes_moved_returns_the_count(round_: int) -> None:
                 assert r.code == 0, r.stderr
                 assert r.stdout == expected
         finally:
-            server.sock.close()
+            server.close()
