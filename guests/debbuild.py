@@ -199,14 +199,6 @@ RECIPES = {
             # netcat.c calls time() without <time.h> (glibc's headers bring it in):
             # an implicit int time() in main, which calls setjmp, makes invalid wasm
             "-include time.h",
-            # Its signal handlers are defined K&R-style, without parameters. A
-            # native call passes the signal number regardless; wasm checks the type
-            # of an indirect call, so the handler must take the int it is given.
-            # (quit(), the -q N handler, is also called directly, so it keeps its
-            # definition: with N > 0, nc -q N exits at once on stdin's end where
-            # the native one waits N seconds; -q 0 and the default are unaffected.)
-            "'-Dcatch()=catch(int)'",
-            "'-Dtmtravel()=tmtravel(int)'",
             # K&R-style calls and implicit ints, which gcc 12 (Debian's compiler)
             # warns about and clang refuses unless told they are warnings
             "-Wno-error=int-conversion",
@@ -242,9 +234,7 @@ RECIPES = {
         configure=None,
         # one file and no Makefile: make's built-in rule, with debian/rules' define
         make=(("connect",),),
-        # a glibc name for the handler type, in a cast. The cast is of a handler
-        # defined as (void): its -w timeout stops with a trap when the alarm fires
-        # (wasm checks the type of an indirect call)
+        # a glibc name for the handler type, in a cast
         cflags=("'-D__sighandler_t=void(*)(int)'",),
         make_vars=(
             "CC={CC}",

@@ -9,8 +9,10 @@ next, and the proxies' logs show the connections they made.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +105,21 @@ def test_refused_by_the_proxy(connect_proxy: Path, danted: Danted) -> None:
         b"ERROR: Got error response from SOCKS server: 2 (connection not allowed by ruleset).\n"
         b"FATAL: failed to begin relaying via SOCKS.\n",
     )
+
+
+def test_a_proxy_that_never_answers_times_out(connect_proxy: Path) -> None:
+    """``-w 1``: alarm(1) and a handler defined ``(void)`` (cast to the handler
+    type) end the wait for a SOCKS server that accepts and says nothing."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        argv = ["-w", "1", "-S", f"127.0.0.1:{port}", "127.0.0.1", "22"]
+        r = subprocess.run(
+            [*WASSH, "run", str(connect_proxy), *argv],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=RUN_TIMEOUT,
+        )
+        took = time.monotonic() - start
+    assert r.returncode == 1 and r.stderr.endswith(b"ERROR: timed out\n"), r.stderr
+    assert 0.9 <= took < 10

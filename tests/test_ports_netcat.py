@@ -171,3 +171,30 @@ def test_udp_datagram(nc: Path) -> None:
         data, _ = rx.recvfrom(2048)
     assert data == b"one datagram\n"
     assert r.returncode == 0, r.stderr.decode(errors="replace")
+
+
+def test_quit_a_delay_after_the_end_of_input(nc: Path) -> None:
+    """``-q 1``: the end of stdin arms alarm(1), whose handler (defined K&R-style,
+    without parameters) ends netcat with 0 while the peer keeps the connection open."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = str(server.getsockname()[1])
+        held: list[socket.socket] = []
+        accepting = threading.Thread(
+            target=lambda: [held.append(server.accept()[0]) for _ in range(2)], daemon=True
+        )
+        accepting.start()
+        results = []
+        for run in (
+            lambda: run_native(NATIVE, "-q", "1", "127.0.0.1", port, stdin=b"hello\n"),
+            lambda: run_guest(nc, "-q", "1", "127.0.0.1", port, stdin=b"hello\n"),
+        ):
+            start = time.monotonic()
+            r = run()
+            results.append((r.returncode, time.monotonic() - start, r.stderr))
+        accepting.join(RUN_TIMEOUT)
+        for conn in held:
+            assert conn.recv(64) == b"hello\n"
+            conn.close()
+    (native_code, native_took, _), (code, took, err) = results
+    assert native_code == code == 0, err.decode(errors="replace")
+    assert native_took >= 0.9 and 0.9 <= took < 10

@@ -362,3 +362,15 @@ def test_the_timer_fires_on_time(programs: tuple[Path, Path], engine: dict[str, 
     elapsed = time.monotonic() - start
     assert guest.status == 142, guest
     assert 1.0 <= elapsed < 5.0, elapsed
+
+
+def test_handlers_of_every_shape_run(engine: dict[str, str]) -> None:
+    """A K&R ``void h()`` handler (no parameters: called with the signal number,
+    wasm's typed indirect call would trap), ``void h(int)`` and SA_SIGINFO's: each
+    runs, as natively."""
+    source = GUESTS / "posix" / "knrhandler.c"
+    wasm, native = build_guest(source, sdk=True), build_native(source)
+    expected = run([str(native)])
+    assert expected.status == 0 and "K&R handler ran: 1\n" in expected.out
+    got = run([WASSH, "run", str(wasm)], env=engine)
+    assert (got.status, got.out) == (expected.status, expected.out), got.err

@@ -63,6 +63,10 @@ _NO_LINK_FLAGS = frozenset(
     {"-c", "-E", "-S", "-M", "-MM", "-fsyntax-only", "-###", "--version", "--help"}
 )
 _NO_LINK_PREFIXES = ("-print-", "--print-")
+# Every link exports the function table, so the host can tell the SDK how many
+# parameters a signal handler takes (wasm traps on an indirect call of the
+# wrong type; a K&R `void h()` handler takes none).
+LINK_FLAGS = ("-Wl,--export-table",)
 _SHARED_FLAGS = frozenset(
     {"-shared", "-dynamiclib", "-bundle", "-Wl,-shared", "-Wl,--shared", "-Wl,-Bshareable"}
 )
@@ -447,7 +451,7 @@ def run(args: list[str]) -> int:
         return _syntax_only(prefix, plan)
     if not plan.links:
         return _exec([*prefix, *args])
-    cmd = [*prefix, *objects, *plan.link_args()]
+    cmd = [*prefix, *objects, *LINK_FLAGS, *plan.link_args()]
     if plan.strip_all and not plan.launcher:
         return _exec(cmd)
     status = _spawn(cmd)

@@ -231,6 +231,7 @@ def build_command(args: Sequence[str]) -> list[str]:
     cmd = _prefix()
     if _wassh_cc.Plan(list(args)).links:
         cmd.extend(str(obj) for obj in sdk_objects())
+        cmd.extend(_wassh_cc.LINK_FLAGS)
     cmd.extend(args)
     return cmd
 

@@ -158,6 +158,7 @@ class Process:
         self.stopped = threading.Event()
         self._store: wasmtime.Store | None = None
         self._instance: wasmtime.Instance | None = None
+        self._functions: wasmtime.Table | None = None  # __indirect_function_table
         self._unwind = Unwind()
         # The compiled host calls (wassh.fastpath), when built and allowed; set up
         # with the linker, as they replace the ctypes callbacks.
@@ -304,11 +305,26 @@ class Process:
         if self.fast is not None:
             self.fast.runtime.set_memory(base, self.memory.size)
         self._preview1.mem = self.memory
+        functions = exports.get("__indirect_function_table")
+        self._functions = functions if isinstance(functions, wasmtime.Table) else None
         self._signal_state = self._find_signal_state(store, exports.get("__wassh_signal_state"))
         if self._signal_state is None:
             self._no_signal_table = True
             self.waiter.take_signals()  # nobody would take them
         return instance
+
+    def function_params(self, index: int) -> int:
+        """How many parameters the guest's function ``index`` (a C function pointer)
+        takes, or -1 when the module does not say (no exported table, no function
+        there). The SDK asks before it calls a signal handler: wasm checks the
+        type of an indirect call, and a K&R ``void h()`` handler takes none."""
+        functions, store = self._functions, self._store
+        if functions is None or store is None or not 0 < index < functions.size(store):
+            return -1
+        func = functions.get(store, index)
+        if not isinstance(func, wasmtime.Func):
+            return -1
+        return len(func.type(store).params)
 
     def _find_signal_state(self, store: wasmtime.Store, export: Any) -> int | None:
         """Where the SDK keeps its signal table, if it keeps one we understand."""

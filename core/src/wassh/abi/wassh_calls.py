@@ -120,6 +120,7 @@ class WasshCalls:
         table.define(WASSH, "tty_set_attr", "iii", self.tty_set_attr)
         table.define(WASSH, "signal_take", "i", self.signal_take)
         table.define(WASSH, "itimer_set", "iii", self.itimer_set)
+        table.define(WASSH, "func_params", "ii", self.func_params)
 
     # -- addresses ---------------------------------------------------------------------
     def _decode(
@@ -445,6 +446,11 @@ class WasshCalls:
     def signal_take(self, out: int) -> int:
         self.mem.check(out, 4)
         self.mem.set_u32(out, self.proc.take_signal())
+        return 0
+
+    def func_params(self, index: int, out: int) -> int:
+        self.mem.check(out, 4)
+        self.mem.set_u32(out, self.proc.function_params(index) & 0xFFFFFFFF)
         return 0
 
     def itimer_set(self, which: int, new: int, old: int) -> int:

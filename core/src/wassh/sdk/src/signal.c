@@ -35,6 +35,25 @@
 
 WASSH_IMPORT("wassh", "signal_take")
 int32_t __wassh_signal_take(int32_t *sig_out);
+WASSH_IMPORT("wassh", "func_params")
+int32_t __wassh_func_params(uint32_t index, int32_t *count_out);
+
+/* How many parameters a handler takes, or -1 when the host cannot tell (a
+ * module linked without its function table exported). wasm checks the type of
+ * every indirect call, so a handler defined K&R-style, `void h()`, or cast from
+ * `void (*)(void)`, would trap if called with the signal number. */
+static int handler_params(void (*fn)(void)) {
+    static void (*last)(void);
+    static int last_count = -1;
+    if (fn == last)
+        return last_count;
+    int32_t count = -1;
+    if (__wassh_func_params((uint32_t)(uintptr_t)fn, &count) != 0)
+        count = -1;
+    last = fn;
+    last_count = count;
+    return count;
+}
 
 #undef signal
 #undef bsd_signal
@@ -173,7 +192,10 @@ static void run_handler(int sig) {
         act->sa_flags &= ~SA_SIGINFO;
     }
     publish();
-    if (flags & SA_SIGINFO) {
+    int params = handler_params((void (*)(void))handler);
+    if (params == 0) {
+        ((void (*)(void))handler)();
+    } else if ((flags & SA_SIGINFO) && params != 1) {
         siginfo_t info;
         memset(&info, 0, sizeof info);
         info.si_signo = sig;
