@@ -142,8 +142,8 @@ def test_a_fork_that_continues_without_exec_is_refused(spawner: Path) -> None:
     got = run(spawner, "forkonly")
     assert got.returncode == 127
     assert got.stderr.endswith(
-        f"wassh: {spawner.name}: the child of fork() exited without exec: a fork that "
-        "continues without exec is not supported\n"
+        f"wassh: wassh.children: {spawner.name}: the child of fork() exited without exec: "
+        "a fork that continues without exec is not supported\n"
     )
     assert "forkonly:" not in got.stdout  # the parent's side never ran
 
@@ -205,11 +205,11 @@ def test_a_fork_child_may_not_open_sockets_or_fork_again(spawner: Path) -> None:
     assert got.stdout == "child socket: -1 ENOSYS\nchild fork: -1 ENOSYS\n"
     name = spawner.name
     assert got.stderr == (
-        f"wassh: {name}: the child of fork() opened a socket without exec: a fork that "
-        "continues without exec is not supported\n"
+        f"wassh: wassh.children: {name}: the child of fork() opened a socket without exec: "
+        "a fork that continues without exec is not supported\n"
         "wassh: fork() in the child of fork() before exec is not supported\n"
-        f"wassh: {name}: the child of fork() exited without exec: a fork that "
-        "continues without exec is not supported\n"
+        f"wassh: wassh.children: {name}: the child of fork() exited without exec: "
+        "a fork that continues without exec is not supported\n"
     )
 
 

@@ -302,9 +302,12 @@ class Children:
     # -- fork() without exec --------------------------------------------------------------
     def _unsupported(self, what: str) -> None:
         name = os.path.basename(self.owner.config.argv[0]) if self.owner.config.argv else "guest"
-        sys.stderr.write(
-            f"wassh: {name}: the child of fork() {what} without exec: a fork that "
-            "continues without exec is not supported\n"
+        # Logged, not printed: an embedding program decides where host messages go.
+        log.warning(
+            "%s: the child of fork() %s without exec: a fork that continues without "
+            "exec is not supported",
+            name,
+            what,
         )
 
     def set_forking(self, on: bool) -> None:
