@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sshkit import ROOT, WASSH, free_port, need
-
-sys.path.insert(0, str(ROOT / "guests"))
-import debbuild
+from sshkit import WASSH, build_recipe, free_port, need
 
 __all__ = [
     "RUN_TIMEOUT",
@@ -40,12 +36,7 @@ __all__ = [
 RUN_TIMEOUT = 120.0
 
 
-def build(recipe: str) -> dict[str, Path]:
-    try:
-        built: dict[str, Path] = debbuild.build(recipe)
-    except debbuild.BuildError as exc:
-        pytest.fail(f"building {recipe} failed: {exc}", pytrace=False)
-    return built
+build = build_recipe
 
 
 def run_guest(

@@ -26,6 +26,20 @@ WASSH = [sys.executable, "-m", "wassh"]
 INSTALL_HINT = "install Debian's openssh-server and openssh-client (scripts/system-deps.sh)"
 
 
+def build_recipe(recipe: str) -> dict[str, Path]:
+    """The programs of a ``guests/debbuild.py`` recipe, built or from its cache; a
+    failed build fails the test with the build's own message."""
+    if str(ROOT / "guests") not in sys.path:
+        sys.path.insert(0, str(ROOT / "guests"))
+    import debbuild
+
+    try:
+        built: dict[str, Path] = debbuild.build(recipe)
+    except debbuild.BuildError as exc:
+        pytest.fail(f"building {recipe} failed: {exc}", pytrace=False)
+    return built
+
+
 def need(program: str) -> str:
     found = shutil.which(program) or (
         f"/usr/sbin/{program}" if os.access(f"/usr/sbin/{program}", os.X_OK) else None

@@ -23,6 +23,33 @@ class ConnRecord:
     saw_eof: bool = False
 
 
+class LoopbackServer:
+    """A TCP listener on 127.0.0.1 that hands each accepted connection to
+    ``handle`` on a thread of its own; ``close`` stops it and closes what it kept."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.kept: list[socket.socket] = []  # connections a subclass holds open
+        threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+
+    def handle(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.kept:
+            conn.close()
+
+
 class EchoServer:
     """A threaded TCP echo server on loopback that records what each connection sent.
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from guestbuild import build_guest
 from nativebuild import build_native, run_native
-from suitekit import GUESTS, run_guest
+from suitekit import GUESTS, LoopbackServer, run_guest
 
 POSIX = GUESTS / "posix"
 
@@ -44,29 +44,19 @@ def test_socket_calls_and_options_answer_as_on_linux() -> None:
     assert r.stdout.splitlines() == expected.splitlines()
 
 
-class ResettingServer:
-    """Accepts connections and resets each at once (SO_LINGER 0, then close)."""
+class ResettingServer(LoopbackServer):
+    """Resets each connection at once (SO_LINGER 0, then close)."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
 
 @pytest.fixture
 def resetting_server() -> Iterator[ResettingServer]:
     server = ResettingServer()
     yield server
-    server.sock.close()
+    server.close()
 
 
 def test_connect_to_a_peer_that_resets_at_once_succeeds_and_the_reset_comes_next(
@@ -154,25 +144,15 @@ def test_socketpair_as_on_linux() -> None:
     assert r.stdout.splitlines() == expected.splitlines()
 
 
-class CountingServer:
+class CountingServer(LoopbackServer):
     """Reads each connection to its end, then answers ``got N`` and closes."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                total = 0
-                while chunk := conn.recv(4096):
-                    total += len(chunk)
-                conn.sendall(b"got %d\n" % total)
+    def handle(self, conn: socket.socket) -> None:
+        with conn:
+            total = 0
+            while chunk := conn.recv(4096):
+                total += len(chunk)
+            conn.sendall(b"got %d\n" % total)
 
 
 def test_shutdown_takes_linuxs_numbers_and_the_reply_after_a_half_close_arrives() -> None:
@@ -187,33 +167,23 @@ def test_shutdown_takes_linuxs_numbers_and_the_reply_after_a_half_close_arrives(
         assert r.code == 0, r.stderr
         assert r.stdout.splitlines() == expected.splitlines()
     finally:
-        server.sock.close()
+        server.close()
 
 
-class StallingServer:
+class StallingServer(LoopbackServer):
     """Sends 4 bytes on its first connection and then nothing; reads nothing on the
     second; holds both open until closed."""
 
     def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
+        self._lock = threading.Lock()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.conns:
-                conn.sendall(b"four")
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.conns:
-            conn.close()
+    def handle(self, conn: socket.socket) -> None:
+        with self._lock:  # the client dials the second only after the first's recv
+            first = not self.kept
+            self.kept.append(conn)
+        if first:
+            conn.sendall(b"four")
 
 
 @pytest.mark.parametrize("round_", range(2))

@@ -12,7 +12,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,30 +20,29 @@ from pathlib import Path
 import pytest
 import trio
 from relayhelpers import FaultProxy, RelayProcess, WebsockifyProcess
-from sshkit import ROOT, Client, Sshd, copy_key, free_port, keygen, need, ssh_options
+from sshkit import (
+    Client,
+    Sshd,
+    build_recipe,
+    copy_key,
+    free_port,
+    keygen,
+    need,
+    ssh_options,
+)
 from suitekit import EchoServer
 
 pytestmark = pytest.mark.ssh
 
-sys.path.insert(0, str(ROOT / "guests"))
-import debbuild  # noqa: E402
-
-
-def _build(recipe: str) -> dict[str, Path]:
-    try:
-        return debbuild.build(recipe)
-    except debbuild.BuildError as exc:
-        pytest.fail(f"building {recipe} failed: {exc}", pytrace=False)
-
 
 @pytest.fixture(scope="session")
 def ssh_wasm() -> Path:
-    return _build("openssh")["ssh"]
+    return build_recipe("openssh")["ssh"]
 
 
 @pytest.fixture(scope="session")
 def dropbear_wasm() -> dict[str, Path]:
-    return _build("dropbear")
+    return build_recipe("dropbear")
 
 
 @pytest.fixture

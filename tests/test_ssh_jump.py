@@ -11,25 +11,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sshkit import ROOT, Client, Sshd, copy_key
+from sshkit import Client, Sshd, build_recipe, copy_key
 
 pytestmark = pytest.mark.ssh
-
-sys.path.insert(0, str(ROOT / "guests"))
-import debbuild  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def ssh_wasm() -> Path:
-    try:
-        return debbuild.build("openssh")["ssh"]
-    except debbuild.BuildError as exc:
-        pytest.fail(f"building openssh failed: {exc}", pytrace=False)
+    return build_recipe("openssh")["ssh"]
 
 
 @pytest.fixture

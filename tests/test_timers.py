@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from guestbuild import build_guest
 from nativebuild import build_native
-from suitekit import GUESTS, EchoServer
+from suitekit import GUESTS, EchoServer, LoopbackServer
 
 WASSH = str(Path(sys.executable).parent / "wassh")
 SOURCE = GUESTS / "posix" / "timers.c"
@@ -130,32 +130,15 @@ def test_cpu_time_timers_are_refused(programs: tuple[Path, Path], engine: dict[s
 # -- blocked calls ---------------------------------------------------------------------
 
 
-class AnsweringServer:
+class AnsweringServer(LoopbackServer):
     """Answers "hello" on each connection once the client's handler sent a byte."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _answer(conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         with conn:
             if conn.recv(1) == b"x":
                 conn.sendall(b"hello")
             while conn.recv(4096):
                 pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -218,9 +218,8 @@ def _listener(sock: Socket) -> _Spec | None:
         return None
     flags = _fastpath.F_NONBLOCK if sock.nonblocking else 0
     owner = sock.owner
-    accept = getattr(owner.wassh_sock_accept, "__func__", None) if owner else None
-    if accept is os_socket.OSSocketHooks.wassh_sock_accept or (
-        owner is not None and owner.wassh_sock_accept is os_socket.accept
+    if owner is not None and os_socket.is_standard_hook(
+        "wassh_sock_accept", owner.wassh_sock_accept
     ):
         flags |= _fastpath.F_ACCEPT  # C may accept itself: the hook is the standard one
     return _fastpath.K_LISTENER, flags, osfd, 0, b"", 0

@@ -220,3 +220,15 @@ class OSSocketHooks(Generic[C]):
     @hookimpl
     def wassh_sock_getname(self, sock: SocketHandle[C], remote: bool) -> tuple[str, int] | None:
         return getname(sock, remote)
+
+
+def is_standard_hook(hook: str, fn: object) -> bool:
+    """Whether ``fn``, a transport's implementation of ``hook`` (``wassh_sock_recv``,
+    say), is this module's own: the method of ``OSSocketHooks`` or the plain
+    function. Only then may the compiled fast path do the hook's work itself."""
+    fn = getattr(fn, "__func__", fn)
+    if fn is None:
+        return False
+    return fn is getattr(OSSocketHooks, hook, None) or fn is globals().get(
+        hook.removeprefix("wassh_sock_")
+    )

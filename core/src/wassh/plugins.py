@@ -287,16 +287,9 @@ OS_SOCKET_HOOKS = ("wassh_sock_recv", "wassh_sock_send", "wassh_sock_poll_handle
 def _own_os_socket_hooks(impls: Mapping[str, Callable[..., object]]) -> list[str]:
     """The hooks of ``OS_SOCKET_HOOKS`` a plugin implements itself (a subclass that
     counts bytes, say): then its sockets' data goes through Python."""
-    from . import os_socket
+    from .os_socket import is_standard_hook
 
-    own = []
-    for hook in OS_SOCKET_HOOKS:
-        fn = impls.get(hook)
-        standard = getattr(os_socket.OSSocketHooks, hook)
-        module_fn = getattr(os_socket, hook.removeprefix("wassh_sock_"))
-        if getattr(fn, "__func__", fn) not in (standard, module_fn):
-            own.append(hook)
-    return own
+    return [hook for hook in OS_SOCKET_HOOKS if not is_standard_hook(hook, impls.get(hook))]
 
 
 def _adapt(fn: Callable[..., object], picks: list[int]) -> Callable[..., object]:

@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 from proxykit import Danted, Tinyproxy, loopback_name
-from sshkit import Client, Sshd, copy_key, ssh_options
+from sshkit import Client, Sshd, build_recipe, copy_key, ssh_options
 
 pytestmark = pytest.mark.ssh
 
 
 @pytest.fixture(scope="session")
 def ssh_wasm() -> Path:
-    import debbuild
-
-    try:
-        return debbuild.build("openssh")["ssh"]
-    except debbuild.BuildError as exc:
-        pytest.fail(f"building openssh failed: {exc}", pytrace=False)
+    return build_recipe("openssh")["ssh"]
 
 
 @pytest.fixture
