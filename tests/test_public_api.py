@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import wassh
 from wassh import REQUIRED_HOOKS, hookspecs
-from wassh.plugins import SOCKET_HOOKS, Owner
+from wassh.plugins import OWNER_HOOKS, SOCKET_HOOKS, Owner
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_SOURCES = sorted(p for p in (ROOT / "plugins").glob("*/src/*") if p.is_dir())
@@ -128,12 +128,16 @@ def test_the_blocker_does_catch_a_private_import(tmp_path: Path) -> None:
 
 
 def test_each_socket_hook_has_an_owner_slot_and_a_call_by_its_name() -> None:
-    """One grep follows an operation: the core calls ``owner.wassh_sock_X`` for each hook."""
-    specs = {n for n in dir(hookspecs) if n.startswith("wassh_sock_")}
-    assert set(SOCKET_HOOKS) == specs
-    assert {s for s in Owner.__slots__ if s.startswith("wassh_sock_")} == specs
+    """One grep follows an operation: the core calls ``owner.wassh_sock_X`` for each hook
+    (and ``owner.wassh_getaddrinfo`` for a name lookup)."""
+    sockets = {n for n in dir(hookspecs) if n.startswith("wassh_sock_")}
+    assert set(SOCKET_HOOKS) == sockets
+    specs = sockets | {"wassh_getaddrinfo"}
+    assert set(OWNER_HOOKS) == specs
+    assert {s for s in Owner.__slots__ if s.startswith("wassh_")} == specs
     core = (ROOT / "core/src/wassh/host/sockets.py").read_text()
     core += (ROOT / "core/src/wassh/plugins.py").read_text()
+    core += (ROOT / "core/src/wassh/names.py").read_text()
     for hook in specs:
         assert re.search(rf"\bowner\.{hook}\b", core), f"the core never calls {hook} by name"
     for kind, hooks in REQUIRED_HOOKS.items():

@@ -22,6 +22,7 @@ try:
     from .plugins import (
         DGRAM,
         LISTEN,
+        NAMES,
         REQUIRED_HOOKS,
         STREAM,
         UNIX,
@@ -32,6 +33,7 @@ try:
         Transports,
         make_plugin_manager,
     )
+    from .names import NameAnswer
     from .policy import Denied, NetworkPolicy, PolicyError
     from .resolve import resolve
     from .runtime import GuestCancelled, GuestConfig, GuestKilled, Process
@@ -48,6 +50,7 @@ finally:
 __all__ = [
     "DGRAM",
     "LISTEN",
+    "NAMES",
     "REQUIRED_HOOKS",
     "STREAM",
     "UNIX",
@@ -60,6 +63,7 @@ __all__ = [
     "GuestKilled",
     "GuestTrap",
     "NetworkPolicy",
+    "NameAnswer",
     "Offer",
     "OneLineArgumentParser",
     "PluginCommand",

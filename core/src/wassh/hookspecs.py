@@ -35,6 +35,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from .handle import SocketHandle
+    from .names import NameAnswer
     from .options import PluginOptions
     from .plugins import Offer, TransportConfig
 
@@ -92,19 +93,30 @@ def wassh_transport_stop() -> None:
     """
 
 
-@hookspec(firstresult=True)
-def wassh_getaddrinfo(
-    host: str, family: int, config: TransportConfig
-) -> list[tuple[int, bytes]] | None:
-    """Answer a guest's name lookup for real. Stops at the first non-None result.
+@hookspec
+async def wassh_getaddrinfo(host: str, family: int, config: TransportConfig) -> NameAnswer:
+    """Look a guest's name up for real; the hook of an offer of kind ``NAMES``.
 
-    Called on the guest thread for names that are neither numeric nor
-    ``localhost``; when no plugin answers, the core hands out reserved fake
-    addresses so the name itself reaches the transport at connect time.
+    Called on the owner of the best-ranked available ``NAMES`` offer whose
+    ``accepts`` (if any) takes ``ConnectRequest(kind=NAMES, host=host, ...)``.
+    It is a coroutine run as a task on the runtime's **trio loop**; the guest
+    thread waits for it, and the core cancels it when its deadline passes (the
+    connect timeout) or the guest is stopped, so it never needs a timeout of
+    its own for the core's sake. Without an available ``NAMES`` offer, names get
+    reserved fake addresses that the transport resolves at connect time.
 
-    :param host: the name the guest asked for.
+    :param host: a host name as a resolver would look it up (ASCII letters,
+        digits, hyphens, underscores, dots; at most 253 bytes). Never an IP
+        literal, ``localhost`` or an ``--add-host`` name: the core answers those.
     :param family: ``socket.AF_INET``, ``socket.AF_INET6`` or ``socket.AF_UNSPEC``.
-    :returns: ``[(family, packed address bytes), ...]`` or None to pass.
+    :returns: a ``NameAnswer``: the addresses in the order the guest should try
+        them, never empty, and the canonical name when the answer named one.
+    :raises socket.gaierror: with ``socket.EAI_NONAME`` (no such name),
+        ``EAI_NODATA`` (the name exists, without an address of that family),
+        ``EAI_AGAIN`` (a temporary failure: a timeout, SERVFAIL, no server
+        reachable) or ``EAI_FAIL`` (a permanent one: the server refused, a
+        malformed answer). Anything else is a plugin bug: logged, and
+        ``EAI_FAIL`` to the guest.
     """
 
 

@@ -6,9 +6,9 @@ import errno
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
@@ -16,6 +16,9 @@ from . import hookspecs
 from .entrypoints import entry_points as find_entry_points
 from .handle import SocketHandle
 from .policy import NetworkPolicy
+
+if TYPE_CHECKING:
+    from .names import NameAnswer
 
 log = logging.getLogger("wassh.plugins")
 
@@ -25,6 +28,8 @@ STREAM = "stream"
 DGRAM = "dgram"
 LISTEN = "listen"
 UNIX = "unix"
+# Not a socket: the plugin answers the guest's name lookups (``wassh_getaddrinfo``).
+NAMES = "names"
 
 # What a transport must implement for each kind it offers; a plugin missing
 # one is refused at start-up. The other per-socket hooks have defaults.
@@ -59,6 +64,7 @@ REQUIRED_HOOKS: Mapping[str, tuple[str, ...]] = {
         "wassh_sock_send",
         *_ALWAYS,
     ),
+    NAMES: ("wassh_getaddrinfo",),
 }
 
 
@@ -66,8 +72,8 @@ REQUIRED_HOOKS: Mapping[str, tuple[str, ...]] = {
 class ConnectRequest:
     """What a plugin's ``accepts`` sees when a socket is about to connect or bind."""
 
-    kind: str  # STREAM, DGRAM, LISTEN or UNIX
-    family: int  # host socket.AF_* value
+    kind: str  # STREAM, DGRAM, LISTEN, UNIX, or NAMES for a name lookup (port 0)
+    family: int  # host socket.AF_* value (AF_UNSPEC for a lookup of either family)
     host: str
     port: int
     # True when the best transport could not resolve ``host``: a transport that
@@ -144,8 +150,11 @@ GetnameHook = Callable[[Handle, bool], tuple[str, int] | None]
 BindHook = Callable[[Handle, str, int], None]
 ListenHook = Callable[[Handle, int], None]
 AcceptHook = Callable[[Handle], object]
+GetaddrinfoHook = Callable[[str, int, "TransportConfig"], Awaitable["NameAnswer"]]
 
 SOCKET_HOOKS = tuple(n for n in dir(hookspecs) if n.startswith("wassh_sock_"))
+# What an owner answers: its sockets' hooks, and name lookups for a NAMES offer.
+OWNER_HOOKS = (*SOCKET_HOOKS, "wassh_getaddrinfo")
 
 
 def _unsupported(*_args: object) -> Any:
@@ -196,6 +205,7 @@ class Owner:
         "wassh_sock_sendto",
         "wassh_sock_setsockopt",
         "wassh_sock_shutdown",
+        "wassh_getaddrinfo",
     )
 
     def __init__(
@@ -231,6 +241,7 @@ class Owner:
         self.wassh_sock_bind: BindHook = pick("wassh_sock_bind", _unsupported)
         self.wassh_sock_listen: ListenHook = pick("wassh_sock_listen", _unsupported)
         self.wassh_sock_accept: AcceptHook = pick("wassh_sock_accept", _unsupported)
+        self.wassh_getaddrinfo: GetaddrinfoHook = pick("wassh_getaddrinfo", _unsupported)
 
 
 def checked_name(owner: Owner, result: object) -> tuple[str, int] | None:
@@ -261,10 +272,10 @@ def checked_name(owner: Owner, result: object) -> tuple[str, int] | None:
     return str(host), port
 
 
-def _socket_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callable[..., object]]:
-    """``plugin``'s per-socket implementations, taking the spec's arguments in order."""
+def _owner_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callable[..., object]]:
+    """``plugin``'s per-socket and lookup implementations, taking the spec's arguments in order."""
     found: dict[str, Callable[..., object]] = {}
-    for hook_name in SOCKET_HOOKS:
+    for hook_name in OWNER_HOOKS:
         caller = getattr(pm.hook, hook_name)
         impl = next((i for i in caller.get_hookimpls() if i.plugin is plugin), None)
         if impl is None:
@@ -336,7 +347,7 @@ class Transports:
             if not offer.available:
                 continue
             if name not in impls_of:
-                impls_of[name] = _socket_impls(pm, owners_of[name])
+                impls_of[name] = _owner_impls(pm, owners_of[name])
             impls = impls_of[name]
             for kind in sorted(offer.kinds):
                 missing = [h for h in REQUIRED_HOOKS.get(kind, ()) if h not in impls]
@@ -427,11 +438,9 @@ class Transports:
             return self._owners[id(offer)]
         return None
 
-    def getaddrinfo(self, host: str, family: int) -> list[tuple[int, bytes]] | None:
-        result: list[tuple[int, bytes]] | None = self.pm.hook.wassh_getaddrinfo(
-            host=host, family=family, config=self.config
-        )
-        return result
+    def resolver(self, host: str, family: int) -> Owner | None:
+        """The owner of the best-ranked ``NAMES`` offer taking ``host``, or None (fake DNS)."""
+        return self.choose(ConnectRequest(kind=NAMES, family=family, host=host, port=0))
 
     def stop(self) -> None:
         """The guest has finished: each plugin releases its runtime state."""

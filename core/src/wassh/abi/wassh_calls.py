@@ -529,7 +529,9 @@ class WasshCalls:
             return _EAI_NONAME & 0xFFFFFFFF
         else:
             host_family = HOST_FAMILY.get(family, socket.AF_UNSPEC) if family else 0
-            real = self.proc.transports.getaddrinfo(name, host_family)
+            real: list[tuple[int, bytes]] | None = None
+            if self.proc.transports.resolver(name, host_family) is not None:
+                raise WasiError(Errno.ENOSYS, "resolver plugins: not wired yet")
             if real is not None:
                 for fam, addr in real:
                     wf = WASI_FAMILY.get(fam)
