@@ -18,6 +18,7 @@ try:
     from .embed import Capture, prepare, run, run_process, run_sync
     from .handle import SocketHandle
     from .hookspecs import hookimpl, hookspec
+    from .names import NameAnswer
     from .options import PluginOptions, parse_pairs
     from .plugins import (
         DGRAM,
@@ -33,7 +34,6 @@ try:
         Transports,
         make_plugin_manager,
     )
-    from .names import NameAnswer
     from .policy import Denied, NetworkPolicy, PolicyError
     from .resolve import resolve
     from .runtime import GuestCancelled, GuestConfig, GuestKilled, Process
@@ -62,8 +62,8 @@ __all__ = [
     "GuestConfig",
     "GuestKilled",
     "GuestTrap",
-    "NetworkPolicy",
     "NameAnswer",
+    "NetworkPolicy",
     "Offer",
     "OneLineArgumentParser",
     "PluginCommand",

@@ -190,6 +190,7 @@ class Owner:
         "os_sockets",
         "plugin",
         "plugin_name",
+        "wassh_getaddrinfo",
         "wassh_sock_accept",
         "wassh_sock_bind",
         "wassh_sock_close",
@@ -205,7 +206,6 @@ class Owner:
         "wassh_sock_sendto",
         "wassh_sock_setsockopt",
         "wassh_sock_shutdown",
-        "wassh_getaddrinfo",
     )
 
     def __init__(
