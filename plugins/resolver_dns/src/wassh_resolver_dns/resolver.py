@@ -1,0 +1,206 @@
+"""The resolver plugin (``DnsResolver``): guests' names looked up over DNS or DoH.
+
+One instance per runtime. The offer builds a dnspython resolver from the
+settings (its servers, a TTL cache, the search list); each lookup runs as a
+task on the runtime's trio loop, on dnspython's trio backend named
+explicitly (dnspython's default backend is a process-wide guess, see
+``doh``), and the core cancels it at its own deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import dns.asyncbackend
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.resolver
+from wassh import NAMES, NameAnswer, Offer, PluginOptions, TransportConfig, hookimpl
+
+from .errors import gaierror, lookup_error, server_causes
+from .settings import HTTP_VERSIONS, ResolverSettings, ResolverUrl
+
+if TYPE_CHECKING:
+    # Not re-exported by dns.asyncbackend for type checkers; the same class.
+    from dns._asyncbackend import Backend
+
+log = logging.getLogger("wassh.resolver.dns")
+
+NAME = "dns"
+# As direct TCP: the only resolver installed by the project; another resolver
+# plugin ranks itself above or below.
+RANK = 100
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: no IP fragmentation on common paths
+# Distinct failure causes logged per runtime; past this, a broken network
+# that fails in ever new ways stays quiet rather than filling the log.
+MAX_REPORTED = 64
+
+
+class DnsResolver:
+    """Answers ``wassh_getaddrinfo`` from the resolvers given with ``--resolver``."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self.settings = ResolverSettings()
+        self.resolver: dns.asyncresolver.Resolver | None = None
+        self.backend: Backend | None = None
+        self.labels: dict[str, str] = {}
+        self.reported: set[tuple[str, str]] = set()
+
+    @hookimpl
+    def wassh_addoption(self, options: PluginOptions) -> None:
+        options.add(
+            "--resolver",
+            dest="resolver",
+            action="append",
+            metavar="URL",
+            help="look the guest's names up at dns://ADDRESS[:PORT] (UDP, TCP when truncated) "
+            "or https://HOST[:PORT]/dns-query (DNS-over-HTTPS); repeat to add fallbacks, "
+            "tried in order",
+        )
+        options.add(
+            "--resolver-ca",
+            dest="ca",
+            metavar="FILE",
+            help="PEM CA certificates for https resolvers (default: the system's)",
+        )
+        options.add(
+            "--resolver-timeout",
+            dest="timeout",
+            metavar="SECONDS",
+            help="a lookup's time limit (default 5)",
+        )
+        options.add(
+            "--resolver-search",
+            dest="search",
+            action="append",
+            metavar="DOMAIN",
+            help="a search domain for names with fewer dots than --resolver-ndots (repeatable)",
+        )
+        options.add(
+            "--resolver-ndots",
+            dest="ndots",
+            metavar="N",
+            help="names with fewer dots try the search domains first (default 1)",
+        )
+        options.add(
+            "--resolver-http",
+            dest="http",
+            choices=HTTP_VERSIONS,
+            help="HTTP version for DNS-over-HTTPS (default auto: HTTP/2 when the server offers it)",
+        )
+
+    @hookimpl
+    def wassh_transport_offer(
+        self, config: TransportConfig, settings: Mapping[str, object]
+    ) -> Offer:
+        self.settings = ResolverSettings.from_settings(settings)
+        if not self.settings.resolvers:
+            return Offer(
+                NAME, frozenset({NAMES}), rank=RANK, available=False, reason="no --resolver given"
+            )
+        self.resolver = self._build()
+        # Named, not sniffed: dnspython's own choice is made once per process.
+        self.backend = dns.asyncbackend.get_backend("trio")
+        return Offer(NAME, frozenset({NAMES}), rank=RANK)
+
+    def _build(self) -> dns.asyncresolver.Resolver:
+        settings = self.settings
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        # configure=False still takes a domain from the host's name, which would
+        # become the search list: the guest's names go where the settings say only.
+        resolver.domain = dns.name.root
+        resolver.search = [dns.name.from_text(d) for d in settings.search]
+        resolver.use_search_by_default = True
+        resolver.ndots = settings.ndots
+        resolver.lifetime = settings.timeout
+        resolver.timeout = min(2.0, settings.timeout)
+        resolver.cache = dns.resolver.Cache()
+        resolver.use_edns(0, 0, EDNS_PAYLOAD)
+        tls = settings.tls_context() if settings.uses_doh else None
+        servers: list[dns.nameserver.Nameserver] = []
+        for url in settings.resolvers:
+            servers.append(self._nameserver(url, tls))
+        resolver.nameservers = servers
+        return resolver
+
+    def _nameserver(
+        self, url: ResolverUrl, tls: ssl.SSLContext | None
+    ) -> dns.nameserver.Nameserver:
+        if not url.is_doh:
+            server = dns.nameserver.Do53Nameserver(url.host, url.port)
+            self.labels[str(server)] = f"DNS server {url.authority}"
+            return server
+        # DoH needs dnspython's optional HTTP stack; without it, fail here (closed)
+        # rather than ever send a name in the clear.
+        try:
+            from .doh import DohNameserver
+        except ImportError as exc:
+            raise RuntimeError(
+                f"{url} needs DNS-over-HTTPS support (dnspython[doh]: httpx2, h2): {exc}"
+            ) from None
+        assert tls is not None
+        self.labels[str(url)] = f"DoH server {url}"
+        return DohNameserver(url, tls, self.settings.http)
+
+    @hookimpl
+    async def wassh_getaddrinfo(
+        self, host: str, family: int, config: TransportConfig
+    ) -> NameAnswer:
+        if self.resolver is None or self.backend is None:
+            raise gaierror(socket.EAI_FAIL, "no --resolver configured")
+        if family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNSPEC):
+            raise gaierror(socket.EAI_FAIL, f"address family {family}")
+        try:
+            name = dns.name.from_text(host, origin=None)
+        except dns.exception.DNSException as exc:
+            raise gaierror(socket.EAI_NONAME, f"bad name ({type(exc).__name__})") from None
+        try:
+            answers = await self.resolver.resolve_name(
+                name, family, search=True, backend=self.backend
+            )
+            return _answer(answers, family, host)
+        except socket.gaierror:
+            raise
+        except dns.exception.DNSException as exc:
+            self._report(exc)
+            raise lookup_error(exc) from None
+        except Exception as exc:  # not dnspython's: a bug here or below, never the guest's
+            self._report_unexpected(exc)
+            raise gaierror(socket.EAI_FAIL, type(exc).__name__) from None
+
+    def _report(self, exc: BaseException) -> None:
+        """One warning per distinct (server, cause): a guest retrying a dead server
+        in a loop logs it once."""
+        for server, cause in server_causes(exc, self.labels):
+            key = (server, cause)
+            if key in self.reported or len(self.reported) >= MAX_REPORTED:
+                continue
+            self.reported.add(key)
+            log.warning("%s: %s", server, cause)
+
+    def _report_unexpected(self, exc: Exception) -> None:
+        key = ("lookup", type(exc).__name__)
+        if key not in self.reported and len(self.reported) < MAX_REPORTED:
+            self.reported.add(key)
+            log.warning("lookup failed unexpectedly: %s: %s", type(exc).__name__, exc)
+
+
+def _answer(answers: dns.resolver.HostAnswers, family: int, host: str) -> NameAnswer:
+    addresses: list[tuple[int, bytes]] = []
+    for text, af in answers.addresses_and_families(family):
+        packed = (af, socket.inet_pton(af, text))
+        if packed not in addresses:
+            addresses.append(packed)
+    if not addresses:
+        raise gaierror(socket.EAI_NODATA)
+    canonical = answers.canonical_name().to_text(omit_final_dot=True)
+    asked = host[:-1] if host.endswith(".") else host
+    return NameAnswer(addresses, None if canonical.lower() == asked.lower() else canonical)
