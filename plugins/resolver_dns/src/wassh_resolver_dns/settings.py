@@ -185,6 +185,8 @@ def _split_hostport(authority: str, shown: str) -> tuple[str, str | None]:
         if not closed or (after and not after.startswith(":")):
             raise ValueError(f"bad resolver URL {shown}: expected [IPV6 ADDRESS]:PORT")
         try:
+            if "%" in inside:  # a zone: an interface of this host, not a server's address
+                raise ValueError(inside)
             ipaddress.IPv6Address(inside)
         except ValueError:
             raise ValueError(
@@ -211,6 +213,8 @@ def _port(text: str, shown: str) -> int:
 
 
 def _is_literal(host: str) -> bool:
+    if "%" in host:
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:
