@@ -2,8 +2,9 @@
 # Debian packages the test suite drives for real: sshd and ssh-agent for the SSH
 # showcase, tmux for the interactive session, dpkg-dev for `apt-get source`,
 # haproxy and nginx in front of several `wassh relay` instances, danted (SOCKS5)
-# and tinyproxy (HTTP CONNECT) for the proxy transport, autoconf for configure
-# scripts that run their test programs through wassh cc.
+# and tinyproxy (HTTP CONNECT) for the proxy transport, dnsmasq and dnsdist (DNS and
+# DNS-over-HTTPS) for the DNS resolver, autoconf for configure scripts that run
+# their test programs through wassh cc.
 set -euo pipefail
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
@@ -16,6 +17,8 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v danted >/dev/null 2>&1 || [ -x /usr/sbin/danted ] || need+=(dante-server)
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v dnsdist >/dev/null 2>&1 || [ -x /usr/bin/dnsdist ] || need+=(dnsdist)
 # The ported programs' peers and their native twins (the reference for output and exit codes)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
@@ -26,9 +29,10 @@ SUDO=""
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
-  # The tests start their own proxies: stop the system services installing may have started.
+  # The tests start their own proxies and DNS servers: stop the system services installing
+  # may have started.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    for pkg in dante-server:danted tinyproxy:tinyproxy redis-server:redis-server; do
+    for pkg in dante-server:danted tinyproxy:tinyproxy redis-server:redis-server dnsdist:dnsdist; do
       if printf '%s\n' "${need[@]}" | grep -qx "${pkg%%:*}"; then
         $SUDO systemctl disable --now "${pkg#*:}.service" >/dev/null 2>&1 || true
       fi
