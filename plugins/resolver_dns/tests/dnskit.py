@@ -378,7 +378,7 @@ class Dnsmasq(_Server):
 class DohServer(_Server):
     """Debian's dnsdist on 127.0.0.1 in front of ``upstream`` (a ``(host, port)`` DNS
     server): DNS-over-HTTPS at ``url`` (HTTP/1.1 and HTTP/2 by ALPN) with a certificate
-    ``ca`` issues for 127.0.0.1, plain DNS at ``do53_url``, SERVFAIL for
+    ``ca`` issues for ``names`` (127.0.0.1 and localhost), plain DNS at ``do53_url``, SERVFAIL for
     ``servfail_names`` (``RCodeAction``), and ``counters()`` from its web API."""
 
     def __init__(
@@ -389,9 +389,11 @@ class DohServer(_Server):
         *,
         servfail_names: Iterable[str] = (),
         path: str = "/dns-query",
+        names: Sequence[str] = (LOOPBACK, "localhost"),
     ) -> None:
         self.dir = Path(tmp_dir)
         self.upstream = upstream
+        self.names = tuple(names)
         self.ca = ca
         self.servfail_names = tuple(servfail_names)
         self.path = path
@@ -420,7 +422,7 @@ class DohServer(_Server):
     def _config(self) -> str:
         cert = self.dir / "cert.pem"
         key = self.dir / "key.pem"
-        issued = self.ca.issue_cert(LOOPBACK, "localhost")
+        issued = self.ca.issue_cert(*self.names)
         issued.cert_chain_pems[0].write_to_path(str(cert))
         issued.private_key_pem.write_to_path(str(key))
         host, port = self.upstream
