@@ -143,7 +143,8 @@ class _Server:
 
 class RcodeServer(_Server):
     """A UDP and TCP DNS server on 127.0.0.1 answering every query with one rcode
-    (``rcode=None``: it reads queries and never answers). Queries are counted."""
+    (``rcode=None``: it never answers). ``received`` counts the UDP queries and the TCP
+    queries (with ``rcode=None``: the TCP connections, whose bytes are never read)."""
 
     def __init__(self, rcode: dns.rcode.Rcode | None) -> None:
         self.rcode = rcode
@@ -232,15 +233,22 @@ class RcodeServer(_Server):
                 continue
             except OSError:
                 return
-            conn.settimeout(5)
-            try:
-                size = int.from_bytes(_read(conn, 2), "big")
-                answer = self._answer(_read(conn, size))
-                if answer is not None:
-                    conn.sendall(len(answer).to_bytes(2, "big") + answer)
-            except OSError:
-                pass
-            self._held.append(conn)  # held open, silent, until stop()
+            self._held.append(conn)  # open until stop()
+            if self.rcode is None:
+                with self._lock:
+                    self.received += 1  # a connection: what it sends is never read
+                continue
+            threading.Thread(target=self._answer_tcp, args=(conn,), daemon=True).start()
+
+    def _answer_tcp(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            size = int.from_bytes(_read(conn, 2), "big")
+            answer = self._answer(_read(conn, size))
+            if answer is not None:
+                conn.sendall(len(answer).to_bytes(2, "big") + answer)
+        except OSError:
+            pass
 
 
 def _read(conn: socket.socket, size: int) -> bytes:

@@ -10,7 +10,7 @@ import dns.asyncbackend
 import pytest
 import trio
 import trustme
-from dnskit import Dnsmasq, DohServer
+from dnskit import Dnsmasq, DohServer, SilentDnsServer
 from resolverkit import configured, failure, lookup, texts, v4, warnings
 
 AF_INET, AF_INET6, AF_UNSPEC = socket.AF_INET, socket.AF_INET6, socket.AF_UNSPEC
@@ -28,11 +28,14 @@ async def test_doh_over_each_http_version(
 ) -> None:
     resolver = configured(resolver=doh.url, ca=str(ca_file), http=http)
     assert served(doh) == (0, 0)
+    connects = doh.counters()["http-connects"]  # the start-up probe's connect counts
     answer = await lookup(resolver, "dual.test", AF_UNSPEC)
     assert texts(answer)[0] == "::6" and len(answer.addresses) == 3
     assert answer.canonical_name is None
-    # AAAA then A: two queries, both over the expected HTTP version (auto: ALPN picks h2).
+    # AAAA then A: two queries, both over the expected HTTP version (auto: ALPN picks h2),
+    # on one connection (one TLS handshake per lookup, not per query).
     assert served(doh) == ((2, 0) if version == 1 else (0, 2))
+    assert doh.counters()["http-connects"] == connects + 1
 
 
 async def test_doh_answers_and_failures(doh: DohServer, dnsmasq: Dnsmasq, ca_file: Path) -> None:
@@ -153,3 +156,21 @@ async def test_doh_stays_on_trio_whatever_dnspython_guessed_first(
     resolver = configured(resolver=doh.url, ca=str(ca_file))
     assert texts(await lookup(resolver, "www.test", AF_INET)) == ["127.0.0.5"]
     assert served(doh) == (0, 1)
+
+
+async def test_a_silent_doh_server_times_out_and_a_cancelled_lookup_ends_at_once(
+    silent: SilentDnsServer, ca_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server accepts connections and never answers, not even TLS's handshake."""
+    caplog.set_level(logging.WARNING, "wassh.resolver.dns")
+    url = f"https://127.0.0.1:{silent.port}/dns-query"
+    resolver = configured(resolver=url, ca=str(ca_file), timeout=1)
+    started = trio.current_time()
+    assert await failure(resolver, "www.test", AF_UNSPEC) == socket.EAI_AGAIN
+    assert 0.9 <= trio.current_time() - started < 2.5
+    assert warnings(caplog.records) == [f"DoH server {url}: timed out"]
+    patient = configured(resolver=url, ca=str(ca_file), timeout=30)
+    started = trio.current_time()
+    with trio.move_on_after(0.3) as scope:
+        await lookup(patient, "www.test", AF_UNSPEC)
+    assert scope.cancelled_caught and trio.current_time() - started < 1.0

@@ -19,9 +19,12 @@ instead of retrying it until the lifetime runs out.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import socket
 import ssl
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import dns.asyncbackend
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from dns._asyncbackend import Backend
 
 _CONTENT_TYPE = "application/dns-message"
+CLOSE_GRACE = 0.2  # seconds a lookup's HTTP client may take to close
 _MAX_ANSWER = 65535  # no DNS message is longer: TCP frames it with a 16-bit length
 
 
@@ -119,26 +123,7 @@ class DohNameserver(dns.nameserver.Nameserver):
         ignore_trailing: bool = False,
     ) -> dns.message.Message:
         wire = request.to_wire()
-        literal = self.url.host if self.url.host_is_literal else None
-        transport: Any = backend.get_transport_class()(  # type: ignore[no-untyped-call]
-            http1=self.http1,
-            http2=self.http2,
-            verify=self.tls,
-            local_port=0,
-            bootstrap_address=literal,
-            resolver=HostLookup(self.url.port),
-            family=socket.AF_UNSPEC,
-        )
-        # trust_env=False: a proxy from the environment would take the query past the
-        # transport above (and past the verification the user asked for).
-        async with httpx2.AsyncClient(
-            http1=self.http1,
-            http2=self.http2,
-            verify=self.tls,
-            transport=transport,
-            trust_env=False,
-            follow_redirects=False,
-        ) as client:
+        async with self._client(backend) as client:
             started = time.monotonic()
             try:
                 content = await backend.wait_for(self._post(client, wire), timeout)  # type: ignore[no-untyped-call]
@@ -158,6 +143,41 @@ class DohNameserver(dns.nameserver.Nameserver):
             raise dns.query.BadResponse
         return answer
 
+    @contextlib.asynccontextmanager
+    async def _client(self, backend: Backend) -> AsyncIterator[httpx2.AsyncClient]:
+        """The lookup's client for this server (see ``one_client_per_lookup``), or one
+        for this query alone."""
+        shared = _LOOKUP_CLIENTS.get()
+        if shared is None:
+            async with self._new_client(backend) as own:
+                yield own
+            return
+        if self not in shared:
+            shared[self] = self._new_client(backend)
+        yield shared[self]
+
+    def _new_client(self, backend: Backend) -> httpx2.AsyncClient:
+        literal = self.url.host if self.url.host_is_literal else None
+        transport: Any = backend.get_transport_class()(  # type: ignore[no-untyped-call]
+            http1=self.http1,
+            http2=self.http2,
+            verify=self.tls,
+            local_port=0,
+            bootstrap_address=literal,
+            resolver=HostLookup(self.url.port),
+            family=socket.AF_UNSPEC,
+        )
+        # trust_env=False: a proxy from the environment would take the query past the
+        # transport above (and past the verification the user asked for).
+        return httpx2.AsyncClient(
+            http1=self.http1,
+            http2=self.http2,
+            verify=self.tls,
+            transport=transport,
+            trust_env=False,
+            follow_redirects=False,
+        )
+
     async def _post(self, client: httpx2.AsyncClient, wire: bytes) -> bytes:
         """POST the query (RFC 8484 4.1); the answer's body, read no further than a DNS
         message can be long."""
@@ -171,6 +191,31 @@ class DohNameserver(dns.nameserver.Nameserver):
                 if len(body) > _MAX_ANSWER:
                     raise DohFailure("an answer longer than a DNS message")
             return bytes(body)
+
+
+# The clients of the lookup running in this task, by server: its queries (AAAA and A,
+# each search candidate) share one connection, one TLS handshake.
+_LOOKUP_CLIENTS: contextvars.ContextVar[dict[DohNameserver, httpx2.AsyncClient] | None] = (
+    contextvars.ContextVar("wassh_resolver_dns_lookup_clients", default=None)
+)
+
+
+@contextlib.asynccontextmanager
+async def one_client_per_lookup() -> AsyncIterator[None]:
+    """Within this block (one lookup, one task), each DoH server's queries go through
+    one HTTP client, closed at the end."""
+    clients: dict[DohNameserver, httpx2.AsyncClient] = {}
+    token = _LOOKUP_CLIENTS.set(clients)
+    try:
+        yield
+    finally:
+        _LOOKUP_CLIENTS.reset(token)
+        for client in clients.values():
+            # Shielded, so a cancelled lookup still says goodbye on its connections,
+            # but briefly: a peer that stopped reading cannot hold the lookup's end.
+            with trio.move_on_after(CLOSE_GRACE) as scope:
+                scope.shield = True
+                await client.aclose()
 
 
 def failure_cause(exc: BaseException) -> str:

@@ -65,7 +65,9 @@ def server_causes(exc: BaseException, labels: dict[str, str]) -> Iterable[tuple[
     ``str()`` of their dnspython nameserver."""
     for server, tcp, _port, error, _response in failures_of(exc):
         label = labels.get(str(server)) or f"server {server}"
-        yield label, _cause(error, tcp)
+        # dnspython marks DoH's queries as TCP ones; "over TCP" tells only for plain DNS.
+        plain_tcp = tcp and not str(server).startswith("https://")
+        yield label, _cause(error, plain_tcp)
 
 
 def _is_temporary(error: Exception | str) -> bool:

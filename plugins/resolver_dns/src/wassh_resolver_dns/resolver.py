@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
 
 import dns.asyncbackend
@@ -53,6 +54,8 @@ class DnsResolver:
         self.backend: Backend | None = None
         self.labels: dict[str, str] = {}
         self.reported: set[tuple[str, str]] = set()
+        # Around each lookup: DoH's shared HTTP clients when an https resolver is given.
+        self.per_lookup: Callable[[], AbstractAsyncContextManager[object]] = nullcontext
 
     @hookimpl
     def wassh_addoption(self, options: PluginOptions) -> None:
@@ -141,13 +144,14 @@ class DnsResolver:
         # DoH needs dnspython's optional HTTP stack; without it, fail here (closed)
         # rather than ever send a name in the clear.
         try:
-            from .doh import DohNameserver
+            from .doh import DohNameserver, one_client_per_lookup
         except ImportError as exc:
             raise RuntimeError(
                 f"{url} needs DNS-over-HTTPS support (dnspython[doh]: httpx2, h2): {exc}"
             ) from None
         assert tls is not None
         self.labels[str(url)] = f"DoH server {url}"
+        self.per_lookup = one_client_per_lookup
         return DohNameserver(url, tls, self.settings.http)
 
     @hookimpl
@@ -163,9 +167,10 @@ class DnsResolver:
         except dns.exception.DNSException as exc:
             raise gaierror(socket.EAI_NONAME, f"bad name ({type(exc).__name__})") from None
         try:
-            answers = await self.resolver.resolve_name(
-                name, family, search=True, backend=self.backend
-            )
+            async with self.per_lookup():
+                answers = await self.resolver.resolve_name(
+                    name, family, search=True, backend=self.backend
+                )
             return _answer(answers, family, host)
         except socket.gaierror:
             raise
