@@ -343,7 +343,8 @@ class Dnsmasq(_Server):
                 "--log-queries",
                 f"--log-facility={self.log_path}",
                 "--pid-file=",
-                "--user=root" if os.geteuid() == 0 else f"--user={os.getlogin()}",
+                # As root it would drop to nobody, who cannot write the log here.
+                *(["--user=root"] if os.geteuid() == 0 else []),
             ]
             with open(self.dir / "dnsmasq.stderr", "ab") as err:
                 self.proc = subprocess.Popen(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -204,3 +206,36 @@ def test_through_the_core_the_resolver_is_chosen_only_when_configured() -> None:
     owner = configured.resolver("www.test", 0)
     assert owner is not None and owner.name == "dns"
     assert configured.ranking(NAMES) == ["dns"]
+
+
+NO_HTTP_STACK = """
+import sys
+import dns._features
+missing = sys.argv[1]
+# As if that part of dnspython[doh] were not installed (dnspython asks its metadata first).
+dns._features.force("doh", missing != "httpx2")
+sys.modules[missing] = None
+from wassh import TransportConfig
+from wassh_resolver_dns import DnsResolver
+plain = DnsResolver().wassh_transport_offer(TransportConfig(), {"resolver": "dns://127.0.0.1"})
+print("plain", plain.available)
+try:
+    DnsResolver().wassh_transport_offer(
+        TransportConfig(), {"resolver": ["dns://127.0.0.1", "https://127.0.0.1/dns-query"]}
+    )
+except Exception as exc:
+    print("https", type(exc).__name__, exc)
+"""
+
+
+@pytest.mark.parametrize("missing", ["httpx2", "h2"])
+def test_without_the_http_stack_an_https_resolver_fails_the_offer(missing: str) -> None:
+    """Fail closed: never plain DNS in place of the DoH the user asked for."""
+    r = subprocess.run(
+        [sys.executable, "-c", NO_HTTP_STACK, missing], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    plain, https = r.stdout.splitlines()
+    assert plain == "plain True"
+    assert https.startswith("https RuntimeError https://127.0.0.1:443/dns-query needs ")
+    assert "DNS-over-HTTPS support" in https and missing in https

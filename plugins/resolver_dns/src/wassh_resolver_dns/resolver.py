@@ -10,6 +10,7 @@ explicitly (dnspython's default backend is a process-wide guess, see
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Callable, Mapping
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from dns._asyncbackend import Backend
 
 log = logging.getLogger("wassh.resolver.dns")
+
+# What a host name may hold: dnspython would read a backslash as an escape.
+_HOST = re.compile(r"[A-Za-z0-9_.-]{1,254}")
 
 NAME = "dns"
 # As direct TCP: the only resolver installed by the project; another resolver
@@ -162,6 +166,8 @@ class DnsResolver:
             raise gaierror(socket.EAI_FAIL, "no --resolver configured")
         if family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNSPEC):
             raise gaierror(socket.EAI_FAIL, f"address family {family}")
+        if _HOST.fullmatch(host) is None:  # the core's promise, kept here too: no escapes
+            raise gaierror(socket.EAI_NONAME, "not a host name")
         try:
             name = dns.name.from_text(host, origin=None)
         except dns.exception.DNSException as exc:
