@@ -387,8 +387,10 @@ class Dnsmasq(_Server):
 class DohServer(_Server):
     """Debian's dnsdist on 127.0.0.1 in front of ``upstream`` (a ``(host, port)`` DNS
     server): DNS-over-HTTPS at ``url`` (HTTP/1.1 and HTTP/2 by ALPN) with a certificate
-    ``ca`` issues for ``names`` (127.0.0.1 and localhost), plain DNS at ``do53_url``, SERVFAIL for
-    ``servfail_names`` (``RCodeAction``), and ``counters()`` from its web API."""
+    ``ca`` issues for ``names`` (127.0.0.1 and localhost), plain DNS at ``do53_url``,
+    SERVFAIL (``RCodeAction``) for ``servfail_names`` and their subdomains and for
+    ``servfail_types`` (``{name: "AAAA"}``: that type only), and ``counters()`` from
+    its web API."""
 
     def __init__(
         self,
@@ -399,10 +401,12 @@ class DohServer(_Server):
         servfail_names: Iterable[str] = (),
         path: str = "/dns-query",
         names: Sequence[str] = (LOOPBACK, "localhost"),
+        servfail_types: Mapping[str, str] | None = None,
     ) -> None:
         self.dir = Path(tmp_dir)
         self.upstream = upstream
         self.names = tuple(names)
+        self.servfail_types = dict(servfail_types or {})
         self.ca = ca
         self.servfail_names = tuple(servfail_names)
         self.path = path
@@ -440,6 +444,11 @@ class DohServer(_Server):
             rules = "local servfail = newSuffixMatchNode()\n"
             rules += "".join(f'servfail:add("{n.rstrip(".")}.")\n' for n in self.servfail_names)
             rules += "addAction(SuffixMatchNodeRule(servfail), RCodeAction(DNSRCode.SERVFAIL))\n"
+        for name, qtype in self.servfail_types.items():
+            rules += (
+                f'addAction(AndRule({{QNameRule("{name.rstrip(".")}."), '
+                f"QTypeRule(DNSQType.{qtype.upper()})}}), RCodeAction(DNSRCode.SERVFAIL))\n"
+            )
         return (
             # No security polling: dnsdist would look up its own version's status.
             'setSecurityPollSuffix("")\n'

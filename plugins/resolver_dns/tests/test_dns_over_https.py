@@ -174,3 +174,29 @@ async def test_a_silent_doh_server_times_out_and_a_cancelled_lookup_ends_at_once
     with trio.move_on_after(0.3) as scope:
         await lookup(patient, "www.test", AF_UNSPEC)
     assert scope.cancelled_caught and trio.current_time() - started < 1.0
+
+
+async def test_one_familys_servfail_does_not_hide_the_others_addresses(
+    tmp_path: Path,
+    dnsmasq: Dnsmasq,
+    ca: trustme.CA,
+    ca_file: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As glibc: AF_UNSPEC answers what one family has when the other's query fails."""
+    caplog.set_level(logging.WARNING, "wassh.resolver.dns")
+    failing = {"dual.test": "AAAA", "www.test": "A", "six.test": "AAAA"}
+    with DohServer(tmp_path / "types", dnsmasq.address, ca, servfail_types=failing) as server:
+        for url in (server.do53_url, server.url):
+            ca_setting = {"ca": str(ca_file)} if url.startswith("https") else {}
+            resolver = configured(resolver=url, **ca_setting)
+            assert sorted(texts(await lookup(resolver, "dual.test"))) == [
+                "127.0.0.6",
+                "127.0.0.7",
+            ]
+            assert await failure(resolver, "dual.test", AF_INET6) == socket.EAI_AGAIN
+            # A fails, AAAA has nothing: the failure, not "no address".
+            assert await failure(resolver, "www.test") == socket.EAI_AGAIN
+            # AAAA fails, A has nothing: the same.
+            assert await failure(resolver, "six.test") == socket.EAI_AGAIN
+    assert len(warnings(caplog.records)) == 2  # one SERVFAIL line per server

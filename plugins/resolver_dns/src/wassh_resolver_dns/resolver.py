@@ -13,6 +13,7 @@ import logging
 import re
 import socket
 import ssl
+import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING
@@ -22,7 +23,9 @@ import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.nameserver
+import dns.rdatatype
 import dns.resolver
+from dns.resolver import Answer
 from wassh import NAMES, NameAnswer, Offer, PluginOptions, TransportConfig, hookimpl
 
 from .errors import gaierror, lookup_error, server_causes
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wassh.resolver.dns")
 
+# Failures of the servers rather than answers about the name: the other family's
+# query may still get through.
+_SERVER_TROUBLE = (dns.resolver.NoNameservers, dns.exception.Timeout)
 # What a host name may hold: dnspython would read a backslash as an escape.
 _HOST = re.compile(r"[A-Za-z0-9_.-]{1,254}")
 
@@ -174,9 +180,12 @@ class DnsResolver:
             raise gaierror(socket.EAI_NONAME, f"bad name ({type(exc).__name__})") from None
         try:
             async with self.per_lookup():
-                answers = await self.resolver.resolve_name(
-                    name, family, search=True, backend=self.backend
-                )
+                if family == socket.AF_UNSPEC:
+                    answers = await self._either_family(self.resolver, name)
+                else:
+                    answers = await self.resolver.resolve_name(
+                        name, family, search=True, backend=self.backend
+                    )
             return _answer(answers, family, host)
         except socket.gaierror:
             raise
@@ -186,6 +195,50 @@ class DnsResolver:
         except Exception as exc:  # not dnspython's: a bug here or below, never the guest's
             self._report_unexpected(exc)
             raise gaierror(socket.EAI_FAIL, type(exc).__name__) from None
+
+    async def _either_family(
+        self, resolver: dns.asyncresolver.Resolver, name: dns.name.Name
+    ) -> dns.resolver.HostAnswers:
+        """AAAA, then A for the name AAAA settled on, within one lifetime; as glibc does,
+        one family's temporary failure (SERVFAIL, a timeout) does not hide the other's
+        addresses (dnspython's ``resolve_name`` would fail the whole lookup)."""
+        started = time.time()  # dnspython's lifetimes run on time.time()
+
+        async def ask(qname: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Answer:
+            lifetime = max(0.0, self.settings.timeout - (time.time() - started))
+            return await resolver.resolve(
+                qname,
+                rdtype,
+                search=True,
+                raise_on_no_answer=False,
+                lifetime=lifetime,
+                backend=self.backend,
+            )
+
+        v6: Answer | None = None
+        trouble: dns.exception.DNSException | None = None
+        try:
+            v6 = await ask(name, dns.rdatatype.AAAA)
+        except _SERVER_TROUBLE as exc:
+            trouble = exc
+        try:
+            # The name AAAA found (after the search list), so both come from one name.
+            v4 = await ask(v6.qname if v6 is not None else name, dns.rdatatype.A)
+        except _SERVER_TROUBLE as exc:
+            if v6 is not None and v6.rrset is not None:
+                self._report(exc)  # A failed, AAAA answered: its addresses it is
+                return dns.resolver.HostAnswers.make(v6=v6, add_empty=False)
+            if trouble is not None:
+                self._report(trouble)
+            raise
+        answers = dns.resolver.HostAnswers.make(v6=v6, v4=v4, add_empty=False)
+        if trouble is not None:
+            self._report(trouble)
+            if not answers:
+                raise trouble
+        if not answers:
+            raise dns.resolver.NoAnswer(response=v4.response)  # type: ignore[no-untyped-call]
+        return answers
 
     def _report(self, exc: BaseException) -> None:
         """One warning per distinct (server, cause): a guest retrying a dead server
