@@ -15,6 +15,11 @@ Failures that retrying cannot fix within one lookup (a certificate that does
 not verify, an HTTP error status, a refused connection) raise ``DohFailure``,
 an ``OSError``: dnspython then drops the server for the rest of the lookup
 instead of retrying it until the lifetime runs out.
+
+Within one lookup (``one_client_per_lookup``), the queries to a server (AAAA
+and A, each search candidate) share one HTTP client, so one connection and one
+TLS handshake; it is closed when the lookup ends, cancelled or not. Nothing
+outlives a lookup: the runtime's stop has no loop to close connections on.
 """
 
 from __future__ import annotations
