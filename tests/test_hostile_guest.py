@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ from wassh.host.fakedns import MAX_NAME, MAX_NAMES
 P1 = "wasi_snapshot_preview1"
 EXP = "wassh_experimental"
 EAI_NONAME = -6
-EAI_MEMORY = -10
+EAI_MEMORY = -5  # the SDK's netdb.h, as the original library numbers it
 TWO63 = 1 << 63
 TOP64 = (1 << 64) - 1
 ALL_RIGHTS = (1 << 30) - 1
@@ -99,10 +99,18 @@ def test_hostile_guest_fuzz(fuzzer: Fuzzer, data: st.DataObject) -> None:
 
 
 class _BrokenResolver:
-    """A transport plugin with a bug: its name lookup raises."""
+    """A resolver plugin with a bug: its name lookup raises."""
 
     @wassh.hookimpl
-    def wassh_getaddrinfo(self, host: str, family: int, config: object) -> None:
+    def wassh_transport_offer(
+        self, config: wassh.TransportConfig, settings: Mapping[str, object]
+    ) -> wassh.Offer:
+        return wassh.Offer(name="broken", kinds=frozenset({wassh.NAMES}), rank=100)
+
+    @wassh.hookimpl
+    async def wassh_getaddrinfo(
+        self, host: str, family: int, config: wassh.TransportConfig
+    ) -> wassh.NameAnswer:
         raise ZeroDivisionError("a plugin bug")
 
 

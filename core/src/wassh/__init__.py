@@ -35,7 +35,7 @@ try:
         make_plugin_manager,
     )
     from .policy import Denied, NetworkPolicy, PolicyError
-    from .resolve import resolve
+    from .resolve import lookup_host, resolve
     from .runtime import GuestCancelled, GuestConfig, GuestKilled, Process
     from .signals import SignalAction
     from .traps import GuestTrap, TrapFrame
@@ -79,6 +79,7 @@ __all__ = [
     "WasiError",
     "hookimpl",
     "hookspec",
+    "lookup_host",
     "make_plugin_manager",
     "os_socket",
     "parse_pairs",

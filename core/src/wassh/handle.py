@@ -9,6 +9,7 @@ machine (connecting, bound, shut down, the peer it reports) stays behind it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -33,7 +34,7 @@ class SocketHandle(Generic[S]):
     calls ``wassh_sock_close`` once for it).
     """
 
-    __slots__ = ("_options", "_process", "family", "kind", "protocol", "state")
+    __slots__ = ("_connect_deadline", "_options", "_process", "family", "kind", "protocol", "state")
 
     def __init__(
         self,
@@ -51,6 +52,9 @@ class SocketHandle(Generic[S]):
         # None until the transport sets it: typed as the transport's own object
         # so hooks read it without a cast on every call.
         self.state: S = None  # type: ignore[assignment]
+        # While the core connects: when the connect fails with ETIMEDOUT. Name
+        # lookups the transport makes for it (``wassh.resolve``) end by then too.
+        self._connect_deadline = math.inf
 
     @property
     def options(self) -> Mapping[tuple[int, int], int]:
@@ -61,6 +65,14 @@ class SocketHandle(Generic[S]):
     def connect_timeout(self) -> float:
         """Seconds a blocking connect may take (``--connect-timeout``)."""
         return self._process.transports.config.connect_timeout
+
+    @property
+    def connect_deadline(self) -> float:
+        """While the core connects this socket (inside ``wassh_sock_connect``): the
+        ``time.monotonic()`` at which the connect fails with ETIMEDOUT, counted
+        from the guest's call; ``math.inf`` otherwise. A transport with a
+        handshake of its own ends it by then."""
+        return self._connect_deadline
 
     @property
     def portal(self) -> LoopPortal:

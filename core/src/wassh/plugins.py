@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import inspect
 import logging
 import os
 import socket
@@ -282,6 +283,11 @@ def _owner_impls(pm: pluggy.PluginManager, plugin: object) -> dict[str, Callable
             continue
         spec_args = tuple(caller.spec.argnames) if caller.spec else ()
         fn: Callable[..., object] = impl.function
+        if hook_name == "wassh_getaddrinfo" and not inspect.iscoroutinefunction(fn):
+            raise PluginError(
+                f"plugin {impl.plugin_name!r}: wassh_getaddrinfo must be an async def "
+                "(it runs on the trio loop)"
+            )
         if tuple(impl.argnames) == spec_args:
             found[hook_name] = fn
         else:  # pluggy lets an implementation take fewer arguments than the spec

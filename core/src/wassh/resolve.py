@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import math
 import socket
+import time
 from typing import TYPE_CHECKING, Any
 
 from .policy import IPAddress, parse_address
@@ -35,7 +37,13 @@ def _sockaddr(family: int, address: IPAddress, port: int) -> tuple[Any, ...]:
 def resolve(
     sock: SocketHandle[Any], host: str, port: int, *, listening: bool = False
 ) -> tuple[Any, ...]:
-    """Resolve ``host`` for ``sock``: literals, ``--add-host`` names, then DNS.
+    """Resolve ``host`` for ``sock``: literals, ``--add-host`` names, then a lookup.
+
+    The lookup goes to the configured resolver plugin (``--resolver``), or else
+    to the host's own resolver; never both: a configured resolver that fails
+    fails the connect. It runs off the guest thread and ends with the connect
+    (the connect timeout counts from the guest's ``connect``), when the guest is
+    stopped, or with EINTR for a signal, so no resolver can hang a guest.
 
     Every address is checked against the runtime's network policy (the connect
     rules, or the listen rules when ``listening``) and the first one allowed is
@@ -43,21 +51,21 @@ def resolve(
     are restricted to the socket's family (an AF_INET6 socket resolves AAAA
     only), which keeps OpenSSH's IPv6-then-IPv4 fallback meaningful.
     Raises ``OSError(EHOSTUNREACH)`` when nothing fits, ``Denied`` (EACCES)
-    when everything that fits is denied.
+    when everything that fits is denied, ``OSError(ETIMEDOUT)`` when the
+    lookup outlasts the connect timeout.
     """
     family = sock.family
-    transports = sock._process.transports  # the runtime's, never the plugin's copy
-    policy = transports.policy
-    config = transports.config
+    process = sock._process  # the runtime's, never the plugin's copy
+    policy = process.transports.policy
+    config = process.transports.config
     candidates = config.hosts.get(host)
     addresses = _literals(candidates if candidates is not None else [host])
     if not addresses and candidates is None and parse_address(host) is None:
-        if not config.host_dns:
-            raise UnresolvedName(f"{host} is not an --add-host name and host DNS is off")
-        addresses = _lookup(host, port, family)
+        addresses = _lookup(sock, host, port, family)
     fitting = [a for a in addresses if _fits(family, a)]
     if not fitting:
         raise OSError(errno.EHOSTUNREACH, f"{host} has no address of this family")
+    names = process.names
     for address in fitting:
         if listening:
             if address is fitting[-1]:
@@ -65,11 +73,41 @@ def resolve(
             elif not policy.allows_listen(address, port):
                 continue
         elif address is fitting[-1]:
-            policy.check_address(host, address, port)
-        elif not policy.allows_address(host, address, port):
+            names.check_address(policy, host, address, port)
+        elif not names.allows_address(policy, host, address, port):
             continue
         return _sockaddr(family, address, port)
     raise AssertionError("unreachable: the last candidate raises when denied")
+
+
+def lookup_host(sock: SocketHandle[Any], name: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """The host's own resolver, for a name the user configured (a proxy's host).
+
+    Not for the guest's destinations: no policy check and no resolver plugin.
+    Like ``resolve``, it runs off the guest thread and ends with the connect,
+    when the guest is stopped, or with EINTR for a signal.
+    Returns ``[(socket.AF_INET or AF_INET6, sockaddr), ...]`` without duplicates.
+    Raises ``OSError``: ``EHOSTUNREACH`` for a name that does not resolve,
+    ``ETIMEDOUT`` past the deadline.
+    """
+    try:
+        infos = sock._process.names.system_lookup(name, port, socket.AF_UNSPEC, _deadline(sock))
+    except socket.gaierror as exc:
+        raise UnresolvedName(f"cannot resolve {name}: {exc.strerror}") from exc
+    except UnicodeError as exc:
+        raise UnresolvedName(f"cannot resolve {name!r}: {exc}") from exc
+    found: list[tuple[int, tuple[Any, ...]]] = []
+    for family, _, _, _, sockaddr in infos:
+        entry = (int(family), tuple(sockaddr))
+        if family in (socket.AF_INET, socket.AF_INET6) and entry not in found:
+            found.append(entry)
+    return found
+
+
+def _deadline(sock: SocketHandle[Any]) -> float:
+    """When a lookup for ``sock`` gives up: with its connect, or one connect timeout from now."""
+    deadline = sock._connect_deadline
+    return deadline if deadline != math.inf else time.monotonic() + sock.connect_timeout
 
 
 def _literals(texts: list[str]) -> list[IPAddress]:
@@ -84,11 +122,24 @@ def _literals(texts: list[str]) -> list[IPAddress]:
     return found
 
 
-def _lookup(host: str, port: int, family: int) -> list[IPAddress]:
+def _lookup(sock: SocketHandle[Any], host: str, port: int, family: int) -> list[IPAddress]:
+    process = sock._process
+    deadline = _deadline(sock)
+    owner = process.transports.resolver(host, family)
+    if owner is not None:
+        try:
+            answer = process.names.lookup(owner, host, family, deadline)
+        except socket.gaierror as exc:
+            if time.monotonic() >= deadline:
+                raise OSError(errno.ETIMEDOUT, f"no address for {host} in time") from exc
+            raise UnresolvedName(f"cannot resolve {host}: {exc.strerror}") from exc
+        return [ipaddress.ip_address(packed) for _, packed in answer.addresses]
+    if not process.transports.config.host_dns:
+        raise UnresolvedName(f"{host} is not an --add-host name and host DNS is off")
     try:
-        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+        infos = process.names.system_lookup(host, port, family, deadline)
     except socket.gaierror as exc:
-        raise UnresolvedName(f"cannot resolve {host}: {exc}") from exc
+        raise UnresolvedName(f"cannot resolve {host}: {exc.strerror}") from exc
     except UnicodeError as exc:  # a name the IDNA codec refuses
         raise UnresolvedName(f"cannot resolve {host!r}: {exc}") from exc
     found = []

@@ -40,6 +40,7 @@ from .host.timers import RealTimer
 from .host.tty import Terminals
 from .host.waiter import GuestTerminated, Waiter
 from .loop import LoopPortal, background_portal
+from .names import Names
 from .plugins import Transports
 from .signals import (
     QUEUED_OFFSET,
@@ -146,6 +147,7 @@ class Process:
         self.preopen_fds: set[int] = set()
         self.memory: GuestMemory = None  # type: ignore[assignment]  # set in _instantiate
         self.sockets = SocketLayer(self)
+        self.names = Names(self)
         self.terminals = Terminals()
         self._guard: EpochGuard | None = None
         # Re-entrant: a Python signal handler may send a signal from inside cancel().
@@ -435,6 +437,7 @@ class Process:
         self.terminals.restore()
         self.fds.close_all()
         self.sockets.close_all()
+        self.names.close()
         self.waiter.close()
         if not self._transports_stopped:
             self._transports_stopped = True

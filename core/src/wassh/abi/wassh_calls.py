@@ -7,12 +7,14 @@ import ipaddress
 import os
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from ..host.fakedns import MAX_NAME, FakeDns, hostname, literal, reverse_name
 from ..host.pipe import make_pipe
 from ..host.sockets import HOST_FAMILY, WASI_AF_INET, WASI_AF_INET6, WASI_AF_UNIX, WASI_FAMILY
 from ..host.tty import WIRE as TTY_WIRE
+from ..names import NameAnswer
 from ..plugins import DGRAM
 from ..policy import parse_address
 from ..spawn_request import SPAWN_FORKED, WNOHANG, decode_spawn_request, hand_over
@@ -20,6 +22,7 @@ from .errno import Errno, WasiError
 
 if TYPE_CHECKING:
     from ..host.sockets import Socket
+    from ..plugins import Owner
     from ..runtime import Process
     from .hostcall import HostCallTable
 
@@ -35,9 +38,25 @@ MSG_DONTWAIT = 0x40
 _RECV_FLAGS = MSG_PEEK | MSG_WAITALL | MSG_TRUNC | MSG_DONTWAIT
 
 _AI_NUMERICHOST = 0x04
-_EAI_NONAME = -6
+_AI_V4MAPPED = 0x10
+_AI_ALL = 0x20
+_AI_ADDRCONFIG = 0x40
+# The SDK's EAI_* (its netdb.h), and what the host's (socket.EAI_*) become.
+_EAI_AGAIN = -1
+_EAI_FAIL = -3
 _EAI_FAMILY = -4
-_EAI_MEMORY = -10
+_EAI_MEMORY = -5
+_EAI_NONAME = -6
+_EAI_NODATA = -11
+_GUEST_EAI = {
+    socket.EAI_AGAIN: _EAI_AGAIN,
+    socket.EAI_FAIL: _EAI_FAIL,
+    socket.EAI_FAMILY: _EAI_FAMILY,
+    socket.EAI_MEMORY: _EAI_MEMORY,
+    socket.EAI_NONAME: _EAI_NONAME,
+    socket.EAI_NODATA: _EAI_NODATA,
+}
+_V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 _AI_RECORD = struct.Struct("<iiiI16s")
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
@@ -110,6 +129,7 @@ class WasshCalls:
             d(module, "readpassphrase", "iiiii", self.readpassphrase)
         table.define(WASSH, "sock_getaddrinfo", "iiiiiiiii", self.sock_getaddrinfo)
         table.define(WASSH, "sock_getnameinfo", "iiiii", self.sock_getnameinfo)
+        table.define(WASSH, "sock_canonname", "iiiii", self.sock_canonname)
         table.define(WASSH, "fd_pipe", "i", self.fd_pipe)
         table.define(WASSH, "sock_pair", "iiii", self.sock_pair)
         table.define(WASSH, "proc_spawn", "ii", self.proc_spawn)
@@ -529,16 +549,13 @@ class WasshCalls:
             return _EAI_NONAME & 0xFFFFFFFF
         else:
             host_family = HOST_FAMILY.get(family, socket.AF_UNSPEC) if family else 0
-            real: list[tuple[int, bytes]] | None = None
-            if self.proc.transports.resolver(name, host_family) is not None:
-                raise WasiError(Errno.ENOSYS, "resolver plugins: not wired yet")
-            if real is not None:
-                for fam, addr in real:
-                    wf = WASI_FAMILY.get(fam)
-                    if (wf == WASI_AF_INET and want_v4) or (wf == WASI_AF_INET6 and want_v6):
-                        results.append((wf, 0, addr))
-                if not results:
-                    return _EAI_NONAME & 0xFFFFFFFF
+            owner = self.proc.transports.resolver(name, host_family)
+            if owner is not None:
+                try:
+                    found = self._resolved(owner, name, family, flags)
+                except socket.gaierror as exc:
+                    return _GUEST_EAI.get(exc.errno or 0, _EAI_FAIL) & 0xFFFFFFFF
+                results.extend((wf, 0, addr) for wf, addr in found)
             else:
                 try:
                     index = self.fake.register(name)
@@ -562,6 +579,64 @@ class WasshCalls:
         mem.set_u32(nres_out, len(results))
         return 0
 
+    def _resolved(
+        self, owner: Owner, name: str, family: int, flags: int
+    ) -> list[tuple[int, bytes]]:
+        """A real answer for ``name`` as the guest's getaddrinfo gives it: ``(wasi family,
+        address)``, with AI_V4MAPPED, AI_ALL and AI_ADDRCONFIG applied as glibc does.
+
+        ``--add-host`` names are answered from that table, as /etc/hosts is read
+        before DNS; other names by the resolver plugin ``owner``.
+        """
+        names = self.proc.names
+        mapped = family == WASI_AF_INET6 and flags & _AI_V4MAPPED
+        hosts = self.proc.transports.config.hosts.get(name)
+        if hosts is not None:
+            answer = NameAnswer(_host_entries(hosts))
+            if answer.addresses:
+                names.learn(name, answer)
+        else:
+            ask = socket.AF_UNSPEC if mapped or not family else HOST_FAMILY[family]
+            deadline = time.monotonic() + self.proc.transports.config.connect_timeout
+            answer = names.lookup(owner, name, ask, deadline)
+        v6 = [a for f, a in answer.addresses if f == socket.AF_INET6]
+        v4 = [a for f, a in answer.addresses if f == socket.AF_INET]
+        found: list[tuple[int, bytes]]
+        if family == WASI_AF_INET:
+            found = [(WASI_AF_INET, a) for a in v4]
+        elif family == WASI_AF_INET6:
+            found = [(WASI_AF_INET6, a) for a in v6]
+            if mapped and (not v6 or flags & _AI_ALL):
+                found += [(WASI_AF_INET6, _V4_MAPPED_PREFIX + a) for a in v4]
+        else:
+            found = [(WASI_FAMILY[f], a) for f, a in answer.addresses]
+        if flags & _AI_ADDRCONFIG:
+            usable = configured_families()
+            found = [(f, a) for f, a in found if f in usable]
+        if not found:
+            raise socket.gaierror(
+                socket.EAI_NONAME if hosts is not None else socket.EAI_NODATA,
+                f"{name} has no address of that family",
+            )
+        return found
+
+    def sock_canonname(
+        self, node: int, node_len: int, name_out: int, name_cap: int, len_out: int
+    ) -> int:
+        self.mem.check(len_out, 4)
+        if node_len > MAX_NAME + 1:
+            raise WasiError(Errno.ENOENT, "name too long")
+        name = hostname(self.mem.read(node, node_len))
+        canonical = None if name is None else self.proc.names.canonical.get(name)
+        if canonical is None:
+            raise WasiError(Errno.ENOENT, "no canonical name known beyond the name itself")
+        data = canonical.encode("ascii")
+        if len(data) > name_cap:
+            raise WasiError(Errno.EOVERFLOW)
+        self.mem.write(name_out, data)
+        self.mem.set_u32(len_out, len(data))
+        return 0
+
     def sock_getnameinfo(
         self, family: int, addr: int, name_out: int, name_cap: int, len_out: int
     ) -> int:
@@ -569,7 +644,9 @@ class WasshCalls:
             raise WasiError(Errno.EAFNOSUPPORT)
         raw = self.mem.read(addr, 4 if family == WASI_AF_INET else 16)
         self.mem.check(len_out, 4)
-        name = reverse_name(raw, self.proc.transports.config.hosts, self.fake)
+        name = reverse_name(
+            raw, self.proc.transports.config.hosts, self.fake, self.proc.names.learned
+        )
         if name is None:
             raise WasiError(Errno.ENOENT, "no name known for this address")
         data = name.encode("ascii")
@@ -578,6 +655,40 @@ class WasshCalls:
         self.mem.write(name_out, data)
         self.mem.set_u32(len_out, len(data))
         return 0
+
+
+def _host_entries(texts: list[str]) -> list[tuple[int, bytes]]:
+    """The ``--add-host`` addresses of a name, as a resolver would answer them."""
+    found: list[tuple[int, bytes]] = []
+    for text in texts:
+        packed = _numeric(text)
+        if packed is not None:
+            entry = (socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+            if entry not in found:
+                found.append(entry)
+    return found
+
+
+@functools.cache
+def configured_families() -> frozenset[int]:
+    """The address families this host can use (AI_ADDRCONFIG), as WASI values.
+
+    A family counts when a datagram socket of it can be connected to its
+    loopback address: no packet is sent, and a host with IPv6 turned off
+    answers EAFNOSUPPORT or EADDRNOTAVAIL.
+    """
+    usable = set()
+    for fam, loopback, wasi in (
+        (socket.AF_INET, "127.0.0.1", WASI_AF_INET),
+        (socket.AF_INET6, "::1", WASI_AF_INET6),
+    ):
+        try:
+            with socket.socket(fam, socket.SOCK_DGRAM) as probe:
+                probe.connect((loopback, 9))
+        except OSError:
+            continue
+        usable.add(wasi)
+    return frozenset(usable)
 
 
 def _numeric(name: str) -> bytes | None:

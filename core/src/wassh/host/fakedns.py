@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
 from ..abi.errno import Errno, WasiError
 
@@ -115,13 +116,19 @@ _V4_MAPPED = bytes(10) + b"\xff\xff"
 _LOOPBACK = {bytes([127, 0, 0, 1]): "localhost", bytes(15) + b"\x01": "localhost"}
 
 
-def reverse_name(addr: bytes, hosts: dict[str, list[str]], fake: FakeDns) -> str | None:
+def reverse_name(
+    addr: bytes,
+    hosts: dict[str, list[str]],
+    fake: FakeDns,
+    learned: Mapping[bytes, list[str]],
+) -> str | None:
     """The name this host knows for ``addr`` (packed), or None: no DNS is asked.
 
     In order: an ``--add-host`` name for the address (the first given), the
-    name a reserved address stands for, ``localhost`` for the loopback
-    addresses (as a stock /etc/hosts answers). An IPv4-mapped IPv6 address is
-    looked up as the IPv4 address it carries, as glibc does.
+    name a reserved address stands for, the name whose lookup (through a
+    resolver plugin) last gave the guest the address, ``localhost`` for the
+    loopback addresses (as a stock /etc/hosts answers). An IPv4-mapped IPv6
+    address is looked up as the IPv4 address it carries, as glibc does.
     """
     if len(addr) == 16 and addr[:12] == _V4_MAPPED:
         addr = addr[12:]
@@ -135,4 +142,7 @@ def reverse_name(addr: bytes, hosts: dict[str, list[str]], fake: FakeDns) -> str
     found = fake.lookup(addr, False)
     if found is not None:
         return found
+    names = learned.get(addr)
+    if names:
+        return names[-1]
     return _LOOPBACK.get(addr)

@@ -233,6 +233,10 @@ class Socket(OpenObject):
         self.owner = owner
         self.remote_host = host
         self.dialled = (dialled, port) if dialled is not None else None
+        # The connect timeout counts from here: a name the transport resolves
+        # first spends part of it (``wassh.resolve`` waits no longer).
+        self.connect_deadline = time.monotonic() + self.config.connect_timeout
+        self.handle._connect_deadline = self.connect_deadline
         try:
             try:
                 done = owner.wassh_sock_connect(self.handle, host, port)
@@ -246,6 +250,8 @@ class Socket(OpenObject):
             self.state, self.owner = NEW, None
             self._failed(exc, host, port)
             raise
+        finally:
+            self.handle._connect_deadline = math.inf
         self._apply_options()
         if done:
             self._connected()
@@ -255,7 +261,6 @@ class Socket(OpenObject):
         # The connect timeout holds for non-blocking connects too (as the kernel's
         # own SYN retries end one): poll wakes at the deadline and reports the
         # failure, whatever the transport's handle does meanwhile.
-        self.connect_deadline = time.monotonic() + self.config.connect_timeout
         self.process.sockets.connecting[self] = self.connect_deadline
         if self.nonblocking:
             raise WasiError(Errno.EINPROGRESS)
@@ -327,8 +332,11 @@ class Socket(OpenObject):
 
     def _check_destination(self, owner: Owner, host: str, port: int, action: str) -> None:
         try:
-            self.process.transports.policy.check_destination(
-                host, port, addresses_checked=owner.offer.checks_addresses
+            self.process.names.check_destination(
+                self.process.transports.policy,
+                host,
+                port,
+                addresses_checked=owner.offer.checks_addresses,
             )
         except Denied as denied:
             self._report_policy(action, host, port, denied)
@@ -380,9 +388,12 @@ class Socket(OpenObject):
         if self.state != CONNECTING:
             return True
         assert self.owner is not None
+        # Read before the transport's check: at the deadline the transport has
+        # the first say (its own timeout, with its own message).
+        now = time.monotonic()
         try:
             if not self.owner.wassh_sock_connect_check(self.handle):
-                if time.monotonic() < self.connect_deadline:
+                if now < self.connect_deadline:
                     return False
                 raise TimeoutError(errno.ETIMEDOUT, "connect timed out")
         except Exception as exc:
@@ -440,7 +451,7 @@ class Socket(OpenObject):
         if address is None or address.is_unspecified or _is_fake(address):
             return  # a relay's placeholder, not where the bytes go
         try:
-            policy.check_address(self.remote_host, address, int(peer[1]))
+            self.process.names.check_address(policy, self.remote_host, address, int(peer[1]))
         except Denied as denied:
             self._drop_transport()
             self.state, self.owner, self.peer = NEW, None, None

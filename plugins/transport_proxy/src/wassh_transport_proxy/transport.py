@@ -32,6 +32,7 @@ from wassh import (
     SocketHandle,
     TransportConfig,
     hookimpl,
+    lookup_host,
     os_socket,
     resolve,
 )
@@ -170,14 +171,14 @@ class ProxyTransport(os_socket.OSSocketHooks["ProxyConnection"]):
         from .tunnel import Tunnel, open_connection
 
         target = self._target(sock, host, port)
-        addresses = self._proxy_addresses()
+        addresses = self._proxy_addresses(sock)
         label = f"{settings} -> {target}"
         try:
             steps = handshake(settings.scheme, target, settings.username, settings.password)
         except HandshakeError as exc:
             log.warning("%s: %s", label, exc.strerror)
             raise
-        tunnel = Tunnel(steps, list(addresses), sock.connect_timeout, label)
+        tunnel = Tunnel(steps, list(addresses), sock.connect_timeout, label, sock.connect_deadline)
         try:
             conn = open_connection(sock, addresses[0][0])
         except BaseException:
@@ -234,8 +235,13 @@ class ProxyTransport(os_socket.OSSocketHooks["ProxyConnection"]):
             raise OSError(errno.EHOSTUNREACH, f"{host!r} is not a name a proxy can resolve")
         return Target(host, port)
 
-    def _proxy_addresses(self) -> list[tuple[int, Any]]:
-        """The proxy's socket addresses, looked up at the first connect and kept."""
+    def _proxy_addresses(self, sock: Handle) -> list[tuple[int, Any]]:
+        """The proxy's socket addresses, looked up at the first connect and kept.
+
+        Through the host's own resolver (``wassh.lookup_host``: the proxy is the
+        user's, not a destination of the guest's), off the guest thread, so the
+        connect timeout and cancellation end a lookup that hangs.
+        """
         if self._addresses is not None:
             return self._addresses
         assert self.settings is not None
@@ -244,13 +250,13 @@ class ProxyTransport(os_socket.OSSocketHooks["ProxyConnection"]):
         found: list[tuple[int, Any]] = []
         try:
             for name in names:
-                infos = socket.getaddrinfo(name, port, socket.AF_UNSPEC, socket.SOCK_STREAM)
-                for family, _, _, _, address in infos:
-                    entry = (family, address)
-                    if family in (socket.AF_INET, socket.AF_INET6) and entry not in found:
+                for entry in lookup_host(sock, name, port):
+                    if entry not in found:
                         found.append(entry)
-        except (OSError, UnicodeError) as exc:
-            log.warning("proxy %s: cannot resolve %r: %s", self.settings, host, exc)
+        except OSError as exc:
+            if exc.errno == errno.ETIMEDOUT:
+                raise
+            log.warning("proxy %s: cannot resolve %r: %s", self.settings, host, exc.strerror)
             raise OSError(errno.ECONNREFUSED, f"cannot resolve the proxy {host!r}") from exc
         if not found:
             log.warning("proxy %s: %r has no IPv4 or IPv6 address", self.settings, host)

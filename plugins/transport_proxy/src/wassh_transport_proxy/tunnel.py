@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import math
 import select
 import socket
 import time
@@ -60,11 +61,14 @@ class Tunnel:
         addresses: list[tuple[int, Any]],
         timeout: float,
         label: str,
+        deadline: float = math.inf,
     ) -> None:
         self.steps = steps
         self.addresses = addresses  # the proxy's addresses still to try, first is current
         self.timeout = timeout
-        self.deadline = time.monotonic() + timeout
+        # The core's connect deadline when it gave one (the lookup of the proxy's
+        # name has spent part of the timeout already).
+        self.deadline = min(deadline, time.monotonic() + timeout)
         self.label = label  # "PROXY -> TARGET" for log lines
         self.connecting = True  # the TCP connect to the proxy is in progress
         self.op: Send | Read | ReadHead | None = None

@@ -48,6 +48,8 @@ struct addrinfo {
 #define EAI_SOCKTYPE -8
 #define EAI_SYSTEM -9
 #define EAI_OVERFLOW -10
+/* glibc's: the name exists, without an address of the family asked for. */
+#define EAI_NODATA -11
 
 #define NI_NOFQDN 0x01
 #define NI_NUMERICHOST 0x02

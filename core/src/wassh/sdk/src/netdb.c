@@ -16,9 +16,11 @@
 #include <sys/socket.h>
 
 #include "netdb_tables.h"
+#include "sigwrap.h"
 #include "wassh_host.h"
 
-#define GAI_RES_CAP 16
+/* As many addresses as the host hands out for one name. */
+#define GAI_RES_CAP 64
 
 #define AI_KNOWN_FLAGS \
     (AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST | AI_NUMERICSERV | AI_V4MAPPED | AI_ALL | \
@@ -173,8 +175,15 @@ int getaddrinfo(const char *restrict node, const char *restrict service,
     if (node == NULL) {
         make_local_records(family, (flags & AI_PASSIVE) != 0, rec, &nrec);
     } else {
-        int32_t rc = __wassh_sock_getaddrinfo(node, (uint32_t)strlen(node), family, socktype,
-                                              protocol, flags, rec, GAI_RES_CAP, &nrec);
+        int32_t rc;
+        /* A caught signal's handler runs, then the lookup goes on (glibc's
+         * resolver restarts its waits too); the host keeps it under way. */
+        do {
+            rc = __wassh_sock_getaddrinfo(node, (uint32_t)strlen(node), family, socktype,
+                                          protocol, flags, rec, GAI_RES_CAP, &nrec);
+        } while (rc == EINTR && (__wassh_signals_interrupted(), 1));
+        if (rc == 0)
+            __wassh_signals_check();
         if (rc < 0)
             return rc;
         if (rc > 0) {
@@ -221,7 +230,16 @@ int getaddrinfo(const char *restrict node, const char *restrict service,
     if (head == NULL)
         return EAI_NONAME;
     if ((flags & AI_CANONNAME) && node != NULL) {
-        head->ai_canonname = strdup(node);
+        char canon[NI_MAXHOST];
+        uint32_t canon_len = 0;
+        if (__wassh_sock_canonname(node, (uint32_t)strlen(node), canon, sizeof(canon) - 1,
+                                   &canon_len) == 0 &&
+            canon_len < sizeof(canon)) {
+            canon[canon_len] = '\0';
+            head->ai_canonname = strdup(canon);
+        } else {
+            head->ai_canonname = strdup(node);
+        }
         if (head->ai_canonname == NULL) {
             freeaddrinfo(head);
             return EAI_MEMORY;
@@ -255,6 +273,8 @@ const char *gai_strerror(int code) {
         return "System error";
     case EAI_OVERFLOW:
         return "Argument buffer overflow";
+    case EAI_NODATA:
+        return "No address associated with hostname";
     default:
         return "Unknown error";
     }
@@ -473,14 +493,18 @@ struct hostent *gethostbyname2(const char *name, int af) {
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = af;
     hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_CANONNAME; /* h_name is the canonical name, as glibc gives it */
     int rc = getaddrinfo(name, NULL, &hints, &res);
     if (rc != 0) {
         h_errno = rc == EAI_AGAIN    ? TRY_AGAIN
                   : rc == EAI_NONAME ? HOST_NOT_FOUND
                   : rc == EAI_FAMILY ? HOST_NOT_FOUND
+                  : rc == EAI_NODATA ? NO_DATA
                                      : NO_RECOVERY;
         return NULL;
     }
+    char canon[sizeof(host_name)];
+    snprintf(canon, sizeof(canon), "%s", res->ai_canonname != NULL ? res->ai_canonname : name);
     size_t n = 0;
     for (struct addrinfo *ai = res; ai != NULL && n < HOSTENT_MAX_ADDRS; ai = ai->ai_next) {
         if (af == AF_INET)
@@ -490,7 +514,7 @@ struct hostent *gethostbyname2(const char *name, int af) {
         n++;
     }
     freeaddrinfo(res);
-    return fill_hostent(name, af, n);
+    return fill_hostent(canon, af, n);
 }
 
 struct hostent *gethostbyname(const char *name) {

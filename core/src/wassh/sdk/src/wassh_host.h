@@ -104,4 +104,11 @@ int32_t __wassh_sock_getaddrinfo(const char *node, uint32_t node_len, int32_t fa
                                  struct __wassh_gai_record *res, uint32_t res_cap,
                                  uint32_t *nres_out);
 
+/* The canonical name the last lookup of node gave (AI_CANONNAME): 0 with the
+ * name in buf (not terminated) and its length in len_out, or ENOENT when the
+ * host knows none beyond node itself. */
+WASSH_IMPORT("wassh", "sock_canonname")
+int32_t __wassh_sock_canonname(const char *node, uint32_t node_len, char *buf, uint32_t buf_cap,
+                               uint32_t *len_out);
+
 #endif
