@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import wasmtime
 from suitekit import EchoServer
 
 WASSH = str(Path(sys.executable).parent / "wassh")
@@ -101,6 +103,35 @@ def test_bad_arguments_give_one_clear_line(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.decode().count("\n") == 1
     assert "not a usable WebAssembly module" in r.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("wat", "said"),
+    [
+        ('(module (func (export "_start")))', "exports no memory"),
+        ('(module (memory (export "memory") 1))', "no _start function"),
+        (
+            '(module (memory (export "memory") 1) (func (export "_start") (param i32)))',
+            "_start function takes parameters",
+        ),
+        (
+            '(module (import "env" "f" (func)) (memory (export "memory") 1)'
+            ' (func (export "_start")))',
+            "imports the function env.f",
+        ),
+        (
+            '(module (import "wassh" "m" (memory 1)) (func (export "_start")))',
+            "imports the memory wassh.m",
+        ),
+    ],
+)
+def test_a_module_that_is_no_command_is_one_line(tmp_path: Path, wat: str, said: str) -> None:
+    module = tmp_path / "module.wasm"
+    module.write_bytes(wasmtime.wat2wasm(wat))
+    r = wassh("run", str(module))
+    lines = r.stderr.decode().splitlines()
+    assert (r.returncode, len(lines)) == (2, 1), lines
+    assert lines[0].startswith(f"wassh: {module} cannot run: ") and said in lines[0], lines
 
 
 def test_transports_lists_the_ranking() -> None:

@@ -244,6 +244,11 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     except wasmtime.WasmtimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
         _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
+    from .command_module import why_not_runnable
+
+    unusable = why_not_runnable(module)
+    if unusable is not None:
+        _fail(f"{ns.program} cannot run: {unusable}")
     programs: dict[str, str] = {}
     for name, paths in _parse_kv(ns.programs, "--program").items():
         if "/" in name:

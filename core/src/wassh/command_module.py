@@ -1,0 +1,36 @@
+"""Whether a compiled module can run as a command here, said before it starts.
+
+wasmtime reports a missing import or export as a link error deep in
+instantiation; the command line wants one line naming what is missing.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+from .abi.preview1 import MODULE as PREVIEW1
+
+HOST_MODULES = (PREVIEW1, "wassh_experimental", "wassh")
+_KINDS: dict[type, str] = {
+    wasmtime.FuncType: "the function",
+    wasmtime.MemoryType: "the memory",
+    wasmtime.TableType: "the table",
+    wasmtime.GlobalType: "the global",
+}
+
+
+def why_not_runnable(module: wasmtime.Module) -> str | None:
+    """Why ``module`` cannot run as a WASI command with this host, or None if it can."""
+    for imp in module.imports:
+        if imp.module not in HOST_MODULES or not isinstance(imp.type, wasmtime.FuncType):
+            what = _KINDS.get(type(imp.type), "an import")
+            return f"it imports {what} {imp.module}.{imp.name}, which this host does not provide"
+    exports = {exp.name: exp.type for exp in module.exports}
+    if not isinstance(exports.get("memory"), wasmtime.MemoryType):
+        return "it exports no memory named 'memory' (not a WASI command module)"
+    start = exports.get("_start")
+    if not isinstance(start, wasmtime.FuncType):
+        return "it has no _start function (not a WASI command module)"
+    if start.params or start.results:
+        return "its _start function takes parameters or returns values"
+    return None
