@@ -8,6 +8,8 @@ loopback. ``DohServer`` runs Debian's dnsdist in front of it: DNS-over-HTTPS
 (HTTP/1.1 and HTTP/2) with a certificate from a ``trustme`` CA for 127.0.0.1,
 a plain DNS listener, SERVFAIL rules, and its web API on loopback to read
 per-frontend counters. ``SilentDnsServer`` reads queries and never answers.
+``TruncatingDnsServer`` answers UDP truncated and relays TCP to another server, so
+every lookup through it goes over TCP.
 
 Nothing is skipped when a program is missing: the tests fail and say what to
 install (``scripts/system-deps.sh``).
@@ -268,6 +270,45 @@ class SilentDnsServer(RcodeServer):
         super().__init__(None)
 
 
+class TruncatingDnsServer(RcodeServer):
+    """A front on 127.0.0.1 that sends every lookup to ``upstream`` (a DNS server's
+    ``(host, port)``) over TCP: each UDP query is answered empty and truncated (TC), as a
+    server whose answers do not fit a datagram would, and each query over TCP is relayed
+    to the upstream over TCP, its answer passed back unchanged. ``received`` counts the
+    UDP queries, ``relayed`` the TCP ones."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        super().__init__(dns.rcode.NOERROR)
+        self.upstream = upstream
+        self.relayed = 0
+
+    def _answer(self, wire: bytes) -> bytes | None:
+        with self._lock:
+            self.received += 1
+        try:
+            request = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return None
+        response = dns.message.make_response(request)
+        response.flags |= dns.flags.TC
+        return response.to_wire()
+
+    def _answer_tcp(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        try:
+            with socket.create_connection(self.upstream, timeout=5) as upstream:
+                while True:  # until the client closes: it may ask several queries
+                    size = _read(conn, 2)
+                    request = _read(conn, int.from_bytes(size, "big"))
+                    with self._lock:
+                        self.relayed += 1
+                    upstream.sendall(size + request)
+                    size = _read(upstream, 2)
+                    conn.sendall(size + _read(upstream, int.from_bytes(size, "big")))
+        except OSError:
+            pass
+
+
 class Dnsmasq(_Server):
     """Debian's dnsmasq on 127.0.0.1 (UDP and TCP), serving ``hosts`` and nothing else.
 
@@ -275,6 +316,7 @@ class Dnsmasq(_Server):
     with ``MANY_ADDRESSES`` is always served too. ``ttl``: the TTL of those
     answers (``--local-ttl``). ``edns_packet_max``: the largest UDP answer.
     ``servfail_names``: names (and their subdomains) answered SERVFAIL.
+    ``cnames``: ``{alias: target}``, each answered as a CNAME to a served target.
     Every other name is NXDOMAIN; a served name without an address of the
     family asked is NODATA.
     """
@@ -287,9 +329,11 @@ class Dnsmasq(_Server):
         ttl: int = 300,
         edns_packet_max: int = 512,
         servfail_names: Iterable[str] = (),
+        cnames: Mapping[str, str] | None = None,
     ) -> None:
         self.dir = Path(tmp_dir)
         self.hosts = {MANY_NAME: list(MANY_ADDRESSES), **(hosts or {})}
+        self.cnames = dict(cnames or {})
         self.ttl = ttl
         self.edns_packet_max = edns_packet_max
         self.servfail_names = tuple(servfail_names)
@@ -334,6 +378,7 @@ class Dnsmasq(_Server):
                 f"--addn-hosts={hosts_file}",
                 "--local=/#/",  # every name not served here is NXDOMAIN
                 *forwards,
+                *(f"--cname={alias},{target}" for alias, target in self.cnames.items()),
                 f"--listen-address={LOOPBACK}",
                 "--bind-interfaces",
                 f"--port={self.port}",
