@@ -5,16 +5,19 @@ a table, so each case is exact; the DNS and DNS-over-HTTPS plugin is tested
 against real servers in its own directory. What is checked: the answers reach
 getaddrinfo as real addresses (no fake ones), the glibc-style flags, the EAI_*
 results, the canonical name, reverse lookups, the deadline and cancellation of a
-resolver that never answers, a signal while a lookup waits, the network policy
+resolver that never answers (and of the host's resolver the tcp transport uses
+without one), a signal while a lookup waits, the network policy
 on resolved addresses, and a resolver plugin's bugs.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -279,3 +282,78 @@ def test_a_sync_hook_is_refused_at_start_up(names_guest: Path) -> None:
 
     with pytest.raises(wassh.PluginError, match="async def"):
         run_guest(names_guest, "lookup", "v4.test", plugins=[SyncResolver()])
+
+
+class StalledHostResolver:
+    """Stands in for the OS resolver, which cannot be made slow here: names under
+    ``stall.test`` block the calling thread until released, as a resolver whose
+    server never answers does (glibc retries for up to 30 s)."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.release = threading.Event()
+        self.entered = threading.Semaphore(0)
+
+    def __call__(self, host: object, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith("stall.test"):
+            self.entered.release()
+            self.release.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return self.real(host, *args, **kwargs)
+
+
+@pytest.fixture
+def stalled(monkeypatch: pytest.MonkeyPatch) -> Iterator[StalledHostResolver]:
+    stand_in = StalledHostResolver(socket.getaddrinfo)
+    monkeypatch.setattr(socket, "getaddrinfo", stand_in)
+    yield stand_in
+    stand_in.release.set()
+
+
+def test_the_tcp_transport_host_lookup_ends_at_the_connect_timeout(
+    names_guest: Path, stalled: StalledHostResolver
+) -> None:
+    """Without a resolver plugin the tcp transport looks the fake name up with the
+    host's resolver at connect time; a resolver that stalls costs the guest its
+    connect timeout, not the resolver's own."""
+    started = time.monotonic()
+    r = run_guest(
+        names_guest,
+        "connect",
+        "db.stall.test",
+        "9",
+        "hi",
+        config=wassh.TransportConfig(connect_timeout=0.5),
+    )
+    took = time.monotonic() - started
+    assert r.code == 1
+    assert r.stdout.splitlines() == [
+        "connect inet6: Operation timed out",
+        "connect inet: Operation timed out",
+    ]
+    assert 1.0 <= took < 10, took  # one connect timeout per address tried
+
+
+def test_cancelling_the_guest_ends_a_host_lookup_under_way(
+    names_guest: Path, stalled: StalledHostResolver
+) -> None:
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            cancel = trio.CancelScope()
+
+            async def guest() -> None:
+                with cancel:
+                    await wassh.run(
+                        names_guest,
+                        ["names", "connect", "db.stall.test", "9", "hi"],
+                        stdout=wassh.Capture(),
+                        config=wassh.TransportConfig(connect_timeout=60),
+                    )
+
+            nursery.start_soon(guest)
+            await trio.to_thread.run_sync(stalled.entered.acquire)  # the lookup is under way
+            cancel.cancel()
+
+    started = time.monotonic()
+    trio.run(main)
+    assert time.monotonic() - started < 10
