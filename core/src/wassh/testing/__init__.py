@@ -1,4 +1,4 @@
-"""``wassh.testing``: a conformance suite for transport plugins, as a pytest plugin.
+"""``wassh.testing``: conformance suites for transport and resolver plugins, as a pytest plugin.
 
 Point it at your transport and it runs a real guest (a C program built with
 the wassh SDK, shipped here) through it against loopback servers it starts
@@ -56,21 +56,60 @@ fixed::
         def test_half_close(self, wassh_kit: Kit) -> None:
             super().test_half_close(wassh_kit)
 
+Resolver plugins (an offer of kind ``NAMES`` and an ``async def
+wassh_getaddrinfo``) have their own class, ``ResolverConformance``, told which
+names the resolver knows::
+
+    from wassh.testing import ResolverConformance, ResolverUnderTest
+
+    class TestMyResolver(ResolverConformance):
+        resolver = ResolverUnderTest(
+            "mine",                        # the plugin's registered name
+            plugins=[MyResolver],          # or entry_points=["mine"]
+            settings={"server": "..."},
+            answers={                      # names and exactly their addresses
+                "v4.test": ["127.0.0.1"],  # required: 127.0.0.1 only
+                "both.test": ["::1", "127.0.0.1"],  # required: both families
+            },
+            missing="nowhere.test",        # a name that does not exist
+            unanswered="slow.test",        # a name whose lookup never completes
+            canonical={},                  # aliases among the answers: {name: canonical}
+        )
+
+Its cases load the plugin as the core does and call its hook on a trio loop
+of their own: each name answered with exactly its addresses for AF_UNSPEC,
+AF_INET and AF_INET6 (only addresses of the family asked), EAI_NODATA for a
+family a name has no address of, EAI_NONAME for the missing name, hostile
+host strings ending in ``gaierror``, twenty lookups at once, and a cancelled
+lookup of the unanswered name ending promptly with no task left behind.
+Then they run a guest (``guests/resolve.c``): its getaddrinfo gets those
+answers and EAI_* results, it connects by name to the kit's peer server, its
+lookup of the unanswered name ends in EAI_AGAIN at a 1 s connect timeout, and
+cancelling it while it waits ends it promptly; no case may make the host
+record an unexpected error. The guest connects through the installed ``tcp``
+transport (``ResolverUnderTest(transports=...)`` names others). A resolver
+that needs servers of its own overrides the ``wassh_resolver`` fixture.
+
 Fixtures (session-scoped unless said): ``wassh_transport`` (per test: the
 class's ``transport``), ``wassh_peer`` (the TCP ``PeerServer``),
 ``wassh_udp_peer`` (the ``UdpEchoServer``), ``wassh_guest`` (the built
 conformance guest's path), ``wassh_kit`` (per test: a ``Kit`` bundling
-them, for the cases and for your own).
+them, for the cases and for your own); for resolvers, ``wassh_resolver``
+(per test: the class's ``resolver``), ``wassh_resolver_guest`` (the built
+resolver guest's path) and ``wassh_resolver_kit`` (per test: a
+``ResolverKit``).
 
 Requirements: Linux (the errno and unreachable-address expectations are
 Linux's), loopback networking, and ``ziglang`` (the ``testing`` extra brings it) to build
-the guest once into ``$XDG_CACHE_HOME/wassh/testing/``. The cases are
+the guests once into ``$XDG_CACHE_HOME/wassh/testing/``. The cases are
 synchronous tests that run their own trio loop: no async test plugin is
-needed, and fixtures feeding ``wassh_transport`` must be synchronous.
+needed, and fixtures feeding ``wassh_transport`` or ``wassh_resolver`` must
+be synchronous.
 
 Stability: the names exported here, the fixtures and the case names
 (``test_*``, which subclasses override) follow wassh's semantic versioning;
-a minor release may add cases (and ``Capabilities`` fields, with defaults).
+a minor release may add cases (and ``Capabilities`` or ``ResolverUnderTest``
+fields, with defaults).
 
 The kit's checks carry their own messages (the guest's output, what was
 expected), so pytest need not rewrite its asserts: PYTEST_DONT_REWRITE.
@@ -89,8 +128,10 @@ from ._cases import (
     ListenConformance,
     StreamConformance,
 )
-from ._guest import ConformanceFailure, GuestRun, conformance_guest
+from ._guest import ConformanceFailure, GuestRun, conformance_guest, resolver_guest
 from ._peer import PeerConnection, PeerServer, UdpEchoServer, pattern, pattern_digest
+from ._resolver_cases import ResolverConformance, ResolverKit
+from ._resolver_spec import ResolverUnderTest
 from ._spec import Capabilities, ConnectFailure, Endpoint, TransportUnderTest
 
 __all__ = [
@@ -104,12 +145,16 @@ __all__ = [
     "ListenConformance",
     "PeerConnection",
     "PeerServer",
+    "ResolverConformance",
+    "ResolverKit",
+    "ResolverUnderTest",
     "StreamConformance",
     "TransportUnderTest",
     "UdpEchoServer",
     "conformance_guest",
     "pattern",
     "pattern_digest",
+    "resolver_guest",
 ]
 
 
@@ -161,3 +206,34 @@ def wassh_kit(
 ) -> Kit:
     """Everything a conformance case uses, for the transport under test."""
     return Kit(wassh_transport, wassh_peer, wassh_udp_peer, wassh_guest)
+
+
+@pytest.fixture
+def wassh_resolver(request: pytest.FixtureRequest) -> ResolverUnderTest:
+    """The resolver under test: the test class's ``resolver`` attribute.
+
+    Override this fixture (in the class, the module or a conftest) to build
+    the description from other fixtures (the servers the resolver asks).
+    """
+    found = getattr(request.cls, "resolver", None) if request.cls is not None else None
+    if not isinstance(found, ResolverUnderTest):
+        where = request.cls.__name__ if request.cls is not None else request.node.name
+        raise pytest.UsageError(
+            f"{where}: set `resolver = wassh.testing.ResolverUnderTest(...)` on the class, "
+            "or define a `wassh_resolver` fixture returning one"
+        )
+    return found
+
+
+@pytest.fixture(scope="session")
+def wassh_resolver_guest() -> Path:
+    """The resolver guest (``guests/resolve.c``), built with ``wassh.cc`` and cached."""
+    return resolver_guest()
+
+
+@pytest.fixture
+def wassh_resolver_kit(
+    wassh_resolver: ResolverUnderTest, wassh_peer: PeerServer, wassh_resolver_guest: Path
+) -> ResolverKit:
+    """Everything a resolver conformance case uses, for the resolver under test."""
+    return ResolverKit(wassh_resolver, wassh_peer, wassh_resolver_guest)

@@ -17,6 +17,7 @@ from ..embed import run
 from ..plugins import TransportConfig
 
 GUEST_SOURCE = Path(__file__).resolve().parent / "guests" / "conform.c"
+RESOLVER_GUEST_SOURCE = GUEST_SOURCE.with_name("resolve.c")
 
 
 def _cache_dir() -> Path:
@@ -59,6 +60,11 @@ def conformance_guest(source: Path = GUEST_SOURCE) -> Path:
     return out
 
 
+def resolver_guest() -> Path:
+    """The resolver conformance guest (``guests/resolve.c``), built and cached likewise."""
+    return conformance_guest(RESOLVER_GUEST_SOURCE)
+
+
 class ConformanceFailure(AssertionError):
     """A conformance case found the transport behaving otherwise than declared."""
 
@@ -82,10 +88,14 @@ class Output:
 
 
 class GuestRun:
-    """One run of the conformance guest: its arguments, output and exit status."""
+    """One run of the conformance guest: its arguments, output and exit status.
 
-    def __init__(self, transport: str, argv: Sequence[str]) -> None:
+    ``transport`` names the plugin under test, a ``role`` (``"resolver"``) in messages.
+    """
+
+    def __init__(self, transport: str, argv: Sequence[str], role: str = "transport") -> None:
         self.transport = transport
+        self.role = role
         self.argv = list(argv)
         self.stdout = Output()
         self.stderr = Output()
@@ -135,7 +145,7 @@ class GuestRun:
         )
         out = "\n".join("    " + line for line in self.lines) or "    (nothing)"
         err = self.stderr.text.strip()
-        text = f"  transport {self.transport!r}, guest: {' '.join(self.argv)}, exit {status}\n"
+        text = f"  {self.role} {self.transport!r}, guest: {' '.join(self.argv)}, exit {status}\n"
         text += f"  stdout:\n{out}\n"
         if err:
             text += "  stderr:\n" + "\n".join("    " + line for line in err.splitlines()) + "\n"
@@ -149,12 +159,13 @@ async def run_guest(
     options: dict[str, Any],
     *,
     timeout: float,
+    program: str = "conform",
 ) -> GuestRun:
     """Run the guest to its end with ``wassh.run``; a hang fails after ``timeout`` seconds."""
     with trio.move_on_after(timeout) as deadline:
         run_state.code = await run(
             wasm,
-            ["conform", *run_state.argv],
+            [program, *run_state.argv],
             stdin=b"",
             stdout=run_state.stdout,
             stderr=run_state.stderr,

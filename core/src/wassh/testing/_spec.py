@@ -144,20 +144,30 @@ class TransportUnderTest:
 
     def run_options(self) -> dict[str, Any]:
         """The ``wassh.run``/``wassh.prepare`` keywords that load this transport alone."""
-        wanted = list(self.entry_points)
-        if not wanted and not self.plugins:
-            wanted = [self.name]
-        if not wanted:
-            return {"plugins": list(self.plugins), "entry_points": False}
-        installed = {ep.name for ep in find_entry_points(group=ENTRY_POINT_GROUP)}
-        missing = sorted(set(wanted) - installed)
-        if missing:
-            raise LookupError(
-                f"no installed wassh entry point named {', '.join(map(repr, missing))} "
-                f"(installed: {', '.join(sorted(installed)) or 'none'})"
-            )
-        return {
-            "plugins": list(self.plugins),
-            "entry_points": True,
-            "block": sorted(installed - set(wanted)),
-        }
+        return load_alone(self.name, self.plugins, self.entry_points)
+
+
+def load_alone(
+    name: str, plugins: Sequence[object], entry_points: Sequence[str], beside: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``wassh.run`` keywords that load ``plugins`` and the entry points ``entry_points``
+    (``name`` when neither is given), with the installed entry points ``beside``, and
+    block every other installed entry point."""
+    wanted = list(entry_points)
+    if not wanted and not plugins:
+        wanted = [name]
+    wanted += [n for n in beside if n not in wanted]
+    if not wanted:
+        return {"plugins": list(plugins), "entry_points": False}
+    installed = {ep.name for ep in find_entry_points(group=ENTRY_POINT_GROUP)}
+    missing = sorted(set(wanted) - installed)
+    if missing:
+        raise LookupError(
+            f"no installed wassh entry point named {', '.join(map(repr, missing))} "
+            f"(installed: {', '.join(sorted(installed)) or 'none'})"
+        )
+    return {
+        "plugins": list(plugins),
+        "entry_points": True,
+        "block": sorted(installed - set(wanted)),
+    }
