@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import wasmtime
 from dnskit import Dnsmasq
 
 WASSH = str(Path(sys.executable).parent / "wassh")
-# The smallest WebAssembly module: the plugins make their offers before it is run.
-EMPTY_MODULE = b"\0asm\x01\0\0\0"
+# The smallest WASI command, which does nothing: the plugins make their offers before it runs.
+EMPTY_MODULE = wasmtime.wat2wasm('(module (memory (export "memory") 1) (func (export "_start")))')
 
 
 def wassh(*args: str) -> subprocess.CompletedProcess[str]:
