@@ -188,6 +188,31 @@ class AnswersTheUnanswered(TableResolver):
         return await super().wassh_getaddrinfo(host, family, config)
 
 
+class SharesState(TableResolver):
+    """Keeps the name being looked up on the plugin, across a checkpoint: lookups
+    running at once answer each other's names."""
+
+    name = "shares-state"
+    current = ""
+
+    @wassh.hookimpl
+    async def wassh_getaddrinfo(
+        self, host: str, family: int, config: wassh.TransportConfig
+    ) -> wassh.NameAnswer:
+        self.current = host
+        await trio.lowlevel.checkpoint()
+        return await super().wassh_getaddrinfo(self.current, family, config)
+
+
+class ForgetsAliases(TableResolver):
+    """Gives no canonical name for an alias."""
+
+    name = "forgets-aliases"
+
+    def answer(self, name: str, family: int) -> wassh.NameAnswer:
+        return wassh.NameAnswer(super().answer(name, family).addresses)
+
+
 class TrustsItsInput(TableResolver):
     """Indexes the name's labels without checking them: an empty one is an IndexError."""
 
@@ -216,6 +241,9 @@ class TrustsItsInput(TableResolver):
         (AnswersTheUnanswered, "test_cancelled_lookup", "must not complete"),
         (AnswersTheUnanswered, "test_guest_cancelled_in_lookup", "must not complete"),
         (TrustsItsInput, "test_hostile_names", "raised IndexError"),
+        (SharesState, "test_concurrent_lookups", "of 20 concurrent lookups"),
+        (ForgetsAliases, "test_answers", "canonical name None, expected 'real.conform.test'"),
+        (ForgetsAliases, "test_guest_lookups", "ai_canonname"),
     ],
     ids=lambda v: v.__name__ if isinstance(v, type) else v if v.startswith("test_") else None,
 )
