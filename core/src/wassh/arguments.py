@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 
 def _columns() -> int:
@@ -49,6 +52,17 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         if len(args) < 6:  # formatter_class is the sixth positional parameter
             kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(*args, **kwargs)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        # argparse drops every OSError here; a closed pipe must reach wassh's main,
+        # which ends with the status a closed pipe gives (as for any other output).
+        if message:
+            try:
+                (file or sys.stderr).write(message)
+            except BrokenPipeError:
+                raise
+            except (AttributeError, OSError):
+                pass
 
     def error(self, message: str) -> NoReturn:
         # One clear line, not a usage dump: scripts and people read this.

@@ -1,4 +1,9 @@
-"""The ``wassh`` command line: run, cc, transports, and plugins' commands."""
+"""The ``wassh`` command line: run, cc, transports, cache, and plugins' commands.
+
+Writing to a closed pipe (``wassh transports | head -1``) ends quietly with
+status 141, what a shell reports for a program that SIGPIPE ended, as other
+tools do (and ``set -o pipefail`` sees).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from .plugins import (
     make_plugin_manager,
 )
 from .policy import NetworkPolicy, PolicyError
+from .verbosity import LOG_ENV, VerbosityError, configure, level, take_flags
 
 if TYPE_CHECKING:
     from .runtime import Process
@@ -60,10 +66,48 @@ def _size(text: str) -> int:
     return int(digits) * scale
 
 
-def _add_verbosity(parser: argparse.ArgumentParser, default: object) -> None:
-    """-v/-q before or after the subcommand (a subcommand's copy only adds when given)."""
-    parser.add_argument("-v", "--verbose", action="count", default=default, help="more logging")
-    parser.add_argument("-q", "--quiet", action="count", default=default, help="less logging")
+# What a shell reports for a program that SIGPIPE ended.
+PIPE_CLOSED_STATUS = 128 + 13
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, after: bool) -> None:
+    """-v/-q before or after the subcommand; the counts add up."""
+    suffix = "_after" if after else ""
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, dest=f"verbose{suffix}", help="more logging"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="count", default=0, dest=f"quiet{suffix}", help="less logging"
+    )
+
+
+class _Version(argparse.Action):
+    """``--version``: the core's version and each plugin distribution's, one a line."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        from .versions import version_lines
+
+        sys.stdout.write("".join(f"{line}\n" for line in version_lines()))
+        parser.exit(0)
+
+
+_TRANSPORTS_JSON = (
+    "print one JSON object instead: "
+    '{"format": 1, "transports": [{"name", "plugin", "rank", "kinds", "available", '
+    '"reason"}, ...], "policy": {"connect_allow", "connect_deny", "listen_allow"}}; '
+    "transports best first; kinds among stream, dgram, listen, unix, names; reason is "
+    '"" when available; the policy lists the patterns as given. Keys are only ever '
+    "added, and format changes if one changes meaning"
+)
 
 
 def _build_parser(
@@ -73,8 +117,13 @@ def _build_parser(
         prog="wassh",
         description="Run WebAssembly (wasm32-wasi) programs with real, policy-gated network "
         "access through transport plugins.",
+        epilog="WASSH_LOG=debug|info|warning|error sets how much is logged when neither -v "
+        "nor -q is given. Writing to a closed pipe ends quietly with status 141.",
     )
-    _add_verbosity(parser, 0)
+    parser.add_argument(
+        "--version", action=_Version, help="print the versions of wassh and its plugins"
+    )
+    _add_verbosity(parser, after=False)
     sub = parser.add_subparsers(dest="command", parser_class=OneLineArgumentParser)
     plugins = [(n, p) for n, p in installed_plugins() if n not in blocked]
 
@@ -89,7 +138,12 @@ def _build_parser(
         help="preopen a host directory (sandboxed)",
     )
     run.add_argument(
-        "--env", action="append", default=[], metavar="K=V", help="set a guest environment variable"
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="set a guest environment variable; NAME alone passes this host's value "
+        "(none if unset here), NAME= sets it empty",
     )
     run.add_argument(
         "--add-host",
@@ -121,8 +175,12 @@ def _build_parser(
         help="write the sockets' events (opened, transport, policy, connected, closed) "
         "to FILE as JSON lines",
     )
-    run.add_argument("--no-cache", action="store_true", help="do not cache compiled modules")
-    _add_verbosity(run, argparse.SUPPRESS)
+    run.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not cache compiled modules (see 'wassh cache --help')",
+    )
+    _add_verbosity(run, after=True)
     _add_plugin_options(run, plugins)
 
     sub.add_parser("cc", help="compile C for wasm32-wasi against the guest SDK", add_help=False)
@@ -132,14 +190,33 @@ def _build_parser(
         help="list transport plugins, their ranking and the network policy",
         description="Shows what 'wassh run' with the same options would use.",
     )
-    tr.add_argument("--json", action="store_true", help="machine-readable output")
+    tr.add_argument("--json", action="store_true", help=_TRANSPORTS_JSON)
     _add_network_options(tr)
-    _add_verbosity(tr, argparse.SUPPRESS)
+    _add_verbosity(tr, after=True)
     _add_plugin_options(tr, plugins)
+    _add_cache_parser(sub)
     for name, command in commands.items():
         what = command.help if isinstance(command, PluginCommand) else f"(unusable: {command})"
         sub.add_parser(name, help=what, add_help=False)
     return parser
+
+
+def _add_cache_parser(sub: Any) -> None:
+    cache = sub.add_parser(
+        "cache",
+        help="show or empty the cache of compiled modules",
+        description="'wassh run' keeps each module it compiles, least recently used "
+        "evicted first beyond a size bound: WASSH_CACHE_MAX, in bytes or with K, M or "
+        "G (default 512M; 0 keeps nothing). The cache is under $XDG_CACHE_HOME or ~/.cache.",
+    )
+    cache.add_argument(
+        "action",
+        nargs="?",
+        choices=("info", "clear"),
+        default="info",
+        help="info (the default): its directory, entry count and size; clear: empty it",
+    )
+    _add_verbosity(cache, after=True)
 
 
 def _add_plugin_options(parser: argparse.ArgumentParser, plugins: list[tuple[str, object]]) -> None:
@@ -212,6 +289,50 @@ def _transport_config(ns: argparse.Namespace) -> TransportConfig:
     return config
 
 
+def _guest_env(values: Sequence[str]) -> dict[str, str]:
+    """``--env NAME=VALUE``, ``NAME=`` (empty) and ``NAME`` (this host's value, if it has
+    one, as docker does); the last of a name wins."""
+    env: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not name or "\0" in item:
+            _fail(f"bad --env {item!r}: expected NAME, NAME= or NAME=VALUE")
+        if sep:
+            env[name] = value
+        elif name in os.environ:
+            env[name] = os.environ[name]
+        else:
+            env.pop(name, None)
+    return env
+
+
+def _cache_bound() -> int:
+    from .cache import CacheSizeError, max_bytes
+
+    try:
+        return max_bytes()
+    except CacheSizeError as exc:
+        _fail(str(exc))
+
+
+def _cmd_cache(ns: argparse.Namespace) -> int:
+    from . import cache
+
+    limit = _cache_bound()
+    where = cache.cache_dir()
+    if ns.action == "clear":
+        removed = cache.clear(where)
+        size = cache.human(sum(e.size for e in removed))
+        print(f"removed {len(removed)} entries ({size}) from {where}")
+        return 0
+    found = cache.entries(where)
+    print(f"directory: {where}")
+    print(f"entries:   {len(found)}")
+    total = cache.human(sum(e.size for e in found))
+    print(f"size:      {total} (at most {cache.human(limit)}: {cache.MAX_ENV})")
+    return 0
+
+
 def _cmd_run(ns: argparse.Namespace) -> int:
     from .embed import prepare
     from .engine import load_module
@@ -219,7 +340,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     args = list(ns.args)
     if args and args[0] == "--":
         args = args[1:]
-    env = {k: v[-1] for k, v in _parse_kv(ns.env, "--env").items()}
+    env = _guest_env(ns.env)
     hosts = _parse_kv(ns.add_host, "--add-host")
     for name, addrs in hosts.items():
         for addr in addrs:
@@ -237,6 +358,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         if not os.path.isdir(host):
             _fail(f"--dir {spec}: {host!r} is not a directory")
         dirs.append((host, guest if sep else host))
+    if not ns.no_cache:
+        _cache_bound()
     try:
         module = load_module(ns.program, use_cache=not ns.no_cache)
     except OSError as exc:
@@ -285,7 +408,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         return 130
     # The guest runs on this thread; a trio loop starts in the background only if
     # a plugin needs one (relays), so plain guests start without importing trio.
-    return _run_guest(proc, ns.program, ns.verbose)
+    # -v, or WASSH_LOG=info: a trap's report says more.
+    return _run_guest(proc, ns.program, logging.getLogger().getEffectiveLevel() <= logging.INFO)
 
 
 @contextlib.contextmanager
@@ -308,7 +432,7 @@ def _forward_signals(proc: Process) -> Iterator[None]:
         yield
 
 
-def _run_guest(proc: Process, program: str, verbose: int) -> int:
+def _run_guest(proc: Process, program: str, verbose: bool) -> int:
     """Run the guest to its exit status; a trap is a short report and 134, never a traceback."""
     import os
 
@@ -321,7 +445,7 @@ def _run_guest(proc: Process, program: str, verbose: int) -> int:
         with _forward_signals(proc):
             return proc.run()
     except GuestTrap as trap:
-        sys.stderr.write(trap.report(os.path.basename(program), verbose=verbose > 0))
+        sys.stderr.write(trap.report(os.path.basename(program), verbose=verbose))
         return trap.exit_status
     except (GuestTerminated, KeyboardInterrupt):
         # A signal's handler raised just outside the guest call (or before ours were in).
@@ -351,6 +475,7 @@ def _cmd_transports(ns: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
+                    "format": 1,
                     "transports": rows,
                     "policy": {
                         "connect_allow": [r.text for r in policy.connect_allow],
@@ -406,13 +531,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cc_main(argv[1:])
     _collector.exit_quickly()
-    # One reading of the installed plugins serves the options, the commands and the run.
-    _collector.pause()
     try:
-        with pinned():
-            return _main(argv)
+        try:
+            # One reading of the installed plugins serves the options, the commands and the run.
+            _collector.pause()
+            try:
+                with pinned():
+                    return _main(argv)
+            finally:
+                _collector.resume()
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can still be answered
+    except BrokenPipeError:
+        _discard_stdout()
+        return PIPE_CLOSED_STATUS
+
+
+def _discard_stdout() -> None:
+    """What is still buffered for a closed stdout goes nowhere (no error at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
     finally:
-        _collector.resume()
+        os.close(devnull)
 
 
 class _Collector:
@@ -466,12 +607,19 @@ def _main(argv: list[str]) -> int:
             argv, rest = argv[: at + 1], argv[at + 1 :]
         parser = _build_parser(commands, _blocked_early(argv))
         ns = parser.parse_args(argv)
-        level = logging.WARNING - 10 * ns.verbose + 10 * ns.quiet
-        logging.basicConfig(level=level, format="wassh: %(name)s: %(message)s")
+        rest, verbose, quiet = take_flags(rest)
+        verbose += ns.verbose + getattr(ns, "verbose_after", 0)
+        quiet += ns.quiet + getattr(ns, "quiet_after", 0)
+        try:
+            configure(level(verbose, quiet, os.environ.get(LOG_ENV)))
+        except VerbosityError as exc:
+            _fail(str(exc))
         if ns.command == "run":
             return _cmd_run(ns)
         if ns.command == "transports":
             return _cmd_transports(ns)
+        if ns.command == "cache":
+            return _cmd_cache(ns)
         command = commands.get(ns.command) if ns.command else None
         if isinstance(command, PluginCommand):
             _collector.resume()

@@ -2,7 +2,8 @@
 
 A distribution declares an entry point in the ``wassh.commands`` group whose
 object is a ``PluginCommand``; ``wassh --help`` lists it, global options
-(``-v``) apply, and the arguments after the command's name go to ``main``.
+(``-v``, ``-q``) apply before or after its name (before a ``--``), and the
+other arguments after the command's name go to ``main``.
 Keep the module the entry point names light: ``main`` imports the rest.
 """
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from .entrypoints import EntryPoint
 
 COMMANDS_GROUP = "wassh.commands"
-BUILT_IN = frozenset({"run", "cc", "transports"})
+BUILT_IN = frozenset({"run", "cc", "transports", "cache"})
 
 log = logging.getLogger("wassh.commands")
 

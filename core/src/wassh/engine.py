@@ -10,6 +10,7 @@ from pathlib import Path
 
 import wasmtime
 
+from . import cache
 from .abi.wasmtime_private import (
     DEADLINE_CONTINUE,
     LIBRARY_PATH,
@@ -45,11 +46,6 @@ def get_engine() -> wasmtime.Engine:
         return _engine
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "wassh" / "modules"
-
-
 def _engine_fingerprint() -> str:
     """What compiled code depends on: the wasmtime library itself (cheap to ask).
 
@@ -79,25 +75,47 @@ def load_module(path: str | os.PathLike[str], use_cache: bool = True) -> wasmtim
     digest = blake2b(data, digest_size=32)
     digest.update(_engine_fingerprint().encode())
     key = digest.hexdigest()
-    cached = cache_dir() / f"{key}.cwasm"
-    if cached.exists():
-        try:
-            return wasmtime.Module.deserialize_file(engine, str(cached))
-        except wasmtime.WasmtimeError:
+    cached = cache.cache_dir() / f"{key}{cache.SUFFIX}"
+    try:
+        module = wasmtime.Module.deserialize_file(engine, str(cached))
+    except wasmtime.WasmtimeError:
+        # Not there (never cached, or evicted meanwhile by any process) or unusable.
+        if cached.exists():
             log.warning("dropping unusable cached module %s", cached)
             cached.unlink(missing_ok=True)
+    else:
+        cache.touch(cached)
+        return module
     module = wasmtime.Module(engine, data)
+    _store(module, cached)
+    return module
+
+
+def _store(module: wasmtime.Module, cached: Path) -> None:
+    """Write the compiled module whole (a temporary file renamed), then keep the bound."""
+    try:
+        limit = cache.max_bytes()
+    except cache.CacheSizeError as exc:
+        log.warning("%s; using %s", exc, cache.human(cache.DEFAULT_MAX))
+        limit = cache.DEFAULT_MAX
+    if limit == 0:
+        return
     import tempfile  # only when there is something to cache: ~5 ms to import
 
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(bytes(module.serialize()))
-        os.replace(tmp, cached)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(bytes(module.serialize()))
+            os.replace(tmp, cached)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     except OSError as exc:
         log.warning("cannot cache compiled module: %s", exc)
-    return module
+        return
+    cache.evict(limit, cached.parent)
 
 
 # -- epoch interruption ------------------------------------------------------------

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .names import NameAnswer
 
 log = logging.getLogger("wassh.plugins")
+# Addressed to the user, not to a developer: the command line prints it as "wassh: ...".
+notice = logging.getLogger("wassh")
 
 ENTRY_POINT_GROUP = "wassh"
 
@@ -348,6 +350,7 @@ class Transports:
         self.offers.sort(key=lambda op: (-op[0].rank, op[0].name))
         self._check_required()
         self._owners: dict[int, Owner] = {}
+        self._told: set[str] = set()  # kinds whose want of a transport was noticed
         impls_of: dict[str, dict[str, Callable[..., object]]] = {}
         for offer, name in self.offers:
             if not offer.available:
@@ -428,7 +431,12 @@ class Transports:
                 )
 
     def serves(self, kind: str) -> bool:
-        return any(o.available and kind in o.kinds for o, _ in self.offers)
+        served = any(o.available and kind in o.kinds for o, _ in self.offers)
+        # A stream socket is made when a transport connects or listens with it (the
+        # core asks for LISTEN only then): what fails for want of either is told once.
+        if not served and kind != LISTEN and (kind != STREAM or not self.serves(LISTEN)):
+            self._tell_unserved(kind, None)
+        return served
 
     def ranking(self, kind: str) -> list[str]:
         """Available offers serving ``kind``, best first (for events and diagnostics)."""
@@ -442,7 +450,28 @@ class Transports:
             if offer.accepts is not None and not offer.accepts(request):
                 continue
             return self._owners[id(offer)]
+        if request.kind != NAMES and not skipped:
+            self._tell_unserved(request.kind, request)
         return None
+
+    def _tell_unserved(self, kind: str, request: ConnectRequest | None) -> None:
+        """Why no transport takes a guest's socket, on the ``wassh`` logger, once a kind."""
+        if kind in self._told:
+            return
+        self._told.add(kind)
+        mine = [o for o, _ in self.offers if kind in o.kinds]
+        taking = [o.name for o in mine if o.available]
+        why = [f"declined: {', '.join(taking)}"] if taking else [] if mine else ["none installed"]
+        unavailable = [f"{o.name} ({o.reason or 'no reason'})" for o in mine if not o.available]
+        if unavailable:
+            why.append(f"unavailable: {', '.join(unavailable)}")
+        blocked = sorted(name for name, plugin in self.pm.list_name_plugin() if plugin is None)
+        if blocked:
+            why.append(f"blocked: {', '.join(blocked)}")
+        what = f"{_KIND_WORDS.get(kind, kind)} sockets"
+        if taking and request is not None and request.host:
+            what += f" to {request.host}:{request.port}"
+        notice.warning("no transport serves %s (%s)", what, "; ".join(why))
 
     def resolver(self, host: str, family: int) -> Owner | None:
         """The owner of the best-ranked ``NAMES`` offer taking ``host``, or None (fake DNS)."""
@@ -455,6 +484,9 @@ class Transports:
                 impl.function()
             except Exception:
                 log.exception("plugin %r failed to stop cleanly", impl.plugin_name)
+
+
+_KIND_WORDS = {DGRAM: "datagram", LISTEN: "listening", UNIX: "AF_UNIX"}
 
 
 def _reason(exc: BaseException) -> str:
