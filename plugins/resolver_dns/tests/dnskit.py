@@ -316,6 +316,8 @@ class Dnsmasq(_Server):
     with ``MANY_ADDRESSES`` is always served too. ``ttl``: the TTL of those
     answers (``--local-ttl``). ``edns_packet_max``: the largest UDP answer.
     ``servfail_names``: names (and their subdomains) answered SERVFAIL.
+    ``silent_names``: names (and their subdomains) never answered (dnsmasq
+    forwards them to a server that does not reply).
     ``cnames``: ``{alias: target}``, each answered as a CNAME to a served target.
     Every other name is NXDOMAIN; a served name without an address of the
     family asked is NODATA.
@@ -329,6 +331,7 @@ class Dnsmasq(_Server):
         ttl: int = 300,
         edns_packet_max: int = 512,
         servfail_names: Iterable[str] = (),
+        silent_names: Iterable[str] = (),
         cnames: Mapping[str, str] | None = None,
     ) -> None:
         self.dir = Path(tmp_dir)
@@ -337,9 +340,10 @@ class Dnsmasq(_Server):
         self.ttl = ttl
         self.edns_packet_max = edns_packet_max
         self.servfail_names = tuple(servfail_names)
+        self.silent_names = tuple(silent_names)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
-        self._servfail: RcodeServer | None = None
+        self._forwards: list[RcodeServer] = []
 
     @property
     def address(self) -> tuple[str, int]:
@@ -361,11 +365,11 @@ class Dnsmasq(_Server):
             "".join(f"{a} {name}\n" for name, addrs in self.hosts.items() for a in addrs)
         )
         forwards = []
-        if self.servfail_names:
-            self._servfail = RcodeServer(dns.rcode.SERVFAIL).start()
-            forwards = [
-                f"--server=/{name}/{LOOPBACK}#{self._servfail.port}" for name in self.servfail_names
-            ]
+        for names, rcode in ((self.servfail_names, dns.rcode.SERVFAIL), (self.silent_names, None)):
+            if names:
+                server = RcodeServer(rcode).start()
+                self._forwards.append(server)
+                forwards += [f"--server=/{name}/{LOOPBACK}#{server.port}" for name in names]
         for _attempt in range(5):
             self.port = free_port()
             command = [
@@ -406,8 +410,8 @@ class Dnsmasq(_Server):
 
     def stop(self) -> None:
         _stop(self.proc)
-        if self._servfail is not None:
-            self._servfail.stop()
+        for server in self._forwards:
+            server.stop()
 
     def log(self) -> str:
         with contextlib.suppress(OSError):
