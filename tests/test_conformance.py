@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from relayhelpers import BIN, RelayProcess, free_port, relay_config, wait_listening
 from wassh import SocketHandle, TransportConfig, hookimpl
 from wassh.testing import (
@@ -229,3 +230,28 @@ def test_the_kit_catches(plugin: type, case: str, expects: dict[str, Any], tcp_k
     kit.check_offer("stream", kit.peer.endpoint())  # the broken transport is the one used
     with pytest.raises(ConformanceFailure):
         getattr(StreamConformance(), case)(kit)
+
+
+def test_a_case_failing_inside_a_nursery_fails_with_its_own_message() -> None:
+    from wassh.testing._guest import run_case
+
+    async def fails() -> None:
+        raise ConformanceFailure("the peer saw 3 bytes, expected 4")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fails)
+            await trio.sleep_forever()
+
+    with pytest.raises(ConformanceFailure, match="expected 4"):
+        run_case(main)
+    with pytest.raises(ExceptionGroup):  # anything else keeps trio's report
+        run_case(_raises_value_error_in_a_nursery)
+
+
+async def _raises_value_error_in_a_nursery() -> None:
+    async def fails() -> None:
+        raise ValueError("not a conformance failure")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(fails)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, TypeVar
 import trio
 
 from ..plugins import DGRAM, LISTEN, STREAM, ConnectRequest, Transports, make_plugin_manager
-from ._guest import ConformanceFailure, GuestRun, run_guest
+from ._guest import ConformanceFailure, GuestRun, run_case, run_guest
 from ._peer import PeerConnection, PeerServer, UdpEchoServer, pattern, pattern_digest
 from ._spec import Endpoint, TransportUnderTest
 
@@ -113,7 +113,7 @@ class Kit:
 
     def run(self, endpoint: Endpoint, *argv: str, timeout: float | None = None) -> GuestRun:
         """Run the guest to its end (a trio loop of its own); fails if it exits non-zero."""
-        run = trio.run(lambda: self.arun(endpoint, *argv, timeout=timeout))
+        run = run_case(lambda: self.arun(endpoint, *argv, timeout=timeout))
         expect(run.code, 0, "the guest's exit status", run)
         return run
 
@@ -468,7 +468,7 @@ class StreamConformance:
         async def ready(run: GuestRun) -> None:
             await run.wait_line("blocking")
 
-        run, _ = trio.run(
+        run, _ = run_case(
             _cancel_when_blocked, kit, ep, ["stall", ep.host, str(ep.port), token], ready
         )
         expect(run.values("recv"), [], "recv returned before the cancellation", run)
@@ -492,7 +492,7 @@ class StreamConformance:
                     await trio.sleep(0.02)
 
         try:
-            run, _ = trio.run(_cancel_when_blocked, kit, ep, argv, ready)
+            run, _ = run_case(_cancel_when_blocked, kit, ep, argv, ready)
         finally:
             found = kit.peer.find(token)
             if found is not None:
@@ -659,7 +659,7 @@ class ListenConformance:
                         clients_nursery.start_soon(client, i)
             return run
 
-        run = trio.run(main)
+        run = run_case(main)
         expect(run.code, 0, "the guest's exit status", run)
         expect(run.value("accept-idle"), "EAGAIN", "accept on an idle non-blocking listener", run)
         expect(run.value("poll-idle"), "0", "poll(POLLIN, 0) on an idle listener", run)
@@ -696,7 +696,7 @@ class ListenConformance:
             port = int(await run.wait_line("port"))
             await run.wait_line("blocking")
 
-        run, _ = trio.run(_cancel_when_blocked, kit, ep, ["serve-stall", ep.host], ready)
+        run, _ = run_case(_cancel_when_blocked, kit, ep, ["serve-stall", ep.host], ready)
         expect(run.values("accept"), [], "accept returned before the cancellation", run)
         with socket.socket() as probe:
             probe.settimeout(CLOSE_BOUND)
@@ -716,7 +716,7 @@ class ListenConformance:
             await run.wait_line("local")
 
         try:
-            run, _ = trio.run(_cancel_when_blocked, kit, ep, ["serve", ep.host], ready)
+            run, _ = run_case(_cancel_when_blocked, kit, ep, ["serve", ep.host], ready)
             client.settimeout(CLOSE_BOUND)
             try:
                 end = "EOF" if client.recv(1) == b"" else "data"
@@ -741,7 +741,7 @@ def _serve(kit: Kit, host: str, family: int) -> None:
             got, local = await _client_exchange(family, host, port, payload)
         return run, got, local, port
 
-    run, got, local, port = trio.run(main)
+    run, got, local, port = run_case(main)
     expect(run.code, 0, "the guest's exit status", run)
     trailer = f"[eof after {SERVE_BIG}]".encode()
     expect(len(got), SERVE_BIG + len(trailer), "bytes the client received", run)
@@ -838,7 +838,7 @@ class DatagramConformance:
             port = int(await run.wait_line("port"))
             await run.wait_line("blocking")
 
-        run, _ = trio.run(_cancel_when_blocked, kit, ep, ["udp-stall", ep.host], ready)
+        run, _ = run_case(_cancel_when_blocked, kit, ep, ["udp-stall", ep.host], ready)
         expect(run.values("recvfrom"), [], "recvfrom returned before the cancellation", run)
         deadline = time.monotonic() + CLOSE_BOUND
         while True:
@@ -875,7 +875,7 @@ def _udp_serve(kit: Kit, host: str, family: int) -> None:
                     exchanged.append((payload, data, source))
         return run, exchanged, (str(local[0]), int(local[1])), port
 
-    run, exchanged, local, port = trio.run(main)
+    run, exchanged, local, port = run_case(main)
     expect(run.code, 0, "the guest's exit status", run)
     for payload, data, source in exchanged:
         expect(len(data), len(payload), "the echoed datagram's length", run)

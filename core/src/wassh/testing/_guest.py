@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -67,6 +67,24 @@ def resolver_guest() -> Path:
 
 class ConformanceFailure(AssertionError):
     """A conformance case found the transport behaving otherwise than declared."""
+
+
+R = TypeVar("R")
+
+
+def run_case(main: Callable[..., Awaitable[R]], *args: object) -> R:
+    """``trio.run`` for a case: a failure raised inside a nursery reaches the test
+    as the ``ConformanceFailure`` it is, not nested in trio's exception group."""
+    try:
+        return trio.run(main, *args)
+    except BaseExceptionGroup as group:
+        failures = group.subgroup(ConformanceFailure)
+        if failures is None:
+            raise
+        first: BaseException = failures
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group
 
 
 class Output:
