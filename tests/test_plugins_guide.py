@@ -7,7 +7,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from suitekit import EchoServer, run_guest
+from guestbuild import build_guest
+from suitekit import GUESTS, EchoServer, run_guest
 from wassh import PluginError
 from wassh.events import Connected, Event, TransportChosen
 
@@ -96,18 +97,56 @@ def test_the_guides_transport_refuses_bad_settings(mesh: ModuleType, netclient: 
         )
 
 
-def test_the_guides_example_is_strictly_typed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("marker", ["class Mesh", "class ZoneResolver"])
+def test_the_guides_examples_are_strictly_typed(tmp_path: Path, marker: str) -> None:
     import subprocess
     import sys
 
     text = (ROOT / "docs" / "plugins.md").read_text()
-    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class Mesh" in b)
-    (tmp_path / "mesh_example.py").write_text(block)
+    block = next(b for b in re.findall(r"```python\n(.*?)```", text, re.S) if marker in b)
+    (tmp_path / "example.py").write_text(block)
     r = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "mesh_example.py"],
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "example.py"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- the resolver example, and its conformance class as the guide writes it ------------------
+
+
+def _zone_example() -> ModuleType:
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    module = ModuleType("zone_example")
+    for marker in ("class ZoneResolver", "class TestZoneResolver"):
+        block = next(b for b in blocks if marker in b)
+        exec(compile(block, "docs/plugins.md", "exec"), module.__dict__)
+    return module
+
+
+ZONE = _zone_example()
+pytest_plugins = ["wassh.testing"]
+
+
+class TestTheGuidesResolverConforms(ZONE.TestZoneResolver):  # type: ignore[name-defined,misc]
+    """The guide's resolver passes the resolver suite with the guide's declaration."""
+
+
+@pytest.fixture(scope="module")
+def names_guest() -> Path:
+    return build_guest(GUESTS / "names" / "names.c", sdk=True)
+
+
+def test_the_guides_resolver_answers_its_zone_and_leaves_other_names_alone(
+    names_guest: Path,
+) -> None:
+    r = run_guest(names_guest, "lookup", "db.corp", plugins=[ZONE.ZoneResolver])
+    assert (r.code, r.stdout) == (0, "inet 10.1.2.3\n")
+    r = run_guest(names_guest, "lookup", "db.corp", "inet6", plugins=[ZONE.ZoneResolver])
+    assert (r.code, r.stdout) == (1, "error EAI_NODATA: No address associated with hostname\n")
+    r = run_guest(names_guest, "lookup", "db.example", plugins=[ZONE.ZoneResolver])
+    assert (r.code, r.stdout) == (0, "inet6 100::1\ninet 0.0.0.1\n")  # not .corp: fake DNS
