@@ -22,6 +22,7 @@ import wasmtime
 from .arguments import OneLineArgumentParser
 from .commands import PluginCommand, plugin_commands
 from .entrypoints import pinned
+from .guest_arguments import split_guest_arguments
 from .options import OptionConflict, PluginOptions, plugin_settings
 from .plugins import (
     PluginError,
@@ -112,7 +113,8 @@ _TRANSPORTS_JSON = (
 
 def _build_parser(
     commands: Mapping[str, PluginCommand | str], blocked: frozenset[str] = frozenset()
-) -> argparse.ArgumentParser:
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The ``wassh`` parser, and its ``run`` parser's."""
     parser = OneLineArgumentParser(
         prog="wassh",
         description="Run WebAssembly (wasm32-wasi) programs with real, policy-gated network "
@@ -198,7 +200,7 @@ def _build_parser(
     for name, command in commands.items():
         what = command.help if isinstance(command, PluginCommand) else f"(unusable: {command})"
         sub.add_parser(name, help=what, add_help=False)
-    return parser
+    return parser, run
 
 
 def _add_cache_parser(sub: Any) -> None:
@@ -338,8 +340,6 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     from .engine import load_module
 
     args = list(ns.args)
-    if args and args[0] == "--":
-        args = args[1:]
     env = _guest_env(ns.env)
     hosts = _parse_kv(ns.add_host, "--add-host")
     for name, addrs in hosts.items():
@@ -447,6 +447,12 @@ def _run_guest(proc: Process, program: str, verbose: bool) -> int:
     except GuestTrap as trap:
         sys.stderr.write(trap.report(os.path.basename(program), verbose=verbose))
         return trap.exit_status
+    except wasmtime.WasmtimeError as exc:
+        # Instantiating failed (a trap while running is a GuestTrap): say why in one line.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot instantiate"
+        limit = " (--max-memory)" if "memory" in first and "limit" in first else ""
+        sys.stderr.write(f"wassh: {program} cannot start: {first}{limit}\n")
+        return 2
     except (GuestTerminated, KeyboardInterrupt):
         # A signal's handler raised just outside the guest call (or before ours were in).
         return exit_status(SIGINT if proc.killed_by is None else proc.killed_by)
@@ -605,8 +611,16 @@ def _main(argv: list[str]) -> int:
         rest: list[str] = []
         if at is not None:
             argv, rest = argv[: at + 1], argv[at + 1 :]
-        parser = _build_parser(commands, _blocked_early(argv))
+        parser, run = _build_parser(commands, _blocked_early(argv))
+        guest: list[str] | None = None
+        at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+        if at is not None and argv[at] == "run":
+            # The guest's arguments are its own, whatever they look like.
+            own, guest = split_guest_arguments(run._option_string_actions, argv[at + 1 :])
+            argv = argv[: at + 1] + own
         ns = parser.parse_args(argv)
+        if guest is not None:
+            ns.args = guest
         rest, verbose, quiet = take_flags(rest)
         verbose += ns.verbose + getattr(ns, "verbose_after", 0)
         quiet += ns.quiet + getattr(ns, "quiet_after", 0)
