@@ -367,6 +367,11 @@ def test_options_before_the_program_are_wasshs(guest: Path) -> None:
         assert view[1]["WASSH_T_A"] == ("1" if "--dir" not in args else None), (args, view)
 
 
+def test_a_guests_block_plugin_blocks_nothing(guest: Path) -> None:
+    r = wassh("run", "--proxy", "http://127.0.0.1:9", str(guest), "--block-plugin", "proxy")
+    assert guest_view(r)[0] == ["--block-plugin", "proxy"]
+
+
 def test_a_memory_cap_below_the_guests_need_is_one_line(guest: Path) -> None:
     line = one_line_error(wassh("run", "--max-memory", "1M", str(guest)))
     assert line.startswith(f"wassh: {guest} cannot start: ") and "--max-memory" in line, line

@@ -604,6 +604,39 @@ class _Collector:
 _collector = _Collector()
 
 
+def _parse(
+    commands: Mapping[str, PluginCommand | str], argv: list[str]
+) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The command line read, with the arguments after ``run``'s program the guest's."""
+    first = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if first is None or argv[first] != "run":
+        parser, _ = _build_parser(commands, _blocked_early(argv))
+        return parser, parser.parse_args(argv)
+    wasshs = argv[first + 1 :]
+    split = None
+    unblocked = _blocked_early([])  # WASSH_BLOCK_PLUGINS only
+    try:
+        # Every plugin's options known, wassh's part ends where the program's path is:
+        # a guest's --block-plugin blocks nothing.
+        parser, run = _build_parser(commands, unblocked)
+        split = split_guest_arguments(run._option_string_actions, wasshs)
+        if split is not None:
+            wasshs = split[0]
+    except (OptionConflict, PluginError):
+        pass  # a plugin clashes or fails: the --block-plugin that drops it is wassh's, surely
+    blocked = _blocked_early(wasshs)
+    if split is None or blocked != unblocked:
+        parser, run = _build_parser(commands, blocked)
+        split = split_guest_arguments(run._option_string_actions, argv[first + 1 :])
+    if split is None:  # an option run has not: argparse says which, given everything
+        ns = parser.parse_args(argv)
+        ns.args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args  # a path such as -1
+        return parser, ns
+    ns = parser.parse_args(argv[: first + 1] + split[0])
+    ns.args = split[1]
+    return parser, ns
+
+
 def _main(argv: list[str]) -> int:
     try:
         commands = plugin_commands()
@@ -611,16 +644,7 @@ def _main(argv: list[str]) -> int:
         rest: list[str] = []
         if at is not None:
             argv, rest = argv[: at + 1], argv[at + 1 :]
-        parser, run = _build_parser(commands, _blocked_early(argv))
-        guest: list[str] | None = None
-        at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
-        if at is not None and argv[at] == "run":
-            # The guest's arguments are its own, whatever they look like.
-            own, guest = split_guest_arguments(run._option_string_actions, argv[at + 1 :])
-            argv = argv[: at + 1] + own
-        ns = parser.parse_args(argv)
-        if guest is not None:
-            ns.args = guest
+        parser, ns = _parse(commands, argv)
         rest, verbose, quiet = take_flags(rest)
         verbose += ns.verbose + getattr(ns, "verbose_after", 0)
         quiet += ns.quiet + getattr(ns, "quiet_after", 0)

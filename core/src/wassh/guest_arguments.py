@@ -15,9 +15,13 @@ from collections.abc import Mapping
 
 def split_guest_arguments(
     options: Mapping[str, argparse.Action], argv: list[str]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str]] | None:
     """``run``'s arguments (after ``run``) -> (wassh's, through the program's path;
-    the guest's). ``options`` maps each of ``run``'s option strings to its action."""
+    the guest's). ``options`` maps each of ``run``'s option strings to its action.
+
+    None when wassh's part holds an option ``run`` does not have: argparse, given
+    everything, says which in one line.
+    """
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -26,9 +30,10 @@ def split_guest_arguments(
             break
         if not arg.startswith("-") or arg == "-":
             break
-        if _takes_a_value(options, arg):
-            i += 1
-        i += 1
+        takes = _takes_a_value(options, arg)
+        if takes is None:
+            return None
+        i += 2 if takes else 1
     if i >= len(argv):
         return argv, []  # no program: argparse says so
     guest = argv[i + 1 :]
@@ -37,14 +42,16 @@ def split_guest_arguments(
     return argv[: i + 1], guest
 
 
-def _takes_a_value(options: Mapping[str, argparse.Action], arg: str) -> bool:
-    """True when ``arg`` is an option whose value is the next argument."""
+def _takes_a_value(options: Mapping[str, argparse.Action], arg: str) -> bool | None:
+    """Whether option ``arg``'s value is the next argument; None for no option of ``run``."""
     if not arg.startswith("--"):
-        return False  # -v, -q, -h and their combinations: run has no short option with a value
+        # -v, -q, -h and their combinations: run has no short option with a value.
+        return False if all(f"-{c}" in options for c in arg[1:]) else None
     name, given, _ = arg.partition("=")
     action = options.get(name)
     if action is None:  # argparse takes an unambiguous abbreviation of a long option
         found = {options[o] for o in options if o.startswith(name) and o.startswith("--")}
         action = found.pop() if len(found) == 1 else None
-    # An unknown option takes nothing: argparse reports it, in one line.
-    return action is not None and not given and action.nargs != 0
+    if action is None:
+        return None
+    return not given and action.nargs != 0
