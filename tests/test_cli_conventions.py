@@ -32,7 +32,8 @@ GUEST_C = r"""
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* "sockets stream dgram ...": a socket of each kind, connected to 127.0.0.1:9.
+/* "sockets stream dgram bound ...": a socket of each kind ("bound": a stream socket
+   bound to 127.0.0.1 first), connected to 127.0.0.1:9.
    Otherwise: its arguments, then the WASSH_T_* variables. */
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "sockets")) {
@@ -44,8 +45,13 @@ int main(int argc, char **argv) {
       }
       struct sockaddr_in sa = {0};
       sa.sin_family = AF_INET;
-      sa.sin_port = htons(9);
       sa.sin_addr.s_addr = htonl(0x7f000001);
+      if (!strcmp(argv[i], "bound") && bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        printf("%s bind: %s\n", argv[i], strerror(errno));
+        close(fd);
+        continue;
+      }
+      sa.sin_port = htons(9);
       if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
         printf("%s connect: %s\n", argv[i], strerror(errno));
       else
@@ -266,6 +272,12 @@ def test_a_failed_connect_is_told_when_only_listening_is_served(guest: Path) -> 
         "stream connect: Network unreachable",
     ]
     assert r.stderr == "wassh: no transport serves stream sockets (none installed; blocked: tcp)\n"
+
+
+def test_a_bound_socket_connecting_through_its_own_transport_is_not_told(guest: Path) -> None:
+    r = sockets(guest, "--block-plugin", "tcp", str(guest), "sockets", "bound")
+    assert r.stdout == "bound connect: Connection refused\n"  # carried by the listen plugin
+    assert r.stderr == ""
 
 
 def test_unavailable_transports_say_why(guest: Path) -> None:

@@ -442,7 +442,14 @@ class Transports:
         """Available offers serving ``kind``, best first (for events and diagnostics)."""
         return [o.name for o, _ in self.offers if o.available and kind in o.kinds]
 
-    def choose(self, request: ConnectRequest, skip: Iterable[str] = ()) -> Owner | None:
+    def choose(
+        self, request: ConnectRequest, skip: Iterable[str] = (), *, fallback: bool = False
+    ) -> Owner | None:
+        """The best-ranked available offer serving ``request``, or None.
+
+        None is told to the user once per kind (why no transport serves it),
+        unless offers were skipped or the caller has a ``fallback`` of its own.
+        """
         skipped = set(skip)
         for offer, _ in self.offers:
             if not offer.available or request.kind not in offer.kinds or offer.name in skipped:
@@ -450,7 +457,7 @@ class Transports:
             if offer.accepts is not None and not offer.accepts(request):
                 continue
             return self._owners[id(offer)]
-        if request.kind != NAMES and not skipped:
+        if request.kind != NAMES and not skipped and not fallback:
             self._tell_unserved(request.kind, request)
         return None
 

@@ -306,7 +306,7 @@ class Socket(OpenObject):
         if self.state != BOUND or self.owner is None:
             return self._choose(kind, host, port)
         request = ConnectRequest(kind=kind, family=self.family, host=host, port=port)
-        best = self.process.transports.choose(request)
+        best = self.process.transports.choose(request, fallback=True)
         if best is not None and best.offer.accepts is not None and best is not self.owner:
             self._report_transport(best, kind, "claimed: its rule accepts this, bound or not")
             return best
