@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/run.py [--quick] [--rounds N] [--only NAME,...]
                                   [--shape event|blocking|both] [--json PATH] [--no-client]
+                                  [--chart FILE.svg]
+    .venv/bin/python bench/run.py --from FILE.json [--chart FILE.svg]
 
 Two server shapes, each built from one C file natively (gcc), for wassh (``wassh cc``)
 and for the wasmtime CLI (a preopened listener, ``-S tcplisten``):
@@ -39,6 +41,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import chart  # bench/chart.py
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -607,6 +611,203 @@ def table(shape: str, results: dict[str, Figures]) -> tuple[list[str], str]:
     return lines, f"{SHAPE_LABELS[shape]} shape: " + "; ".join(verdict) + "."
 
 
+class SavedError(ValueError):
+    """A results file that is not what ``--json`` writes; the message is one line."""
+
+
+@dataclass
+class Saved:
+    """One run's figures, as ``--json`` writes them and ``--from`` reads them back."""
+
+    machine: str
+    rounds: int
+    sizes: dict[str, int]
+    shapes: dict[str, dict[str, Figures]]  # shape -> server -> figures
+    client: dict[str, float] = field(default_factory=dict)  # pushing client -> MB/s
+    conditions: str = ""  # how busy the machine was
+    date: str = ""
+    run_time: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"machine": self.machine, "rounds": self.rounds}
+        out["sizes"] = self.sizes
+        for shape, results in self.shapes.items():
+            out[shape] = {name: fig.values for name, fig in results.items()}
+        if self.client:
+            out["client"] = self.client
+        out.update(conditions=self.conditions, date=self.date, run_time=self.run_time)
+        return out
+
+
+def _numbers(value: object, where: str) -> list[float]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    ):
+        raise SavedError(f"{where}: expected a list of finite numbers")
+    return [float(v) for v in value]
+
+
+def _mapping(value: object, where: str) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise SavedError(f"{where}: expected an object")
+    return {str(k): v for k, v in value.items()}
+
+
+def _string(data: dict[str, object], key: str) -> str:
+    value = data.get(key, "")
+    if not isinstance(value, str):
+        raise SavedError(f"{key}: expected a string")
+    return value
+
+
+def read_saved(path: Path) -> Saved:
+    """The results ``--json`` saved at ``path``; SavedError (or OSError) if they are not."""
+    try:
+        data = _mapping(json.loads(path.read_text(encoding="utf-8")), "the file")
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SavedError(f"not JSON ({e})") from None
+    rounds = data.get("rounds")
+    if not isinstance(rounds, int) or isinstance(rounds, bool):
+        raise SavedError("rounds: expected an integer")
+    sizes = {
+        k: int(v) for k, v in _mapping(data.get("sizes", {}), "sizes").items() if isinstance(v, int)
+    }
+    shapes: dict[str, dict[str, Figures]] = {}
+    for shape in SHAPES:
+        if shape not in data:
+            continue
+        shapes[shape] = {}
+        for server, values in _mapping(data[shape], shape).items():
+            keys = _mapping(values, f"{shape}.{server}")
+            shapes[shape][server] = Figures(
+                {k: _numbers(v, f"{shape}.{server}.{k}") for k, v in keys.items()}
+            )
+    if not shapes:
+        raise SavedError(f"no figures: none of {', '.join(SHAPES)}")
+    client = {}
+    for name, rate in _mapping(data.get("client", {}), "client").items():
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not math.isfinite(rate):
+            raise SavedError(f"client.{name}: expected a number")
+        client[name] = float(rate)
+    return Saved(
+        machine=_string(data, "machine"),
+        rounds=rounds,
+        sizes=sizes,
+        shapes=shapes,
+        client=client,
+        conditions=_string(data, "conditions"),
+        date=_string(data, "date"),
+        run_time=_string(data, "run_time"),
+    )
+
+
+def report(saved: Saved) -> list[str]:
+    """The printed report: the machine, how busy it was, then every table."""
+    lines = ["", saved.machine]
+    if saved.conditions:
+        lines.append(saved.conditions)
+    for shape, results in saved.shapes.items():
+        rows, verdict = table(shape, results)
+        lines += ["", SHAPE_TITLES[shape], "", *rows, "", verdict]
+    if saved.client:
+        base = saved.client.get("native C", math.nan)
+        lines += [
+            "",
+            "| guest client pushing to a native sink | MB/s | ratio to native C |",
+            "|---|---|---|",
+        ]
+        for name, rate in saved.client.items():
+            lines.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
+    return lines
+
+
+def _split_unit(label: str) -> tuple[str, str]:
+    """ "echo (MB/s)" -> ("echo", "MB/s")."""
+    title, _, unit = label.rpartition(" (")
+    return (title, unit.rstrip(")")) if title else (label, "")
+
+
+def _bar_text(value: float, fmt: str, unit: str, native: float | None) -> str:
+    if math.isnan(value):
+        return "n/a"
+    text = f"{format(value, fmt)} {unit}".replace(" /s", "/s")
+    if native is not None and not math.isnan(native) and native > 0:
+        text += f" ({value / native:.2f}x native)"
+    return text
+
+
+def _size_text(what: str, size: int) -> str:
+    """Bytes in MiB; pings and connects are counts."""
+    if what in ("pings", "connects") or size % (1 << 20):
+        return f"{size:,}"
+    return f"{size >> 20:,} MiB"
+
+
+def chart_svg(saved: Saved) -> str:
+    """The chart of a run: one group per figure, a panel per shape, a bar per server."""
+    groups = []
+    for row in ROWS:
+        title, unit = _split_unit(row.label)
+        panels = []
+        for shape, results in saved.shapes.items():
+            native = results.get("native C")
+            base = native.median(row.key) if native is not None and row.ratio else None
+            bars = [
+                chart.Bar(
+                    name,
+                    fig.median(row.key),
+                    _bar_text(
+                        fig.median(row.key), row.fmt, unit, None if name == "native C" else base
+                    ),
+                )
+                for name, fig in results.items()
+            ]
+            panels.append(chart.Panel(f"{SHAPE_LABELS[shape]} shape", bars))
+        better = "higher is better" if row.higher_is_better else "lower is better"
+        groups.append(chart.Group(f"{title} ({unit})", better, panels))
+    if saved.client:
+        base_rate = saved.client.get("native C")
+        bars = [
+            chart.Bar(
+                name,
+                rate,
+                _bar_text(rate, ",.0f", "MB/s", None if name == "native C" else base_rate),
+            )
+            for name, rate in saved.client.items()
+        ]
+        groups.append(
+            chart.Group(
+                "guest client pushing to a native sink (MB/s)",
+                "higher is better",
+                [chart.Panel("direct and through relays", bars)],
+            )
+        )
+    sizes = ", ".join(f"{k} {_size_text(k, v)}" for k, v in saved.sizes.items())
+    notes = [
+        *saved.machine.split("\n"),
+        *([saved.conditions] if saved.conditions else []),
+        f"sizes: {sizes}" if sizes else "",
+        " ".join(
+            x for x in (saved.date, f"run time: {saved.run_time}" if saved.run_time else "") if x
+        ),
+    ]
+    return chart.render(
+        "wassh benchmarks (bench/run.py): medians, ratios to native C from the same run",
+        [n for n in notes if n],
+        groups,
+    )
+
+
+def write_chart(saved: Saved, path: Path) -> int:
+    """Draws the chart at ``path``: the exit status (2, with one line, if it cannot be written)."""
+    try:
+        path.write_text(chart_svg(saved), encoding="utf-8")
+    except OSError as e:
+        print(f"run.py: --chart {path}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -622,7 +823,23 @@ def main() -> int:
     ap.add_argument("--shape", choices=("event", "blocking", "both"), default="both")
     ap.add_argument("--json", type=Path, help="also write every round's figures here")
     ap.add_argument("--no-client", action="store_true", help="skip the client-side (push) table")
+    ap.add_argument("--chart", type=Path, metavar="FILE.svg", help="also draw the results here")
+    ap.add_argument(
+        "--from",
+        dest="saved",
+        type=Path,
+        metavar="FILE.json",
+        help="report (and --chart) the results --json saved there; runs no benchmark",
+    )
     ns = ap.parse_args()
+    if ns.saved is not None:
+        try:
+            saved = read_saved(ns.saved)
+        except (OSError, SavedError) as e:
+            print(f"run.py: --from {ns.saved}: {e}", file=sys.stderr)
+            return 2
+        print("\n".join(report(saved)))
+        return write_chart(saved, ns.chart) if ns.chart else 0
     sizes = {
         "bulk": 512 << 20,
         "echo": 256 << 20,
@@ -654,41 +871,32 @@ def main() -> int:
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}, "
         f"Python {platform.python_version()}; medians of {rounds} round(s)\n{describe_code()}"
     )
-    out: dict[str, object] = {"machine": machine, "rounds": rounds, "sizes": sizes}
-    tables: list[str] = []
+    saved = Saved(machine, rounds, sizes, {})
     timings: list[str] = []
     for shape in shapes:
         t0 = time.perf_counter()
         results = measure(servers, shape, sizes, rounds)
         timings.append(f"{shape} shape {time.perf_counter() - t0:.0f} s")
+        saved.shapes[shape] = results
         lines, verdict = table(shape, results)
-        tables += ["", SHAPE_TITLES[shape], "", *lines, "", verdict]
-        out[shape] = {name: fig.values for name, fig in results.items()}
         print("\n".join(["", *lines, "", verdict]), file=sys.stderr, flush=True)
     if not ns.no_client:
         t0 = time.perf_counter()
-        client = client_side(sizes, rounds)
+        saved.client = client_side(sizes, rounds)
         timings.append(f"client side {time.perf_counter() - t0:.0f} s")
-        out["client"] = client
-        base = client["native C"]
-        tables += [
-            "",
-            "| guest client pushing to a native sink | MB/s | ratio to native C |",
-            "|---|---|---|",
-        ]
-        for name, rate in client.items():
-            tables.append(f"| {name} | {rate:,.0f} | {rate / base:.2f}x |")
     timings.append(f"total {time.perf_counter() - started:.0f} s")
     # Anything else running on the machine moves the figures: say how busy it was.
-    print(
-        f"\n{machine}\n1-minute load average at start {load0:.2f}, at end "
+    saved.conditions = (
+        f"1-minute load average at start {load0:.2f}, at end "
         f"{os.getloadavg()[0]:.2f}; {share.report()}"
     )
-    print("\n".join(tables))
-    print(f"\nrun time: {', '.join(timings)}")
+    saved.date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    saved.run_time = ", ".join(timings)
+    print("\n".join(report(saved)))
+    print(f"\nrun time: {saved.run_time}")
     if ns.json:
-        ns.json.write_text(json.dumps(out, indent=1))
-    return 0
+        ns.json.write_text(json.dumps(saved.to_json(), indent=1))
+    return write_chart(saved, ns.chart) if ns.chart else 0
 
 
 if __name__ == "__main__":

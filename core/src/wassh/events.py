@@ -32,6 +32,7 @@ _FAMILIES: dict[int, str] = {
 
 
 def family_name(family: int) -> str:
+    """An address family as events name it: ``"inet"``, ``"inet6"``, ``"unix"``, else a number."""
     return _FAMILIES.get(family, str(family))
 
 
@@ -107,6 +108,7 @@ class Closed(Event):
 
 
 EventSink = Callable[[Event], None]
+"""What ``events=`` takes: a callable given each event, on the guest thread."""
 
 
 def guarded(sink: EventSink) -> EventSink:

@@ -29,6 +29,7 @@ _TRUNC = getattr(socket, "MSG_TRUNC", 0)
 _POLLIN, _POLLOUT = select.POLLIN, select.POLLOUT
 
 OSHandle = SocketHandle[socket.socket]
+"""A guest socket whose ``state`` is a plain ``socket.socket``."""
 # The transport's own socket class (a subclass carrying, say, a connect target).
 C = TypeVar("C", bound=socket.socket)
 
@@ -61,6 +62,7 @@ def apply_options(sock: SocketHandle[Any], conn: socket.socket) -> None:
 
 
 def recv(sock: SocketHandle[C], buf: memoryview, peek: bool) -> int:
+    """``wassh_sock_recv``: one ``recv_into`` of the OS socket (``MSG_PEEK`` for ``peek``)."""
     return sock.state.recv_into(buf, 0, _PEEK if peek else 0)
 
 
@@ -76,22 +78,27 @@ def recvfrom(
 
 
 def send(sock: SocketHandle[C], data: memoryview) -> int:
+    """``wassh_sock_send``: one ``send`` of the OS socket, without ``SIGPIPE``."""
     return sock.state.send(data, _NOSIGNAL)
 
 
 def poll_handle(sock: SocketHandle[C], write: bool) -> tuple[int, int]:
+    """``wassh_sock_poll_handle``: the OS socket's descriptor and ``POLLOUT`` or ``POLLIN``."""
     return sock.state.fileno(), _POLLOUT if write else _POLLIN
 
 
 def setsockopt(sock: SocketHandle[C], level: int, name: int, value: int) -> None:
+    """``wassh_sock_setsockopt``: set the option on the OS socket."""
     sock.state.setsockopt(level, name, value)
 
 
 def getsockopt(sock: SocketHandle[C], level: int, name: int) -> int | None:
+    """``wassh_sock_getsockopt``: the OS socket's value of the option."""
     return sock.state.getsockopt(level, name)
 
 
 def shutdown(sock: SocketHandle[C], how: int) -> None:
+    """``wassh_sock_shutdown``: shut the OS socket down; a peer already gone is no error."""
     try:
         sock.state.shutdown(how)
     except OSError as exc:
@@ -110,10 +117,15 @@ def accept(sock: SocketHandle[C]) -> socket.socket:
 
 
 def close(sock: SocketHandle[C]) -> None:
+    """``wassh_sock_close``: close the OS socket."""
     sock.state.close()
 
 
 def getname(sock: SocketHandle[C], remote: bool) -> tuple[str, int] | None:
+    """``wassh_sock_getname``: the peer's (``remote``) or the local ``(address, port)``.
+
+    None for ``AF_UNIX`` and for an OS socket that has no such name yet.
+    """
     conn = sock.state
     if conn.family == socket.AF_UNIX:
         return None

@@ -41,7 +41,9 @@ from typing import Generic, ParamSpec, TypeVar
 log = logging.getLogger("wassh.policy")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+"""An IPv4 or IPv6 address."""
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+"""An IPv4 or IPv6 network."""
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -114,11 +116,17 @@ def normalise_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class PortRange:
+    """The ports a rule covers, ``low`` to ``high`` inclusive (``in`` tests a port)."""
+
     low: int = 0
     high: int = 65535
 
     @classmethod
     def parse(cls, text: str, pattern: str) -> PortRange:
+        """``N``, ``N-M`` or ``*`` (every port), from ``pattern`` (for messages).
+
+        :raises PolicyError: with one line saying what is wrong.
+        """
         if text == "*":
             return cls()
         low_text, dash, high_text = text.partition("-")
@@ -260,6 +268,7 @@ def _split_host_ports(pattern: str) -> tuple[str, str | None]:
 
 
 def parse_rules(patterns: Iterable[str], option: str) -> tuple[Rule, ...]:
+    """Every pattern as ``parse_rule`` parses it, in order."""
     return tuple(parse_rule(p, option) for p in patterns)
 
 

@@ -9,12 +9,12 @@ cancellation of a blocked guest, and large transfers checked byte for byte.
 Nothing is skipped because a transport lacks something: you declare what it
 does differently (``Capabilities``) and the case asserts that instead.
 
-Install ``wassh[testing]`` (pytest), load the plugin in ``conftest.py``::
+Install ``wassh[testing]`` (pytest), load the plugin in ``conftest.py``:
 
     pytest_plugins = ["wassh.testing"]
 
 (or run ``pytest -p wassh.testing``), and subclass a conformance class in a
-test module::
+test module:
 
     from wassh.testing import Capabilities, StreamConformance, TransportUnderTest
     from my_transport import MyTransport
@@ -34,7 +34,7 @@ overrides the ``wassh_transport`` fixture instead of setting ``transport``,
 and may parametrise it; a transport whose configuration depends on the
 destination gives ``config_for`` (see ``TransportUnderTest``).
 
-For example, with a relay server your own (synchronous) fixture starts::
+For example, with a relay server your own (synchronous) fixture starts:
 
     class TestThroughMyRelay(StreamConformance):
         @pytest.fixture
@@ -50,7 +50,7 @@ For example, with a relay server your own (synchronous) fixture starts::
 
 A case that fails for a reason you know (a bug in a server you test
 against) is overridden in the subclass and marked, so it fails loudly once
-fixed::
+fixed:
 
         @pytest.mark.xfail(strict=True, reason="the server drops half-closed streams")
         def test_half_close(self, wassh_kit: Kit) -> None:
@@ -58,7 +58,7 @@ fixed::
 
 Resolver plugins (an offer of kind ``NAMES`` and an ``async def
 wassh_getaddrinfo``) have their own class, ``ResolverConformance``, told which
-names the resolver knows::
+names the resolver knows:
 
     from wassh.testing import ResolverConformance, ResolverUnderTest
 
