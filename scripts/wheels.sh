@@ -7,8 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# The Debian packages the tests drive, and uv, as scripts/setup.sh has them.
+bash scripts/system-deps.sh
 export PATH="$HOME/.local/bin:$PATH"
-command -v uv >/dev/null 2>&1 || { echo "wheels.sh: needs uv (scripts/setup.sh installs it)" >&2; exit 2; }
+if ! command -v uv >/dev/null 2>&1; then
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+fi
 # Nothing from the checkout may leak into the installed environment's imports.
 unset PYTHONPATH VIRTUAL_ENV
 
