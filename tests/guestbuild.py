@@ -24,7 +24,8 @@ def _sdk_fingerprint() -> bytes:
     h = hashlib.sha256()
     for p in sorted(sdk.rglob("*")):
         if p.is_file():
-            h.update(p.as_posix().encode() + p.read_bytes())
+            # Relative: the same SDK installed elsewhere (a wheel's venv) reuses the builds.
+            h.update(p.relative_to(sdk).as_posix().encode() + p.read_bytes())
     h.update((Path(wassh.__file__).parent / "cc.py").read_bytes())
     return h.digest()
 

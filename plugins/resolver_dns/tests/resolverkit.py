@@ -41,8 +41,8 @@ def v4(*addresses: str) -> list[tuple[int, bytes]]:
 
 
 def cache_of(resolver: DnsResolver) -> dns.resolver.Cache:
-    assert resolver.resolver is not None
-    cache = resolver.resolver.cache
+    assert resolver.lookups is not None
+    cache = resolver.lookups.resolver.cache
     assert isinstance(cache, dns.resolver.Cache)
     return cache
 

@@ -78,3 +78,18 @@ def test_run_with_a_missing_ca_file_names_it(tmp_path: Path) -> None:
         f"wassh: plugin 'dns' cannot make its offer: ValueError: --resolver-ca '{missing}': "
         "No such file or directory (block it with --block-plugin dns to run without it)\n"
     )
+
+
+def test_dnspython_is_imported_only_for_a_configured_resolver() -> None:
+    """Its import costs more than the rest of start-up: a run without --resolver skips it."""
+    probe = (
+        "import sys, wassh\n"
+        "from wassh_resolver_dns import DnsResolver\n"
+        "plugin = DnsResolver()\n"
+        "plugin.wassh_transport_offer(wassh.TransportConfig(), {})\n"
+        "print(sorted(m for m in sys.modules if m == 'dns' or m.startswith('dns.')))\n"
+        "plugin.wassh_transport_offer(wassh.TransportConfig(), {'resolver': 'dns://127.0.0.1'})\n"
+        "print('dns.asyncresolver' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, "[]\nTrue\n"), r.stderr
