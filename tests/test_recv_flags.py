@@ -207,8 +207,11 @@ def test_unbound_datagram_poll_without_timeout_waits_for_a_signal(recvflags: Pat
         time.sleep(0.3)
         actions.append(proc.send_signal(15))
 
-    threading.Thread(target=later, daemon=True).start()
+    sender = threading.Thread(target=later, daemon=True)
+    sender.start()
     assert proc.run() == 0
+    # The guest can take the signal and exit before send_signal's answer is stored.
+    sender.join(timeout=60)
     assert actions == [SignalAction.QUEUED]
     assert out.text().splitlines() == ["ready", "forever -1 EINTR caught 15 after the signal"]
 

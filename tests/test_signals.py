@@ -337,8 +337,10 @@ def test_send_signal_from_another_thread(sigguest: Path) -> None:
             time.sleep(0.01)
         actions.append(proc.send_signal(2))
 
-    threading.Thread(target=later, daemon=True).start()
+    sender = threading.Thread(target=later, daemon=True)
+    sender.start()
     assert proc.run() == 130
+    sender.join(timeout=60)  # the guest can end before send_signal's answer is stored
     assert actions == [SignalAction.TERMINATED]
     assert proc.killed_by == 2
     assert proc.send_signal(2) is SignalAction.IGNORED  # nothing left to act on
@@ -354,8 +356,10 @@ def test_send_signal_to_a_guest_that_catches_it(sigguest: Path) -> None:
             time.sleep(0.01)
         actions.append(proc.send_signal(15))
 
-    threading.Thread(target=later, daemon=True).start()
+    sender = threading.Thread(target=later, daemon=True)
+    sender.start()
     assert proc.run() == 25
+    sender.join(timeout=60)  # the guest can end before send_signal's answer is stored
     assert actions == [SignalAction.QUEUED]
     assert b"caught signal 15" in out.data
 
