@@ -14,6 +14,7 @@ try:
     from . import os_socket
     from .abi.errno import Errno, WasiError
     from .arguments import OneLineArgumentParser
+    from .command_module import StartError
     from .commands import PluginCommand
     from .embed import Capture, prepare, run, run_process, run_sync
     from .handle import SocketHandle
@@ -73,6 +74,7 @@ __all__ = [
     "Process",
     "SignalAction",
     "SocketHandle",
+    "StartError",
     "TransportConfig",
     "Transports",
     "TrapFrame",

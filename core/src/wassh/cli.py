@@ -360,14 +360,16 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         dirs.append((host, guest if sep else host))
     if not ns.no_cache:
         _cache_bound()
+    from .command_module import first_line, why_not_runnable
+
     try:
         module = load_module(ns.program, use_cache=not ns.no_cache)
     except OSError as exc:
         _fail(f"cannot read {ns.program}: {exc.strerror or exc}")
     except wasmtime.WasmtimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid module"
-        _fail(f"{ns.program} is not a usable WebAssembly module: {first}")
-    from .command_module import why_not_runnable
+        _fail(
+            f"{ns.program} is not a usable WebAssembly module: {first_line(exc, 'invalid module')}"
+        )
 
     unusable = why_not_runnable(module)
     if unusable is not None:
@@ -436,6 +438,7 @@ def _run_guest(proc: Process, program: str, verbose: bool) -> int:
     """Run the guest to its exit status; a trap is a short report and 134, never a traceback."""
     import os
 
+    from .command_module import StartError
     from .host.waiter import GuestTerminated
     from .signals import SIGINT, exit_status
     from .traps import GuestTrap
@@ -447,11 +450,11 @@ def _run_guest(proc: Process, program: str, verbose: bool) -> int:
     except GuestTrap as trap:
         sys.stderr.write(trap.report(os.path.basename(program), verbose=verbose))
         return trap.exit_status
-    except wasmtime.WasmtimeError as exc:
+    except StartError as exc:
         # Instantiating failed (a trap while running is a GuestTrap): say why in one line.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot instantiate"
-        limit = " (--max-memory)" if "memory" in first and "limit" in first else ""
-        sys.stderr.write(f"wassh: {program} cannot start: {first}{limit}\n")
+        why = str(exc).removeprefix("the module cannot start: ")
+        limit = " (--max-memory)" if "memory" in why and "limit" in why else ""
+        sys.stderr.write(f"wassh: {program} cannot start: {why}{limit}\n")
         return 2
     except (GuestTerminated, KeyboardInterrupt):
         # A signal's handler raised just outside the guest call (or before ours were in).

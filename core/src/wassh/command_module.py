@@ -11,6 +11,21 @@ import wasmtime
 from .abi.preview1 import MODULE as PREVIEW1
 
 HOST_MODULES = (PREVIEW1, "wassh_experimental", "wassh")
+
+
+class StartError(RuntimeError):
+    """The guest could not start: its module is not WebAssembly, is not a WASI
+    command this host can run, or cannot be instantiated (a memory limit below
+    the module's minimum, say). Raised before any guest code runs; the message is
+    one line."""
+
+
+def first_line(error: BaseException, default: str) -> str:
+    """wasmtime's errors run to many lines of context; the first one says what."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else default
+
+
 _KINDS: dict[type, str] = {
     wasmtime.FuncType: "the function",
     wasmtime.MemoryType: "the memory",

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import wasmtime
 
+from .command_module import StartError, first_line
 from .engine import load_module
 from .plugins import TransportConfig, Transports, make_plugin_manager
 from .runtime import GuestCancelled, GuestConfig, Process, Stdin, Stdout
@@ -312,6 +313,14 @@ def _checked_trio_token(token: object) -> TrioToken | None:
     return token  # type: ignore[no-any-return]
 
 
+def _compiled(path: str | os.PathLike[str]) -> wasmtime.Module:
+    try:
+        return load_module(path)
+    except wasmtime.WasmtimeError as exc:
+        why = first_line(exc, "invalid module")
+        raise StartError(f"{os.fspath(path)} is not a usable WebAssembly module: {why}") from None
+
+
 def prepare(
     wasm: Wasm,
     argv: Argv | None = None,
@@ -392,6 +401,10 @@ def prepare(
         ValueError: A negative ``max_memory`` or file descriptor; settings given for
             a plugin both in ``config`` and ``settings``.
         wassh.PluginError: A plugin the configuration depends on cannot be used.
+        wassh.StartError: ``wasm`` is not a WebAssembly module (``Process.run``
+            raises it too for a module that is not a WASI command this host runs,
+            or one that cannot be instantiated).
+        OSError: ``wasm`` cannot be read.
     """
     wasm = _checked_wasm(wasm)
     own_argv = None if argv is None else _checked_strs("argv", argv, ordered=True)
@@ -419,7 +432,7 @@ def prepare(
         tconfig.settings[plugin] = given
     tconfig.hosts.update(extra_hosts)
 
-    module = wasm if isinstance(wasm, wasmtime.Module) else load_module(wasm)
+    module = wasm if isinstance(wasm, wasmtime.Module) else _compiled(wasm)
     if own_argv is None:
         own_argv = [Path(wasm).name] if not isinstance(wasm, wasmtime.Module) else ["guest"]
     pm = make_plugin_manager(entry_points=load_entry_points, plugins=own_plugins, block=blocked)
@@ -537,6 +550,10 @@ async def run(
         ValueError: A negative ``max_memory`` or file descriptor; settings given for
             a plugin both in ``config`` and ``settings``.
         wassh.PluginError: A plugin the configuration depends on cannot be used.
+        wassh.StartError: The module is not WebAssembly, is not a WASI command this
+            host runs, or cannot be instantiated (``max_memory`` below its minimum).
+        wassh.GuestTrap: The guest trapped.
+        OSError: ``wasm`` cannot be read.
     """
     import trio
 
@@ -700,6 +717,10 @@ def run_sync(
         ValueError: A negative ``max_memory`` or file descriptor; settings given for
             a plugin both in ``config`` and ``settings``.
         wassh.PluginError: A plugin the configuration depends on cannot be used.
+        wassh.StartError: The module is not WebAssembly, is not a WASI command this
+            host runs, or cannot be instantiated (``max_memory`` below its minimum).
+        wassh.GuestTrap: The guest trapped.
+        OSError: ``wasm`` cannot be read.
     """
     import trio
 

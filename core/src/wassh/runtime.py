@@ -28,6 +28,7 @@ from .abi.preview1 import GuestExit, Preview1
 from .abi.preview1_fs import Preview1Fs
 from .abi.trace import Tracer
 from .abi.wassh_calls import WasshCalls
+from .command_module import StartError, first_line, why_not_runnable
 from .engine import EpochGuard, get_engine
 from .fastpath import FastPath
 from .host.children import Children
@@ -297,11 +298,17 @@ class Process:
                 and not table.has(imp.module, imp.name or "")
             ):
                 table.define_enosys(imp.module, imp.name or "", imp.type)
-        instance = linker.instantiate(store, self.module)
+        try:
+            instance = linker.instantiate(store, self.module)
+        except wasmtime.Trap as trap:  # the module's start function trapped
+            raise GuestTrap.from_wasmtime(trap) from None
+        except wasmtime.WasmtimeError as exc:
+            why = why_not_runnable(self.module) or first_line(exc, "cannot instantiate")
+            raise StartError(f"the module cannot start: {why}") from None
         exports = instance.exports(store)
         mem = exports.get("memory")
         if not isinstance(mem, wasmtime.Memory):
-            raise WasiError(Errno.ENOEXEC, "guest exports no memory")
+            raise StartError("the module cannot start: it exports no memory named 'memory'")
         base = ctypes.addressof(mem.data_ptr(store).contents)
         self.memory = GuestMemory(base, lambda: mem.data_len(store))
         if self.fast is not None:
@@ -404,6 +411,9 @@ class Process:
         A guest stopped by a signal's default action returns 128 + signal; one
         that traps raises ``GuestTrap``; one cancelled raises ``GuestCancelled``.
         """
+        unusable = why_not_runnable(self.module)
+        if unusable is not None:
+            raise StartError(f"the module cannot run: {unusable}")
         try:
             try:
                 self.call("_start")
