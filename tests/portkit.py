@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sshkit import WASSH, build_recipe, free_port, need
+from suitekit import stop_listening
 
 __all__ = [
     "RUN_TIMEOUT",
@@ -169,7 +170,8 @@ class LineEcho:
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -186,4 +188,4 @@ class LineEcho:
                 conn.sendall(b"echo: " + line)
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)

@@ -16,6 +16,22 @@ import wassh
 GUESTS = Path(__file__).parent / "guests"
 
 
+def stop_listening(sock: socket.socket, acceptor: threading.Thread | None = None) -> None:
+    """Close a listening socket another thread is blocked in ``accept()`` on.
+
+    ``close()`` alone does not wake that thread on Linux: it stays blocked in the
+    kernel for ever, holding the socket, and a long run (a test repeated many times)
+    piles up thousands of them. ``shutdown()`` wakes it first.
+    """
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+    if acceptor is not None and acceptor is not threading.current_thread():
+        acceptor.join(timeout=10)
+
+
 @dataclass
 class ConnRecord:
     received: int = 0
@@ -31,7 +47,8 @@ class LoopbackServer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
         self.kept: list[socket.socket] = []  # connections a subclass holds open
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
 
     def _accept_loop(self) -> None:
         while True:
@@ -45,7 +62,7 @@ class LoopbackServer:
         raise NotImplementedError
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
         for conn in self.kept:
             conn.close()
 
@@ -68,7 +85,8 @@ class EchoServer:
         self.records: list[ConnRecord] = []
         self.lock = threading.Lock()
         self.accepted = threading.Condition(self.lock)
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
 
     def _accept_loop(self) -> None:
         while True:
@@ -123,7 +141,7 @@ class EchoServer:
         return [r.received for r in self.records]
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 @dataclass

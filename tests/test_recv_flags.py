@@ -14,7 +14,7 @@ import pytest
 import wasmtime
 import wassh
 from guestbuild import build_guest
-from suitekit import GUESTS, run_guest
+from suitekit import GUESTS, run_guest, stop_listening
 from wassh.engine import get_engine
 from wassh.signals import SignalAction
 
@@ -30,7 +30,8 @@ class ScriptedServer:
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         try:
@@ -49,7 +50,7 @@ class ScriptedServer:
                     conn.sendall(b"0123456789")
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 class UdpEcho:
@@ -57,18 +58,21 @@ class UdpEcho:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         while True:
             try:
                 data, source = self.sock.recvfrom(65536)
+                if source is None:  # woken by stop_listening's shutdown
+                    return
                 self.sock.sendto(data, source)
             except OSError:
                 return
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ import pytest
 import trio
 import wassh
 from relayhelpers import RelayProcess, WebsockifyProcess, relay_config
+from suitekit import stop_listening
 from wassh.testing import conformance_guest
 from wassh_transport_websocket.connection import RelayConnection
 from wassh_transport_websocket.driver import Driver
@@ -84,7 +85,8 @@ class Destination:
         self.port: int = self.sock.getsockname()[1]
         self.conns: list[DestConn] = []
         self.accepted = threading.Condition()
-        threading.Thread(target=self._accept_loop, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
 
     def _accept_loop(self) -> None:
         while True:
@@ -121,7 +123,7 @@ class Destination:
             return self.conns[0]
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
         for rec in self.conns:
             rec.release.set()
 

@@ -37,7 +37,7 @@ from relayhelpers import (
     relay_config,
     run_guest_async,
 )
-from suitekit import GUESTS, EchoServer
+from suitekit import GUESTS, EchoServer, stop_listening
 from wassh_transport_websocket import RelayTransport, v4
 from wassh_transport_websocket.connection import RelayConnection
 from wassh_transport_websocket.relay import DRIVERS, Fatal
@@ -74,7 +74,8 @@ class SourceServer:
         self.pattern = _pattern()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -102,7 +103,7 @@ class SourceServer:
                 return
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 @pytest.fixture

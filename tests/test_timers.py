@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from guestbuild import build_guest
 from nativebuild import build_native
-from suitekit import GUESTS, EchoServer, LoopbackServer
+from suitekit import GUESTS, EchoServer, LoopbackServer, stop_listening
 
 WASSH = str(Path(sys.executable).parent / "wassh")
 SOURCE = GUESTS / "posix" / "timers.c"
@@ -155,7 +155,8 @@ class DrainServer:
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = int(self.sock.getsockname()[1])
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         while True:
@@ -174,7 +175,7 @@ class DrainServer:
                     pass
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from suitekit import run_guest
+from suitekit import run_guest, stop_listening
 from wassh import TransportConfig
 
 WASSH = Path(sys.executable).parent / "wassh"
@@ -26,7 +26,8 @@ class UnixEchoServer:
         self.sock.bind(str(path))
         self.sock.listen(16)
         self.connections = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def _serve(self) -> None:
         while True:
@@ -42,7 +43,7 @@ class UnixEchoServer:
                 conn.sendall(b"echo:" + data)
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 @pytest.fixture

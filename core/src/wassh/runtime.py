@@ -411,10 +411,10 @@ class Process:
         A guest stopped by a signal's default action returns 128 + signal; one
         that traps raises ``GuestTrap``; one cancelled raises ``GuestCancelled``.
         """
-        unusable = why_not_runnable(self.module)
-        if unusable is not None:
-            raise StartError(f"the module cannot run: {unusable}")
         try:
+            unusable = why_not_runnable(self.module)
+            if unusable is not None:
+                raise StartError(f"the module cannot run: {unusable}")
             try:
                 self.call("_start")
                 code = 0

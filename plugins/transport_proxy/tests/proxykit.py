@@ -34,6 +34,7 @@ from typing import Any, Self
 
 import pytest
 import wassh
+from suitekit import stop_listening
 
 ROOT = Path(__file__).resolve().parents[3]
 WASSH = [sys.executable, "-m", "wassh"]
@@ -299,7 +300,8 @@ class EchoServer:
         self.port = int(self.sock.getsockname()[1])
         self.greeting = greeting
         self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def _accept(self) -> None:
         while True:
@@ -322,7 +324,7 @@ class EchoServer:
                 pass
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
 
 
 def loopback_name() -> tuple[str, str] | None:
@@ -367,7 +369,8 @@ class FakeProxy:
         self.port = int(self.sock.getsockname()[1])
         self.lock = threading.Lock()
         self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
 
     def url(self, scheme: str) -> str:
         return f"{scheme}://{bracket(self.host)}:{self.port}"
@@ -397,7 +400,7 @@ class FakeProxy:
             self.received.append(data)
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock, self._acceptor)
         with self.lock:
             for conn in self.conns:
                 with contextlib.suppress(OSError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import select
+import weakref
 from collections.abc import Callable
 
 from ..abi.errno import Errno, WasiError
@@ -33,6 +34,9 @@ class Waiter:
 
     def __init__(self) -> None:
         self._rfd, self._wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # A process prepared and dropped without running never calls close(): the
+        # pipe goes with the waiter, so an embedder preparing many leaks nothing.
+        self._close_pipe = weakref.finalize(self, _close_fds, self._rfd, self._wfd)
         self.cancelled = False
         self.signals: collections.deque[int] = collections.deque()
         self._poller = select.poll()
@@ -169,8 +173,12 @@ class Waiter:
         return ready[0][1] if ready else 0
 
     def close(self) -> None:
-        for fd in (self._rfd, self._wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._close_pipe()  # once: a later call never closes a descriptor reused since
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
