@@ -5,6 +5,7 @@ plugins' tests import it by a name no other conftest shadows."""
 from __future__ import annotations
 
 import hashlib
+import select
 import socket
 import threading
 import time
@@ -14,6 +15,15 @@ from pathlib import Path
 import wassh
 
 GUESTS = Path(__file__).parent / "guests"
+
+
+def wait_ready(fd: int | socket.socket, events: int, timeout: float) -> bool:
+    """Whether ``fd`` reports one of ``events`` (``select.POLLIN``, ...) within
+    ``timeout`` seconds. poll(2), not select(2): select refuses descriptors above
+    1023, which a long test process reaches."""
+    poller = select.poll()
+    poller.register(fd, events)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
 def stop_listening(sock: socket.socket, acceptor: threading.Thread | None = None) -> None:

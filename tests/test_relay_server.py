@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from relayhelpers import BIN, RelayProcess
-from suitekit import EchoServer
+from suitekit import EchoServer, wait_ready
 from wassh_transport_websocket import v4
 
 TIMEOUT = 5.0
@@ -247,8 +247,10 @@ class Client:
     def gone(self) -> bool:
         """Has the relay closed the TCP connection (FIN or reset)?"""
         try:
-            readable, _, _ = select.select([self.sock], [], [], 0)
-            return bool(readable) and self.sock.recv(1 << 16, socket.MSG_PEEK) == b""
+            return (
+                wait_ready(self.sock, select.POLLIN, 0)
+                and self.sock.recv(1 << 16, socket.MSG_PEEK) == b""
+            )
         except OSError:
             return True
 

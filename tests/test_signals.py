@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import wassh
 from guestbuild import build_guest
-from suitekit import GUESTS, EchoServer
+from suitekit import GUESTS, EchoServer, wait_ready
 from wassh.signals import STATE, STATE_VERSION, SignalAction, decide
 
 WASSH = str(Path(sys.executable).parent / "wassh")
@@ -73,7 +73,7 @@ class Guest:
         deadline = time.monotonic() + timeout
         while marker not in self.out:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not wait_ready(fd, select.POLLIN, left):
                 raise AssertionError(f"no {marker!r} from the guest; got {self.out!r}")
             chunk = os.read(fd, 4096)
             if not chunk:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from guestbuild import build_guest
 from nativebuild import build_native
-from suitekit import GUESTS, EchoServer, LoopbackServer, stop_listening
+from suitekit import GUESTS, EchoServer, LoopbackServer, stop_listening, wait_ready
 
 WASSH = str(Path(sys.executable).parent / "wassh")
 SOURCE = GUESTS / "posix" / "timers.c"
@@ -203,7 +203,7 @@ class FullListener:
                 c.connect(("127.0.0.1", self.port))
             except BlockingIOError:
                 pass
-            if not select.select([], [c], [], 0.5)[1]:
+            if not wait_ready(c, select.POLLOUT, 0.5):
                 break  # this one waits: so will the program's
 
     def close(self) -> None:
