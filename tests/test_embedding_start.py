@@ -7,6 +7,8 @@ async ``run``; all three must say the same thing before any guest code runs.
 
 from __future__ import annotations
 
+import gc
+import os
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,24 @@ def test_a_missing_file_is_the_os_error() -> None:
 def test_start_error_is_public() -> None:
     assert "StartError" in wassh.__all__
     assert issubclass(wassh.StartError, RuntimeError)
+
+
+def _open_descriptors() -> int:
+    gc.collect()
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_many_prepared_or_refused_processes_leave_no_descriptor(tmp_path: Path) -> None:
+    """An embedder that prepares guests it never runs, or whose start is refused,
+    gets its descriptors back: each Process holds a wake pipe until it ends or goes."""
+    good = _write(tmp_path, "good", f"(module {MEMORY} {GOOD_START})")
+    bad = _write(tmp_path, "bad", f"(module {MEMORY})")
+    wassh.prepare(good, entry_points=False)  # warm: the module cache, lazy imports
+    before = _open_descriptors()
+    for _ in range(50):
+        wassh.prepare(good, entry_points=False)
+        with pytest.raises(wassh.StartError):
+            wassh.prepare(bad, entry_points=False).run()
+        assert wassh.run_sync(good, entry_points=False) == 0
+    # 150 processes: two descriptors each would be 300; a few may be a test server's.
+    assert _open_descriptors() - before <= 3

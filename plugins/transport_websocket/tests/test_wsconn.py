@@ -10,6 +10,7 @@ frames cut at any byte, and the frames the protocol refuses.
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import trio
@@ -434,3 +436,22 @@ async def test_acks_are_not_withheld_while_the_guest_send_buffer_is_full() -> No
         await driver._handle(ws, (False, v4.data(b"z" * 10)))  # type: ignore[arg-type]
         assert ws.queued[-1] == v4.ack(130) and driver.withholding  # withheld again
         nursery.cancel_scope.cancel()
+
+
+def test_a_connection_dropped_before_the_guest_held_it_releases_its_eventfds() -> None:
+    """A connect that fails early drops its RelayConnection without guest_close():
+    the two eventfds go with it, and guest_close() after all never closes twice."""
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(100):
+        RelayConnection(None)
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) - before <= 2  # 200 if they leaked
+    kept = RelayConnection(None)
+    kept.token = SimpleNamespace(run_sync_soon=lambda fn: None)
+    kept.guest_close(lambda: None)
+    for fd in (kept.read_fd, kept.write_fd):
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    # Spent: once the numbers are reused, collecting the connection closes nothing.
+    assert not kept._release_fds.alive

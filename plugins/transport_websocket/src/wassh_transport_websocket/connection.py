@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+import weakref
 from collections import deque
 from typing import Any
 
@@ -80,6 +81,9 @@ class RelayConnection:
         self.send_low = send_max // 2
         self.read_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.write_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # A connection dropped before any guest descriptor held it (a connect that
+        # failed early) never sees guest_close(): its eventfds go with it.
+        self._release_fds = weakref.finalize(self, _close_fds, self.read_fd, self.write_fd)
         self._r_set = False
         self._w_set = False
         self._fds_closed = False
@@ -247,8 +251,7 @@ class RelayConnection:
             self.guest_closed = True
             self.closing = True
             self._fds_closed = True
-            os.close(self.read_fd)
-            os.close(self.write_fd)
+            self._release_fds()
             self._chunks.clear()
             self.rlen = 0
             parked = [e for e in (self._reader_parked, self._writer_parked) if e is not None]
@@ -417,3 +420,11 @@ class RelayConnection:
     def all_acked(self) -> bool:
         with self.lock:
             return not self.unacked
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
