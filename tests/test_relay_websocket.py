@@ -125,6 +125,41 @@ async def test_v4_256_mib_with_the_websocket_cut_ten_times(
     assert len(relay_for.events("v4_reconnect")) == 10
 
 
+async def test_v4_resume_while_the_relay_still_queues_bytes_for_the_target(
+    netclient: Path, echo_server: EchoServer
+) -> None:
+    # A small replay buffer fills while the WebSocket is down, so the relay stops
+    # reading the echo server, which stops reading the relay: on resume the relay
+    # holds more client bytes (RECONNECT_SUCCESS) than it has written (its next
+    # ACK). That lower ACK is no reverse ack; the client once reset the connection.
+    relay = RelayProcess(
+        "--allow",
+        f"*:{echo_server.port}",
+        "--add-host",
+        "echo.test=127.0.0.1",
+        "--replay-buffer",
+        "65536",
+    )
+    total = 16 << 20
+    proxy = FaultProxy(relay.port, every=(2 * total) // 7, cuts=6)
+    try:
+        async with trio.open_nursery() as nursery:
+            port = await proxy.start(nursery)
+            config = relay_config(
+                f"ws://127.0.0.1:{port}/", "corp-relay-v4", relay_reconnect_delay=0.05
+            )
+            r = await run_guest_async(
+                netclient, "bulk", "echo.test", str(echo_server.port), str(total), config=config
+            )
+            nursery.cancel_scope.cancel()
+        assert r.stdout == f"sent {total} got {total} bad 0\n", r
+        assert r.code == 0 and r.stderr == ""
+        assert len(proxy.cut_at) == 6
+        assert relay.wait_event("v4_session_end")["reconnects"] == 6
+    finally:
+        relay.close()
+
+
 async def test_first_connect_goes_to_the_relay_with_the_name(
     relayclient: Path, echo_server: EchoServer, relay_for: RelayProcess
 ) -> None:

@@ -166,6 +166,27 @@ async def test_v4_acks() -> None:
         driver._ack(131)
     driver._ack(120, resync=True)  # RECONNECT_SUCCESS: resend from there
     assert conn.sent == 120
+    assert conn.acked == 110  # the relay holds those bytes; its ACKs release them
+
+
+async def test_v4_ack_below_reconnect_success_after_a_resume() -> None:
+    # The relay reports the client bytes it holds in RECONNECT_SUCCESS (some still
+    # queued for a target that is not reading) but acknowledges only those written,
+    # and its first ACK on the new socket says so: a lower value that is no reverse
+    # ack. The client used to release up to RECONNECT_SUCCESS, then reset the
+    # connection on that ACK (seen with a slow target and a WebSocket cut).
+    conn = _conn(100, 50, 30)
+    driver = CorpRelayV4(settings(protocol="corp-relay-v4"), conn, "h", 1)
+    ws: Any = None  # not used by RECONNECT_SUCCESS and ACK
+    await driver._handle(ws, (False, v4.reconnect_success(125)))
+    assert conn.sent == 125 and conn.acked == 100
+    await driver._handle(ws, (False, v4.ack(110)))
+    assert conn.acked == 110 and conn.unacked == 40
+    await driver._handle(ws, (False, v4.ack(125)))
+    assert conn.acked == 125
+    # What the relay acknowledged it holds: a resume below that lost bytes.
+    with pytest.raises(Fatal, match="reverse ack"):
+        await driver._handle(ws, (False, v4.reconnect_success(120)))
 
 
 def ready(fd: int) -> bool:

@@ -103,10 +103,16 @@ class CorpRelayV4(Driver):
             raise Fatal(f"reverse ack {a} < {wa}")
         if a > s:
             raise Fatal(f"ack {a} beyond the {s} bytes sent")
+        if resync:
+            # RECONNECT_SUCCESS counts the bytes the relay holds, which includes what
+            # it has queued but not yet written to the target; its ACKs count only
+            # the bytes written, so the next one may be below this value. Releasing
+            # here would turn that ACK into a "reverse ack" and would let the relay's
+            # queue grow past our send window: resend from here, release on its ACKs.
+            conn.rewind(a)
+            return
         if a > wa:
             conn.release(a)
-        if resync:
-            conn.rewind(a)
         ev, self._acked = self._acked, trio.Event()
         ev.set()
 
