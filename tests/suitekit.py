@@ -162,7 +162,7 @@ class GuestResult:
     raw_stdout: bytes
 
 
-def run_guest(wasm: Path, *args: str, stdin: bytes = b"", **options: object) -> GuestResult:
+def run_guest(wasm: Path, *args: str, stdin: bytes = b"", **options: Any) -> GuestResult:
     out, err = wassh.Capture(), wassh.Capture()
     code = wassh.run_sync(wasm, [wasm.stem, *args], stdin=stdin, stdout=out, stderr=err, **options)
     return GuestResult(code, out.text(), err.text(), bytes(out.data))
