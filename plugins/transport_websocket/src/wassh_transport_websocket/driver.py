@@ -41,6 +41,10 @@ CLEAN_CODES = (1000, 1005)
 # still goes out and the relay ends the session at once instead of holding it
 # for a resume.
 CLOSE_HANDSHAKE = 0.5
+# How often withheld acks are looked at again while the guest, its send buffer full,
+# leaves more than ``recv_limit`` unread (its reads above the low-water mark wake
+# nothing).
+RECHECK = 0.05
 
 
 class RelayError(Exception):
@@ -76,6 +80,9 @@ class Driver:
         # Acks held back while the guest leaves more than the high-water mark unread.
         self.withholding = False
         self._withheld = trio.Event()
+        # The read count our acks have let the relay know of, as far as it may know
+        # (what it sent past this is what its window governs).
+        self.granted = 0
         self._acked = trio.Event()  # set (and replaced) whenever the relay acknowledges
         # While closing: when waiting for the relay's acks stops (``start_closing``).
         self._linger_until: float | None = None
@@ -169,28 +176,42 @@ class Driver:
         """After a delivery: may the bytes received so far be acknowledged now?
 
         Above the high-water mark the acks wait until the guest has read down to the
-        low-water mark, so that a relay which windows its output stops sending. A
-        relay that goes on regardless is cut off at ``recv_limit`` unread bytes.
+        low-water mark, so that a relay which windows its output stops sending.
 
-        Never while the guest's send buffer is full: the guest may be blocked sending,
+        Not while the guest's send buffer is full: the guest may be blocked sending,
         waiting for the relay's acks, which can wait for the target, which can wait
-        for the relay to read it, which waits for our acks. Then the acks go out (a
-        guest that only sends, never reads, ends at ``recv_limit``).
+        for the relay to read it, which waits for our acks. Then the acks go out, up
+        to ``recv_limit`` unread bytes: past that the client stops inviting more, as
+        a full TCP receive buffer would (a guest that sends into an echo and never
+        reads then stalls, as over TCP).
+
+        A relay is cut off when it goes on regardless: more than ``recv_limit``
+        unread, and more than ``recv_limit`` less the high-water mark (the room a
+        guest that stops reading leaves a relay) sent past our last ack. Bytes our
+        own acks invited never count against it.
         """
         conn = self.conn
         unread = conn.rlen
-        if unread > self.settings.recv_limit:
+        limit = self.settings.recv_limit
+        if unread > limit and conn.received - self.granted > limit - conn.recv_high:
             raise Fatal(
                 f"the relay ignored the flow-control window: the guest has {unread} unread"
-                f" bytes, more than the recv_limit setting ({self.settings.recv_limit})"
+                f" bytes, more than the recv_limit setting ({limit}),"
+                f" {conn.received - self.granted} of them past our last acknowledgement"
             )
         if self.withholding:
             return False
-        if unread > conn.recv_high and not conn.send_full:
+        if unread > conn.recv_high and not self._send_blocked_below_limit():
             self.withholding = True
             self._withheld.set()
             return False
+        self.granted = conn.received
         return True
+
+    def _send_blocked_below_limit(self) -> bool:
+        """The guest's send buffer is full and it leaves at most ``recv_limit`` unread."""
+        conn = self.conn
+        return conn.send_full and conn.rlen <= self.settings.recv_limit
 
     def _ack_now(self, ws: WebSocket) -> None:
         """Acknowledge everything received (the guest has drained its buffer)."""
@@ -202,9 +223,25 @@ class Driver:
             if not self.withholding:
                 self._withheld = trio.Event()
                 await self._withheld.wait()
-            await conn.wait_drained()
+            await self._wait_ack_room()
             self.withholding = False
+            self.granted = conn.received
             self._ack_now(ws)
+
+    async def _wait_ack_room(self) -> None:
+        """Until withheld acks may go: the guest has read down to the low-water mark,
+        or its send buffer is full with at most ``recv_limit`` unread (or closing)."""
+        conn = self.conn
+        while True:
+            await conn.wait_drained()
+            with conn.lock:
+                if conn.rlen <= conn.recv_low or conn.closing:
+                    return
+                if self._send_blocked_below_limit():
+                    return
+            # Full send buffer, too much unread: only the guest's reads can free us,
+            # and one that stops above the low-water mark wakes nobody; look again.
+            await trio.sleep(RECHECK)
 
     def _nothing_unacked(self) -> bool:
         """The relay has acknowledged all we sent: it has no reason not to read us."""

@@ -195,7 +195,7 @@ class CorpRelay(Driver):
             self.conn.rewind(wa)  # re-send what the relay did not acknowledge
         self._just_resumed = True
         # The URL told the relay the whole read count.
-        self.ack_pos = self.told = self.read_count
+        self.ack_pos = self.told = self.granted = self.read_count
         self.ws = opened[0]
         return 0
 
