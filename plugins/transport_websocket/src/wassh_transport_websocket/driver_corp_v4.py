@@ -144,6 +144,7 @@ class CorpRelayV4(Driver):
                 return errno.ECONNRESET
             if ok:
                 self.ws = opened[0]
+                self.granted = self.read_count  # the URL's ack= told the relay all of it
                 return 0
             for new in opened:
                 if new.end == "close":
