@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import wasmtime
 import wassh
+from suitekit import wait_ready
 from wassh.engine import get_engine
 
 P1 = "wasi_snapshot_preview1"
@@ -256,7 +256,9 @@ def test_bad_output_pointer_in_recvfrom_loses_no_data(echo_server: Any) -> None:
         fd = p.sockets.install(sock)
         sock.connect("127.0.0.1", echo_server.port)
         sock.write([memoryview(b"Z")])
-        time.sleep(0.1)  # the echo is back in our socket buffer
+        # Until the echo is back in our socket buffer (a bad pointer is checked once
+        # there is a byte to copy).
+        assert wait_ready(*sock.poll_handle(write=False), timeout=30)
         sock.nonblocking = True  # a lost byte shows as EAGAIN, not as a hang
         assert p.call("recv", fd, 0xFFFFFFF0) == wassh.Errno.EFAULT
         assert p.call("recv", fd, 200) == 0  # the byte is still there
