@@ -186,6 +186,7 @@ def drive(steps: Handshake, replies: list[bytes], bound: object = None) -> list[
     ``bound``: the address the handshake must end with (SOCKS5's BND).
     """
     sent: list[bytes] = []
+    replies = list(replies)  # the caller's list (a test parameter) stays as it was
     op = next(steps)
     while True:
         if isinstance(op, Send):
