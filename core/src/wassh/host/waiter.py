@@ -10,6 +10,7 @@ runs the handler (never from inside a host call).
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import select
 import weakref
@@ -178,7 +179,5 @@ class Waiter:
 
 def _close_fds(*fds: int) -> None:
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass

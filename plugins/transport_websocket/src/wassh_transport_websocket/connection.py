@@ -27,6 +27,7 @@ The guest thread (socket hooks) and the relay's trio task meet here, under one
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -424,7 +425,5 @@ class RelayConnection:
 
 def _close_fds(*fds: int) -> None:
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
