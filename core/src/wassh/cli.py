@@ -17,8 +17,6 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import wasmtime
-
 from .arguments import OneLineArgumentParser
 from .commands import PluginCommand, plugin_commands
 from .entrypoints import pinned
@@ -337,7 +335,6 @@ def _cmd_cache(ns: argparse.Namespace) -> int:
 
 def _cmd_run(ns: argparse.Namespace) -> int:
     from .embed import prepare
-    from .engine import load_module
 
     args = list(ns.args)
     env = _guest_env(ns.env)
@@ -360,16 +357,14 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         dirs.append((host, guest if sep else host))
     if not ns.no_cache:
         _cache_bound()
-    from .command_module import first_line, why_not_runnable
+    from .command_module import StartError, compile_module, why_not_runnable
 
     try:
-        module = load_module(ns.program, use_cache=not ns.no_cache)
+        module = compile_module(ns.program, use_cache=not ns.no_cache)
     except OSError as exc:
         _fail(f"cannot read {ns.program}: {exc.strerror or exc}")
-    except wasmtime.WasmtimeError as exc:
-        _fail(
-            f"{ns.program} is not a usable WebAssembly module: {first_line(exc, 'invalid module')}"
-        )
+    except StartError as exc:
+        _fail(str(exc))
 
     unusable = why_not_runnable(module)
     if unusable is not None:
@@ -452,7 +447,7 @@ def _run_guest(proc: Process, program: str, verbose: bool) -> int:
         return trap.exit_status
     except StartError as exc:
         # Instantiating failed (a trap while running is a GuestTrap): say why in one line.
-        why = str(exc).removeprefix("the module cannot start: ")
+        why = exc.reason
         limit = " (--max-memory)" if "memory" in why and "limit" in why else ""
         sys.stderr.write(f"wassh: {program} cannot start: {why}{limit}\n")
         return 2

@@ -6,9 +6,12 @@ instantiation; the command line wants one line naming what is missing.
 
 from __future__ import annotations
 
+import os
+
 import wasmtime
 
 from .abi.preview1 import MODULE as PREVIEW1
+from .engine import load_module
 
 HOST_MODULES = (PREVIEW1, "wassh_experimental", "wassh")
 
@@ -17,13 +20,27 @@ class StartError(RuntimeError):
     """The guest could not start: its module is not WebAssembly, is not a WASI
     command this host can run, or cannot be instantiated (a memory limit below
     the module's minimum, say). Raised before any guest code runs; the message is
-    one line."""
+    one line, ``what: reason``, and ``reason`` alone is the why."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what}: {reason}")
+        self.reason = reason
 
 
 def first_line(error: BaseException, default: str) -> str:
     """wasmtime's errors run to many lines of context; the first one says what."""
     text = str(error).strip()
     return text.splitlines()[0] if text else default
+
+
+def compile_module(path: str | os.PathLike[str], *, use_cache: bool = True) -> wasmtime.Module:
+    """The module at ``path`` (``OSError`` if it cannot be read), or ``StartError``
+    when its bytes are not WebAssembly."""
+    try:
+        return load_module(path, use_cache)
+    except wasmtime.WasmtimeError as exc:
+        what = f"{os.fspath(path)} is not a usable WebAssembly module"
+        raise StartError(what, first_line(exc, "invalid module")) from None
 
 
 _KINDS: dict[type, str] = {

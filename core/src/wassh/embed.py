@@ -8,14 +8,13 @@ module compiles, so a typo never runs a guest with half of what was meant.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
 
-from .command_module import StartError, first_line
+from .command_module import compile_module
 from .embed_arguments import (
     Argv,
     DirSpec,
@@ -40,7 +39,6 @@ from .embed_arguments import (
     checked_trio_token,
     checked_wasm,
 )
-from .engine import load_module
 from .plugins import TransportConfig, Transports, make_plugin_manager
 from .runtime import GuestCancelled, GuestConfig, Process
 from .spawn import ProgramMap
@@ -50,14 +48,6 @@ if TYPE_CHECKING:
     from trio.lowlevel import TrioToken
 
     from .events import EventSink
-
-
-def _compiled(path: str | os.PathLike[str]) -> wasmtime.Module:
-    try:
-        return load_module(path)
-    except wasmtime.WasmtimeError as exc:
-        why = first_line(exc, "invalid module")
-        raise StartError(f"{os.fspath(path)} is not a usable WebAssembly module: {why}") from None
 
 
 def prepare(
@@ -171,7 +161,7 @@ def prepare(
         tconfig.settings[plugin] = given
     tconfig.hosts.update(extra_hosts)
 
-    module = wasm if isinstance(wasm, wasmtime.Module) else _compiled(wasm)
+    module = wasm if isinstance(wasm, wasmtime.Module) else compile_module(wasm)
     if own_argv is None:
         own_argv = [Path(wasm).name] if not isinstance(wasm, wasmtime.Module) else ["guest"]
     pm = make_plugin_manager(entry_points=load_entry_points, plugins=own_plugins, block=blocked)

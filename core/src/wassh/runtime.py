@@ -304,11 +304,11 @@ class Process:
             raise GuestTrap.from_wasmtime(trap) from None
         except wasmtime.WasmtimeError as exc:
             why = why_not_runnable(self.module) or first_line(exc, "cannot instantiate")
-            raise StartError(f"the module cannot start: {why}") from None
+            raise StartError("the module cannot start", why) from None
         exports = instance.exports(store)
         mem = exports.get("memory")
         if not isinstance(mem, wasmtime.Memory):
-            raise StartError("the module cannot start: it exports no memory named 'memory'")
+            raise StartError("the module cannot start", "it exports no memory named 'memory'")
         base = ctypes.addressof(mem.data_ptr(store).contents)
         self.memory = GuestMemory(base, lambda: mem.data_len(store))
         if self.fast is not None:
@@ -414,7 +414,7 @@ class Process:
         try:
             unusable = why_not_runnable(self.module)
             if unusable is not None:
-                raise StartError(f"the module cannot run: {unusable}")
+                raise StartError("the module cannot run", unusable)
             try:
                 self.call("_start")
                 code = 0

@@ -117,6 +117,7 @@ class RelayConnection:
         self.shut_wr = False
         # trio-side wake-ups (created and awaited on the trio thread only)
         self._reader_parked: trio.Event | None = None
+        self._wake_at = self.recv_low  # the parked reader wakes once rlen is down to this
         self._writer_parked: trio.Event | None = None
         self.done = threading.Event()  # the trio task has finished
 
@@ -195,7 +196,7 @@ class RelayConnection:
                 if self.rlen == 0 and not self.ended:
                     self._clear_read()
                 parked = self._reader_parked
-                if parked is not None and self.rlen <= self.recv_low:
+                if parked is not None and self.rlen <= self._wake_at:
                     self._reader_parked = None
                     self._wake_soon(parked)
             return got
@@ -323,21 +324,27 @@ class RelayConnection:
                 if self.rlen < self.recv_high or self.closing:
                     return
                 self._reader_parked = event
+                self._wake_at = self.recv_low
             await event.wait()
 
     def below_high(self) -> bool:
         """The guest's unread bytes are under the high-water mark (the reader may go on)."""
         return self.rlen < self.recv_high or self.closing
 
-    async def wait_drained(self) -> None:
-        """Wait until the guest has read the buffer down to the low-water mark, or its
-        send buffer is full (or the stream is closing)."""
+    async def wait_drained(self, full_limit: int) -> None:
+        """Wait until the guest has read the buffer down to the low-water mark or, while
+        its send buffer is full, down to ``full_limit`` (or the stream is closing)."""
         while True:
             event = trio.Event()
             with self.lock:
-                if self.rlen <= self.recv_low or self.closing or self.send_full:
+                if self.rlen <= self.recv_low or self.closing:
+                    return
+                if self.send_full and self.rlen <= full_limit:
                     return
                 self._reader_parked = event
+                # A send buffer filling up wakes the reader too (send()); one emptying
+                # only makes this wake early, and the loop parks again.
+                self._wake_at = full_limit if self.send_full else self.recv_low
             await event.wait()
 
     # send side ------------------------------------------------------------------------

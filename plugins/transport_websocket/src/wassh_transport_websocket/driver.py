@@ -41,10 +41,6 @@ CLEAN_CODES = (1000, 1005)
 # still goes out and the relay ends the session at once instead of holding it
 # for a resume.
 CLOSE_HANDSHAKE = 0.5
-# How often withheld acks are looked at again while the guest, its send buffer full,
-# leaves more than ``recv_limit`` unread (its reads above the low-water mark wake
-# nothing).
-RECHECK = 0.05
 
 
 class RelayError(Exception):
@@ -223,25 +219,10 @@ class Driver:
             if not self.withholding:
                 self._withheld = trio.Event()
                 await self._withheld.wait()
-            await self._wait_ack_room()
+            await conn.wait_drained(self.settings.recv_limit)
             self.withholding = False
             self.granted = conn.received
             self._ack_now(ws)
-
-    async def _wait_ack_room(self) -> None:
-        """Until withheld acks may go: the guest has read down to the low-water mark,
-        or its send buffer is full with at most ``recv_limit`` unread (or closing)."""
-        conn = self.conn
-        while True:
-            await conn.wait_drained()
-            with conn.lock:
-                if conn.rlen <= conn.recv_low or conn.closing:
-                    return
-                if self._send_blocked_below_limit():
-                    return
-            # Full send buffer, too much unread: only the guest's reads can free us,
-            # and one that stops above the low-water mark wakes nobody; look again.
-            await trio.sleep(RECHECK)
 
     def _nothing_unacked(self) -> bool:
         """The relay has acknowledged all we sent: it has no reason not to read us."""
